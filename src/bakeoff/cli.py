@@ -1,0 +1,169 @@
+"""The `bakeoff` command: one subcommand per stage, each a thin call into its module.
+
+Stage modules are imported inside the commands so that `bakeoff --help` stays fast
+(TensorFlow alone takes seconds to import).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bakeoff import paths
+from bakeoff.errors import BakeoffError
+
+app = typer.Typer(
+    help="Which pretrained CNN backbone should I use for my images? Run the bake-off.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ParamsOption = Annotated[
+    Path | None, typer.Option("--params", help="params file (default: the project's params.yaml)")
+]
+
+
+def _params(path: Path | None):
+    from bakeoff.config import load_params
+
+    return load_params(path)
+
+
+@app.command()
+def ingest(params_file: ParamsOption = None) -> None:
+    """Copy the source images into data/raw/<class>/ (the source is only read)."""
+    from bakeoff.ingest import ingest as run
+
+    result = run(_params(params_file).data, paths.RAW_DIR)
+    typer.echo(result)
+
+
+@app.command()
+def validate(params_file: ParamsOption = None) -> None:
+    """Check every image, write the manifest, reports/validation.json and the data docs."""
+    from bakeoff.validate import validate as run
+
+    result = run(
+        _params(params_file).validate,
+        raw_dir=paths.RAW_DIR,
+        out_dir=paths.VALIDATED_DIR,
+        reports_dir=paths.REPORTS_DIR,
+    )
+    typer.echo(result)
+
+
+@app.command()
+def split(params_file: ParamsOption = None) -> None:
+    """Split the accepted images into stratified, leak-free train/val/test manifests."""
+    from bakeoff.split import split as run
+
+    result = run(
+        _params(params_file).split,
+        accepted=paths.VALIDATED_DIR / "accepted.csv",
+        out_dir=paths.SPLIT_DIR,
+    )
+    typer.echo(result)
+
+
+@app.command()
+def train(
+    backbone: Annotated[str, typer.Argument(help="a backbone name from the registry")],
+    params_file: ParamsOption = None,
+) -> None:
+    """Train one backbone with the recipe, tracked in MLflow."""
+    from bakeoff.train import train as run
+
+    result = run(
+        backbone,
+        _params(params_file),
+        split_dir=paths.SPLIT_DIR,
+        image_root=paths.RAW_DIR,
+        out_dir=paths.MODELS_DIR / backbone,
+        state_dir=paths.STATE_DIR / "train" / backbone,
+    )
+    typer.echo(result)
+
+
+@app.command()
+def evaluate(
+    backbone: Annotated[str, typer.Argument(help="a trained backbone")],
+    params_file: ParamsOption = None,
+) -> None:
+    """Test accuracy, per-class scores, confusion matrix, size and latency of one backbone."""
+    from bakeoff.evaluate import evaluate as run
+
+    result = run(
+        backbone,
+        _params(params_file),
+        split_dir=paths.SPLIT_DIR,
+        image_root=paths.RAW_DIR,
+        model_dir=paths.MODELS_DIR / backbone,
+        metrics_path=paths.METRICS_DIR / f"{backbone}.json",
+        plots_dir=paths.PLOTS_DIR / backbone,
+    )
+    typer.echo(result)
+
+
+@app.command()
+def register(params_file: ParamsOption = None) -> None:
+    """Register the best backbone; move `champion` only when it beats the current one."""
+    from bakeoff.register import register as run
+
+    params = _params(params_file)
+    decision = run(
+        params,
+        backbones=params.backbones,
+        models_dir=paths.MODELS_DIR,
+        metrics_dir=paths.METRICS_DIR,
+        split_dir=paths.SPLIT_DIR,
+        image_root=paths.RAW_DIR,
+        out_path=paths.REPORTS_DIR / "register.json",
+    )
+    typer.echo(decision)
+
+
+@app.command()
+def report(params_file: ParamsOption = None) -> None:
+    """Write reports/comparison.{md,html}: which backbone, and why."""
+    from bakeoff.report import report as run
+
+    params = _params(params_file)
+    out = run(
+        params,
+        backbones=params.backbones,
+        metrics_dir=paths.METRICS_DIR,
+        models_dir=paths.MODELS_DIR,
+        out_dir=paths.REPORTS_DIR,
+    )
+    typer.echo(out)
+
+
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="image files or folders")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    model_uri: Annotated[
+        str | None, typer.Option(help="default: models:/<register.model_name>@champion")
+    ] = None,
+    params_file: ParamsOption = None,
+) -> None:
+    """Classify images with the champion model."""
+    from bakeoff.predict import format_predictions, predict as run
+
+    params = _params(params_file)
+    results = run(images, params, top_k=top_k, model_uri=model_uri)
+    typer.echo(format_predictions(results, as_json=as_json))
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line on stderr and exit 1."""
+    try:
+        app()
+    except BakeoffError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(1)

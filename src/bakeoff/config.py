@@ -1,0 +1,197 @@
+"""params.yaml, loaded once into frozen dataclasses.
+
+Every section of params.yaml is a frozen dataclass below. Unknown keys and values of
+the wrong type are errors that name the key, so a typo never silently falls back to a
+default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+from bakeoff.errors import BakeoffError
+from bakeoff.paths import PARAMS_FILE
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+@dataclass(config=_STRICT, frozen=True)
+class DataParams:
+    source: str = "fashion-mnist"
+    fashion_mnist_dir: str = "/usr/share/datasets/fashion-mnist"
+    per_class: int = 300
+    seed: int = 42
+
+
+@dataclass(config=_STRICT, frozen=True)
+class ValidateParams:
+    min_size: int = 16
+    max_invalid_fraction: float = 0.05
+    min_images_per_class: int = 10
+    max_class_imbalance: float = 10.0
+    workers: int = 0  # 0: one worker per core
+
+
+@dataclass(config=_STRICT, frozen=True)
+class SplitParams:
+    val: float = 0.15
+    test: float = 0.15
+    seed: int = 42
+
+
+@dataclass(config=_STRICT, frozen=True)
+class BackboneOverride:
+    image_size: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    epochs: int | None = None
+
+
+@dataclass(config=_STRICT, frozen=True)
+class TrainParams:
+    weights: str = "none"  # imagenet | none | path to a weights file
+    image_size: int | None = None  # None: the backbone's default
+    batch_size: int = 32
+    epochs: int = 10
+    learning_rate: float = 0.001
+    patience: int = 5
+    min_epochs: int = 5  # early stopping never stops before this epoch
+    bn_momentum: float = 0.9
+    fine_tune_layers: int = 0
+    fine_tune_epochs: int = 5
+    fine_tune_learning_rate: float = 0.0001
+    augment: bool = False
+    cache_features: bool = True
+    seed: int = 42
+    overrides: dict[str, BackboneOverride] | None = None
+
+
+@dataclass(config=_STRICT, frozen=True)
+class EvaluateParams:
+    latency_repeats: int = 30
+    latency_warmup: int = 5
+
+
+@dataclass(config=_STRICT, frozen=True)
+class RegisterParams:
+    model_name: str = "image-classifier"
+    metric: str = "val_accuracy"
+    max_latency_ms: float | None = None
+    max_size_mb: float | None = None
+    min_improvement: float = 0.0
+
+
+@dataclass(config=_STRICT, frozen=True)
+class Budget:
+    max_latency_ms: float | None = None
+    max_size_mb: float | None = None
+
+
+@dataclass(config=_STRICT, frozen=True)
+class ReportParams:
+    bootstrap: int = 1000
+    confidence: float = 0.95
+    budgets: dict[str, Budget] | None = None
+
+
+@dataclass(config=_STRICT, frozen=True)
+class TrackingParams:
+    experiment: str = "bakeoff"
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+
+
+@dataclass(config=_STRICT, frozen=True)
+class OrchestrationParams:
+    task_runner: Literal["thread", "process", "dask"] = "thread"
+    max_workers: int = 2
+    dask_address: str | None = None
+
+
+@dataclass(config=_STRICT, frozen=True)
+class RetrainParams:
+    cron: str = "0 3 * * 1"
+    timezone: str = "UTC"
+    force: bool = False
+
+
+@dataclass(config=_STRICT, frozen=True)
+class Params:
+    backbones: list[str]
+    data: DataParams = DataParams()
+    validate: ValidateParams = ValidateParams()
+    split: SplitParams = SplitParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    register: RegisterParams = RegisterParams()
+    report: ReportParams = ReportParams()
+    tracking: TrackingParams = TrackingParams()
+    orchestration: OrchestrationParams = OrchestrationParams()
+    retrain: RetrainParams = RetrainParams()
+
+    def for_backbone(self, name: str) -> TrainParams:
+        """The train section with the per-backbone overrides of `name` applied."""
+        override = (self.train.overrides or {}).get(name)
+        if override is None:
+            return self.train
+        changes = {k: v for k, v in dataclasses.asdict(override).items() if v is not None}
+        return dataclasses.replace(self.train, **changes)
+
+
+def parse_params(raw: dict[str, Any]) -> Params:
+    """Validate a params mapping.
+
+    Args:
+        raw: The parsed params.yaml.
+
+    Returns:
+        The frozen params.
+
+    Raises:
+        BakeoffError: A key is unknown or a value has the wrong type; the message names it.
+    """
+    try:
+        # JSON mode: strict about scalars ("5" is not an int) yet builds nested sections.
+        return TypeAdapter(Params).validate_json(json.dumps(raw))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+                problems.append(f"unknown key '{key}'")
+            else:
+                problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
+        raise BakeoffError("params.yaml: " + "; ".join(problems)) from None
+    except TypeError as exc:  # a section that is not a mapping
+        raise BakeoffError(f"params.yaml: {exc}") from None
+
+
+def load_params(path: Path | None = None) -> Params:
+    """Read and validate params.yaml (the project's own by default) through `dvc.api`.
+
+    Args:
+        path: A params file; default the project's params.yaml.
+
+    Returns:
+        The frozen params.
+    """
+    import yaml
+
+    path = Path(path or PARAMS_FILE)
+    if not path.is_file():
+        raise BakeoffError(f"no params file at {path}: run bakeoff from the project root")
+    try:
+        if path.resolve() == PARAMS_FILE.resolve():
+            import dvc.api
+
+            raw = dvc.api.params_show(repo=str(path.parent))
+        else:
+            raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise BakeoffError(f"{path} is not valid YAML: {exc}") from None
+    return parse_params(raw)

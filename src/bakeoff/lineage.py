@@ -1,0 +1,46 @@
+"""Lineage: which code and which data produced a result."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from bakeoff.paths import PROJ_ROOT
+
+
+def data_version(accepted_manifest: Path) -> str:
+    """The data version: sha256 (first 16 hex digits) of the accepted-images manifest.
+
+    The manifest lists every accepted image with its own sha256, so the same images under
+    the same labels always give the same version, wherever they were ingested.
+    """
+    digest = hashlib.sha256(Path(accepted_manifest).read_bytes()).hexdigest()
+    return digest[:16]
+
+
+def git_commit(root: Path = PROJ_ROOT) -> str:
+    """The checked-out git commit, with `-dirty` when the work tree has changes."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks so large weights files do not fill memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,90 @@
+"""Shared fixtures: the real params shrunk, and a tiny labelled image set with its split."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["dots", "horizontal", "vertical"]
+
+
+def _pattern(label: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    img = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
+    if label == "horizontal":
+        img[::4] = 230
+    elif label == "vertical":
+        img[:, ::4] = 230
+    else:
+        img[::6, ::6] = 255
+    return img
+
+
+def make_image_folder(root: Path, per_class: int = 12, size: int = 32, seed: int = 0) -> Path:
+    """Write a folder of distinguishable PNGs, one sub-folder per class."""
+    rng = np.random.default_rng(seed)
+    for label in CLASSES:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(_pattern(label, size, rng)).save(root / label / f"{label}_{i:03d}.png")
+    return root
+
+
+def write_split(raw: Path, out: Path, fractions=(0.5, 0.25, 0.25)) -> Path:
+    """Split manifests in bakeoff's format (path,label,sha256 + classes.json), per class."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = {"train": [], "val": [], "test": []}
+    for label in CLASSES:
+        files = sorted((raw / label).iterdir())
+        n_train = int(len(files) * fractions[0])
+        n_val = int(len(files) * fractions[1])
+        for i, f in enumerate(files):
+            name = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+            sha = hashlib.sha256(f.read_bytes()).hexdigest()
+            rows[name].append({"path": f"{label}/{f.name}", "label": label, "sha256": sha})
+    for name, items in rows.items():
+        with open(out / f"{name}.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["path", "label", "sha256"])
+            writer.writeheader()
+            writer.writerows(items)
+    (out / "classes.json").write_text(json.dumps(CLASSES))
+    return out
+
+
+@pytest.fixture
+def params():
+    """The project's real params.yaml, shrunk: tiny images, one epoch, tracking in tmp."""
+    from bakeoff.config import load_params
+
+    real = load_params(REPO / "params.yaml")
+    train = dataclasses.replace(
+        real.train, image_size=32, epochs=1, min_epochs=0, batch_size=8, fine_tune_epochs=1
+    )
+    evaluate = dataclasses.replace(real.evaluate, latency_repeats=3, latency_warmup=1)
+    return dataclasses.replace(real, train=train, evaluate=evaluate)
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """A tiny labelled image folder and its split: (raw_dir, split_dir)."""
+    raw = make_image_folder(tmp_path / "raw")
+    return raw, write_split(raw, tmp_path / "split")
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch):
+    """A fresh MLflow store in tmp_path, through MLFLOW_TRACKING_URI."""
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    (tmp_path / "mlruns").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
