@@ -1,0 +1,99 @@
+"""Reading images the one way every stage does: RGB, upright, first frame, 8-bit.
+
+Training, evaluation, predict and validate all go through `open_rgb`/`load_array`, so an
+image is seen identically everywhere (a CMYK JPEG or an EXIF-rotated photo never looks
+different at predict time than it did at training time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# 16-bit and 32-bit integer greyscale modes: PIL's convert("RGB") clips them instead of scaling.
+_WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+def _to_rgb(img: Image.Image) -> tuple[Image.Image, str]:
+    """Convert an upright first frame to RGB; returns (image, conversion description)."""
+    mode = img.mode
+    if mode == "RGB":
+        return img, ""
+    if mode in _WIDE_MODES or mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        # 16-bit files hold 0..65535; a 32-bit "I" can hold anything, so scale by its range.
+        top = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        if mode == "I" and top <= 255:
+            top = 255.0
+        arr8 = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, "L").convert("RGB"), f"{mode}->RGB(scaled to 8-bit)"
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    elif mode in ("L", "1") and "transparency" in img.info:
+        img = img.convert("LA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        rgb = Image.alpha_composite(white, rgba).convert("RGB")
+        return rgb, f"{mode}->RGB(alpha on white)"
+    return img.convert("RGB"), f"{mode}->RGB"
+
+
+def open_rgb_described(path: Path | str) -> tuple[Image.Image, str]:
+    """Open an image as RGB and say what conversion it needed.
+
+    Args:
+        path: An image file.
+
+    Returns:
+        (RGB image, conversion) where conversion is e.g. "CMYK->RGB", "exif-rotated",
+        "first-frame", joined by "; " (empty when the file was plain upright RGB).
+    """
+    steps: list[str] = []
+    with Image.open(path) as img:
+        if getattr(img, "n_frames", 1) > 1:
+            steps.append("first-frame")
+        img.seek(0)
+        img.load()
+        orientation = img.getexif().get(0x0112, 1)
+        upright = ImageOps.exif_transpose(img)
+        if orientation not in (1, None):
+            steps.append("exif-rotated")
+        rgb, conversion = _to_rgb(upright)
+    if conversion:
+        steps.insert(0, conversion)
+    return rgb, "; ".join(steps)
+
+
+def open_rgb(path: Path | str) -> Image.Image:
+    """Open an image as an upright 8-bit RGB image.
+
+    EXIF orientation is applied, only the first frame of a GIF/animated file is kept,
+    16-bit greyscale is scaled to 8-bit, and CMYK/palette/grey/LA/RGBA become RGB with
+    any alpha composited on white.
+
+    Args:
+        path: An image file.
+
+    Returns:
+        A loaded RGB PIL image (the file is closed).
+    """
+    return open_rgb_described(path)[0]
+
+
+def load_array(path: Path | str, size: int) -> np.ndarray:
+    """Load an image as a uint8 array of shape (size, size, 3), resized with PIL bilinear.
+
+    Args:
+        path: An image file.
+        size: The side of the square output.
+
+    Returns:
+        The pixels, uint8, 0..255.
+    """
+    img = open_rgb(path)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
