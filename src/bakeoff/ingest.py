@@ -1,0 +1,179 @@
+"""Stage `ingest`: bring the source images into data/raw/<class>/<file>.
+
+The source is only ever read. A folder source is copied as it is (hidden files skipped),
+so that `validate` sees every problem the user has to fix, including files outside any
+class folder. What cannot be copied faithfully is recorded in `data/raw/.ingest.json`
+(symlinks leading outside the source root, broken symlinks, empty class folders, which
+DVC does not keep) and `validate` merges that report into its manifest.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bakeoff.config import DataParams
+from bakeoff.errors import BakeoffError
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt_top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot",
+]  # fmt: skip
+INGEST_REPORT = ".ingest.json"
+_HIDDEN = {"Thumbs.db", "desktop.ini", "Icon\r"}
+
+
+@dataclass
+class IngestResult:
+    """What ingest wrote."""
+
+    out_dir: Path
+    source: str
+    per_class: dict[str, int]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        total = sum(self.per_class.values())
+        lines = [f"ingested {total} files in {len(self.per_class)} folders from {self.source}"]
+        lines += [f"  {name}: {n}" for name, n in sorted(self.per_class.items())]
+        if self.skipped:
+            lines.append(f"  {len(self.skipped)} entries left for validate to report")
+        return "\n".join(lines) + f"\n-> {self.out_dir}"
+
+
+def is_hidden(name: str) -> bool:
+    """Files and folders the OS or tools leave behind (.DS_Store, Thumbs.db, dot-files)."""
+    return name.startswith(".") or name in _HIDDEN
+
+
+def ingest(params: DataParams, out_dir: Path) -> IngestResult:
+    """Write the source images to `out_dir/<class>/<file>`, clearing `out_dir` first.
+
+    Args:
+        params: The `data` section: `source` is `fashion-mnist` or an image folder.
+        out_dir: The raw data folder (a DVC output: rebuilt from scratch every time).
+
+    Returns:
+        Counts per folder and the entries left for validate to report.
+    """
+    if params.source == "fashion-mnist":
+        images, labels = _load_fashion_mnist(Path(params.fashion_mnist_dir))
+        _clear(out_dir)
+        return _write_fashion_mnist(images, labels, params.per_class, params.seed, out_dir)
+    source = Path(params.source).expanduser()
+    if not source.is_dir():
+        what = "does not exist" if not source.exists() else "is not a folder"
+        raise BakeoffError(
+            f"data.source {source} {what}: set data.source in params.yaml to a folder with "
+            "one sub-folder per class, or to `fashion-mnist`"
+        )
+    if out_dir.resolve() == source.resolve() or source.resolve() in out_dir.resolve().parents:
+        raise BakeoffError(f"data.source {source} contains the output folder {out_dir}")
+    _clear(out_dir)
+    return _copy_folder(source, out_dir)
+
+
+def _clear(out_dir: Path) -> None:
+    if out_dir.is_symlink() or out_dir.is_file():
+        out_dir.unlink()
+    elif out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _load_fashion_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    images = folder / "train-images-idx3-ubyte.gz"
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    if images.is_file() and labels.is_file():
+        return _read_idx(images), _read_idx(labels)
+    try:  # Keras downloads it: works only online.
+        import keras
+
+        (x, y), _ = keras.datasets.fashion_mnist.load_data()
+        return x, y
+    except Exception as exc:  # any download failure means the same fix
+        raise BakeoffError(
+            f"Fashion-MNIST not found in {folder} (need {images.name} and {labels.name}) and "
+            f"the download failed ({type(exc).__name__}): run `apt-get install "
+            "dataset-fashion-mnist` or set data.fashion_mnist_dir to the folder of idx files"
+        ) from None
+
+
+def _write_fashion_mnist(
+    images: np.ndarray, labels: np.ndarray, per_class: int, seed: int, out_dir: Path
+) -> IngestResult:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    counts = {}
+    for index, name in enumerate(FASHION_MNIST_CLASSES):
+        pool = np.flatnonzero(labels == index)
+        if per_class < 1 or per_class > len(pool):
+            raise BakeoffError(f"data.per_class must be between 1 and {len(pool)}, got {per_class}")
+        chosen = np.sort(rng.choice(pool, size=per_class, replace=False))
+        (out_dir / name).mkdir()
+        for i in chosen:
+            # The file name is the index in the idx file: same params, same names and bytes.
+            Image.fromarray(images[i], "L").save(out_dir / name / f"{name}_{i:05d}.png")
+        counts[name] = per_class
+    return IngestResult(out_dir, "fashion-mnist", counts)
+
+
+def _copy_folder(source: Path, out_dir: Path) -> IngestResult:
+    root = source.resolve()
+    counts: dict[str, int] = {}
+    skipped: list[dict[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(source):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(source)
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+        for name in list(dirnames):
+            if (here / name).is_symlink():  # never follow: loops, and targets outside
+                dirnames.remove(name)
+                filenames.append(name)
+        visible = sorted(f for f in filenames if not is_hidden(f))
+        if not visible and not dirnames and rel_dir != Path("."):
+            skipped.append({"path": rel_dir.as_posix(), "reason": "empty_class_folder"})
+        for name in visible:
+            rel = (rel_dir / name).as_posix()
+            src = here / name
+            if src.is_symlink():
+                target = src.resolve()
+                if not target.exists():
+                    skipped.append({"path": rel, "reason": "broken_symlink"})
+                    continue
+                if root not in target.parents:
+                    skipped.append({"path": rel, "reason": "symlink_outside_root"})
+                    continue
+                if target.is_dir():
+                    skipped.append({"path": rel, "reason": "symlinked_folder"})
+                    continue
+            dest = out_dir / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)  # follows in-root symlinks: the copy holds the bytes
+            folder = rel_dir.parts[0] if rel_dir.parts else "."
+            counts[folder] = counts.get(folder, 0) + 1
+    if skipped:
+        report = json.dumps(skipped, indent=1, sort_keys=True)
+        (out_dir / INGEST_REPORT).write_text(report + "\n")
+    return IngestResult(out_dir, str(source), counts, skipped)
+
+
+def read_ingest_report(raw_dir: Path) -> list[dict[str, str]]:
+    """The entries ingest could not copy (empty if there are none)."""
+    path = raw_dir / INGEST_REPORT
+    return json.loads(path.read_text()) if path.is_file() else []
