@@ -36,19 +36,21 @@ def _params(path: Path | None):
 @app.command()
 def ingest(params_file: ParamsOption = None) -> None:
     """Copy the source images into data/raw/<class>/ (the source is only read)."""
+    params = _params(params_file)
     from bakeoff.ingest import ingest as run
 
-    result = run(_params(params_file).data, paths.RAW_DIR)
+    result = run(params.data, paths.RAW_DIR)
     typer.echo(result)
 
 
 @app.command()
 def validate(params_file: ParamsOption = None) -> None:
     """Check every image, write the manifest, reports/validation.json and the data docs."""
+    params = _params(params_file)
     from bakeoff.validate import validate as run
 
     result = run(
-        _params(params_file).validate,
+        params.validate,
         raw_dir=paths.RAW_DIR,
         out_dir=paths.VALIDATED_DIR,
         reports_dir=paths.REPORTS_DIR,
@@ -59,10 +61,11 @@ def validate(params_file: ParamsOption = None) -> None:
 @app.command()
 def split(params_file: ParamsOption = None) -> None:
     """Split the accepted images into stratified, leak-free train/val/test manifests."""
+    params = _params(params_file)
     from bakeoff.split import split as run
 
     result = run(
-        _params(params_file).split,
+        params.split,
         accepted=paths.VALIDATED_DIR / "accepted.csv",
         out_dir=paths.SPLIT_DIR,
     )
@@ -75,11 +78,12 @@ def train(
     params_file: ParamsOption = None,
 ) -> None:
     """Train one backbone with the recipe, tracked in MLflow."""
+    params = _params(params_file)
     from bakeoff.train import train as run
 
     result = run(
         backbone,
-        _params(params_file),
+        params,
         split_dir=paths.SPLIT_DIR,
         image_root=paths.RAW_DIR,
         out_dir=paths.MODELS_DIR / backbone,
@@ -94,11 +98,12 @@ def evaluate(
     params_file: ParamsOption = None,
 ) -> None:
     """Test accuracy, per-class scores, confusion matrix, size and latency of one backbone."""
+    params = _params(params_file)
     from bakeoff.evaluate import evaluate as run
 
     result = run(
         backbone,
-        _params(params_file),
+        params,
         split_dir=paths.SPLIT_DIR,
         image_root=paths.RAW_DIR,
         model_dir=paths.MODELS_DIR / backbone,
@@ -111,9 +116,9 @@ def evaluate(
 @app.command()
 def register(params_file: ParamsOption = None) -> None:
     """Register the best backbone; move `champion` only when it beats the current one."""
+    params = _params(params_file)
     from bakeoff.register import register as run
 
-    params = _params(params_file)
     decision = run(
         params,
         backbones=params.backbones,
@@ -129,9 +134,9 @@ def register(params_file: ParamsOption = None) -> None:
 @app.command()
 def report(params_file: ParamsOption = None) -> None:
     """Write reports/comparison.{md,html}: which backbone, and why."""
+    params = _params(params_file)
     from bakeoff.report import report as run
 
-    params = _params(params_file)
     out = run(
         params,
         backbones=params.backbones,
@@ -153,9 +158,10 @@ def predict(
     params_file: ParamsOption = None,
 ) -> None:
     """Classify images with the champion model."""
-    from bakeoff.predict import format_predictions, predict as run
-
     params = _params(params_file)
+    from bakeoff.predict import format_predictions
+    from bakeoff.predict import predict as run
+
     results = run(images, params, top_k=top_k, model_uri=model_uri)
     typer.echo(format_predictions(results, as_json=as_json))
 
@@ -167,3 +173,7 @@ def main() -> None:
     except BakeoffError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

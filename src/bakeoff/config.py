@@ -186,12 +186,16 @@ def load_params(path: Path | None = None) -> Params:
     if not path.is_file():
         raise BakeoffError(f"no params file at {path}: run bakeoff from the project root")
     try:
-        if path.resolve() == PARAMS_FILE.resolve():
-            import dvc.api
-
-            raw = dvc.api.params_show(repo=str(path.parent))
-        else:
-            raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise BakeoffError(f"{path} is not valid YAML: {exc}") from None
+    if path.resolve() == PARAMS_FILE.resolve() and (path.parent / ".dvc").is_dir():
+        # Inside the DVC project, read through dvc.api so that what a stage sees is exactly
+        # what DVC records in dvc.lock (and a broken dvc.yaml is reported, not ignored).
+        import dvc.api
+
+        try:
+            raw = dvc.api.params_show(repo=str(path.parent))
+        except Exception as exc:  # DVC raises many types; all mean "fix the project files"
+            raise BakeoffError(f"DVC could not read the params: {exc}") from None
     return parse_params(raw)

@@ -1,0 +1,63 @@
+"""params.yaml is strict: typos and wrong types are errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from bakeoff.config import load_params, parse_params
+from bakeoff.errors import BakeoffError
+from tests.conftest import REPO
+
+
+def _raw() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_project_params_load():
+    params = load_params(REPO / "params.yaml")
+    assert params.backbones
+    assert params.train.weights == "none"
+
+
+def test_unknown_key_is_named():
+    raw = _raw()
+    raw["train"]["epochz"] = 3
+    with pytest.raises(BakeoffError, match=r"unknown key 'train\.epochz'"):
+        parse_params(raw)
+
+
+def test_wrong_type_is_named():
+    raw = _raw()
+    raw["split"]["val"] = "a lot"
+    raw["train"]["batch_size"] = "32"  # a string is not silently coerced
+    with pytest.raises(BakeoffError) as err:
+        parse_params(raw)
+    assert "'split.val'" in str(err.value) and "'train.batch_size'" in str(err.value)
+
+
+def test_unknown_top_level_section():
+    raw = _raw()
+    raw["trian"] = {"epochs": 1}
+    with pytest.raises(BakeoffError, match="unknown key 'trian'"):
+        parse_params(raw)
+
+
+def test_per_backbone_override_applies_to_that_backbone_only():
+    raw = _raw()
+    raw["train"]["overrides"] = {"VGG16": {"batch_size": 8, "learning_rate": 0.01}}
+    params = parse_params(raw)
+    assert params.for_backbone("VGG16").batch_size == 8
+    assert params.for_backbone("VGG16").learning_rate == 0.01
+    assert params.for_backbone("MobileNet").batch_size == raw["train"]["batch_size"]
+
+
+def test_params_are_frozen():
+    params = load_params(REPO / "params.yaml")
+    with pytest.raises(AttributeError):
+        params.train.epochs = 99  # type: ignore[misc]
+
+
+def test_missing_params_file_is_clear(tmp_path):
+    with pytest.raises(BakeoffError, match="no params file"):
+        load_params(tmp_path / "params.yaml")
