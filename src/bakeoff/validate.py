@@ -1,0 +1,218 @@
+"""Stage `validate`: decode every image once, write the manifest, gate it with GE.
+
+Every problem is found in one pass (never only the first). Bad files are excluded and
+listed with a reason code; the stage fails only when their share is too high or the
+dataset as a whole is unusable (too few classes, a class too small, too imbalanced).
+raw_dir is only read.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import os
+import sys
+import warnings
+from multiprocessing import get_context
+from pathlib import Path
+
+from PIL import Image
+
+from bakeoff.config import ValidateParams
+from bakeoff.errors import BakeoffError
+from bakeoff.images import open_rgb_described
+from bakeoff.ingest import INGEST_REPORT, is_hidden, read_ingest_report
+from bakeoff.validation_report import ValidationResult
+
+log = logging.getLogger(__name__)
+_CHUNK = 64
+
+
+class ValidationFailed(BakeoffError):
+    """The data did not pass the gate; `result` holds everything that was found."""
+
+    def __init__(self, message: str, result: ValidationResult):
+        super().__init__(message)
+        self.result = result
+
+
+def _row(path: str, label: str, reason: str = "", **info: object) -> dict[str, object]:
+    row: dict[str, object] = {"path": path, "label": label, "format": "", "mode": "", "width": 0}
+    row.update(height=0, bytes=0, sha256="", status="", reason=reason, conversion="")
+    row.update(info)
+    return row
+
+
+def inspect_file(path: str, min_size: int) -> dict[str, object]:
+    """Header and full decode of one file (runs in a worker process).
+
+    Args:
+        path: The file.
+        min_size: The smallest accepted width and height.
+
+    Returns:
+        The manifest fields it can fill: format, mode, width, height, bytes, sha256, reason
+        (empty when fine) and conversion.
+    """
+    data = Path(path).read_bytes()
+    out: dict[str, object] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    if not data:
+        return {**out, "reason": "zero_bytes"}
+    with warnings.catch_warnings():
+        # PIL only warns between MAX_IMAGE_PIXELS and twice that: both are bombs here.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                out.update(format=img.format or "", mode=img.mode, width=img.width)
+                out.update(height=img.height)
+            if min(int(out["width"]), int(out["height"])) < min_size:
+                return {**out, "reason": "too_small"}
+            _, conversion = open_rgb_described(io.BytesIO(data))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            return {**out, "reason": "decompression_bomb"}
+        except Image.UnidentifiedImageError:
+            return {**out, "reason": "not_an_image"}
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            text = str(exc).lower()
+            broken = any(w in text for w in ("truncated", "broken", "premature", "end of file"))
+            return {**out, "reason": "truncated" if broken else "undecodable"}
+    return {**out, "conversion": conversion}
+
+
+def _inspect_star(args: tuple[str, int]) -> dict[str, object]:
+    return inspect_file(*args)
+
+
+def _scan(raw_dir: Path) -> tuple[list[dict], list[tuple[dict, str]], list[str]]:
+    """Walk raw_dir: (rows already decided, (row, file) pairs to inspect, warnings)."""
+    root = raw_dir.resolve()
+    decided: list[dict] = []
+    todo: list[tuple[dict, str]] = []
+    notes: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(raw_dir):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(raw_dir)
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+        for name in [d for d in dirnames if (here / d).is_symlink()]:
+            dirnames.remove(name)  # never follow a folder link: loops, or a way outside
+            filenames.append(name)
+        visible = sorted(f for f in filenames if not is_hidden(f) and f != INGEST_REPORT)
+        if len(rel_dir.parts) == 1 and not visible and not dirnames:
+            notes.append(f"empty class folder ignored: {rel_dir.as_posix()}")
+        for name in visible:
+            rel = (rel_dir / name).as_posix()
+            label = rel_dir.parts[0] if rel_dir.parts else ""
+            src = here / name
+            target = src.resolve()
+            if src.is_symlink() and not target.exists():
+                decided.append(_row(rel, label, "broken_symlink"))
+            elif src.is_symlink() and root not in target.parents:
+                decided.append(_row(rel, label, "symlink_outside_root"))
+            elif target.is_dir():
+                decided.append(_row(rel, label, "symlinked_folder"))
+            else:
+                todo.append((_row(rel, label, "" if label else "outside_class_folder"), str(src)))
+    for entry in read_ingest_report(raw_dir):
+        if entry["reason"] == "empty_class_folder":
+            notes.append(f"empty class folder ignored: {entry['path']}")
+        else:
+            parts = entry["path"].split("/")
+            decided.append(_row(entry["path"], parts[0] if len(parts) > 1 else "", entry["reason"]))
+    return decided, todo, notes
+
+
+def _inspect_all(todo: list[tuple[dict, str]], params: ValidateParams) -> list[dict]:
+    from tqdm import tqdm
+
+    files = [path for _, path in todo]
+    args = [(path, params.min_size) for path in files]
+    workers = params.workers or os.cpu_count() or 1
+    bar = dict(total=len(files), desc="validate", unit="img", file=sys.stderr, mininterval=0.5)
+    if workers == 1 or len(files) <= _CHUNK:
+        results = [inspect_file(*a) for a in tqdm(args, **bar)]
+    else:
+        # Streaming imap in chunks: memory stays flat however many images there are.
+        with get_context("fork").Pool(workers) as pool:
+            results = list(tqdm(pool.imap(_inspect_star, args, chunksize=_CHUNK), **bar))
+    rows = []
+    for (row, _), found in zip(todo, results, strict=True):
+        reason = row["reason"] or found.pop("reason", "")
+        found.pop("reason", None)
+        rows.append({**row, **found, "reason": reason})
+    return rows
+
+
+def _mark_label_conflicts(rows: list[dict]) -> None:
+    labels: dict[str, set[str]] = {}
+    for row in rows:
+        if not row["reason"]:
+            labels.setdefault(str(row["sha256"]), set()).add(str(row["label"]))
+    for row in rows:
+        if not row["reason"] and len(labels[str(row["sha256"])]) > 1:
+            row["reason"] = "label_conflict"
+
+
+def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def validate(
+    params: ValidateParams, raw_dir: Path, out_dir: Path, reports_dir: Path
+) -> ValidationResult:
+    """Check every file under raw_dir; write manifest, accepted list, report and Data Docs.
+
+    Args:
+        params: The `validate` section.
+        raw_dir: Ingest's output, `<class>/<file>` (only read).
+        out_dir: Gets manifest.csv and accepted.csv.
+        reports_dir: Gets validation.json and data_docs/.
+
+    Returns:
+        The result (counts, problems, GE outcomes, data version).
+
+    Raises:
+        ValidationFailed: After writing the reports, when too many files are invalid, the
+            dataset is unusable, or a GE suite fails; `exc.result` holds the result.
+    """
+    import pandas as pd
+
+    from bakeoff.expectations import COLUMNS, run_suites
+    from bakeoff.lineage import data_version
+
+    if not raw_dir.is_dir():
+        raise BakeoffError(f"no images at {raw_dir}: run `bakeoff ingest` first")
+    decided, todo, notes = _scan(raw_dir)
+    for note in notes:
+        log.warning(note)
+    rows = decided + _inspect_all(todo, params)
+    _mark_label_conflicts(rows)
+    for row in rows:
+        row["status"] = "rejected" if row["reason"] else "accepted"
+    rows.sort(key=lambda r: str(r["path"]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_csv(out_dir / "manifest.csv", rows, COLUMNS)
+    accepted = [r for r in rows if r["status"] == "accepted"]
+    _write_csv(out_dir / "accepted.csv", accepted, COLUMNS)
+
+    classes = sorted({str(r["label"]) for r in rows if r["label"]})
+    manifest = pd.read_csv(out_dir / "manifest.csv", keep_default_na=False, dtype={"label": str})
+    docs = reports_dir / "data_docs"
+    if docs.exists():
+        import shutil
+
+        shutil.rmtree(docs)
+    outcomes = run_suites(manifest, params, classes, docs)
+    result = ValidationResult.build(rows, classes, params, outcomes, notes)
+    result = dataclasses.replace(result, data_version=data_version(out_dir / "accepted.csv"))
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "validation.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if result.failures:
+        raise ValidationFailed("data validation failed: " + "; ".join(result.failures), result)
+    return result
