@@ -1,0 +1,112 @@
+"""Stage `split`: stratified, leak-free train/val/test manifests of the accepted images.
+
+Identical files (same sha256) always land in the same split: the unit that is assigned is
+the content, not the path, so a duplicate can never be trained on and then tested on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bakeoff.config import SplitParams
+from bakeoff.errors import BakeoffError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """Images per split and class."""
+
+    out_dir: Path
+    classes: list[str]
+    counts: dict[str, dict[str, int]]
+
+    def __str__(self) -> str:
+        lines = [f"split {len(self.classes)} classes into {self.out_dir}"]
+        for name in SPLITS:
+            per = self.counts[name]
+            lines.append(f"  {name}: {sum(per.values())} images")
+        return "\n".join(lines)
+
+
+def _check_fractions(params: SplitParams) -> None:
+    if params.val <= 0 or params.test <= 0 or params.val + params.test >= 1:
+        raise BakeoffError(
+            f"split.val ({params.val}) and split.test ({params.test}) must each be > 0 and "
+            "sum to less than 1, e.g. val: 0.15, test: 0.15"
+        )
+
+
+def _sizes(n: int, params: SplitParams) -> tuple[int, int, int]:
+    """(train, val, test) group counts: at least one each, the rest by the fractions."""
+    n_val = max(1, round(n * params.val))
+    n_test = max(1, round(n * params.test))
+    return n - n_val - n_test, n_val, n_test
+
+
+def _read_accepted(accepted: Path) -> list[dict[str, str]]:
+    if not accepted.is_file():
+        raise BakeoffError(f"no accepted-images list at {accepted}: run `bakeoff validate` first")
+    with open(accepted, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise BakeoffError(f"{accepted} lists no images: fix the data (see validation.json)")
+    return rows
+
+
+def split(params: SplitParams, accepted: Path, out_dir: Path) -> SplitResult:
+    """Write `out_dir/{train,val,test}.csv` (path,label,sha256) and `classes.json`.
+
+    Args:
+        params: The `split` section (val and test fractions, seed).
+        accepted: validate's accepted.csv.
+        out_dir: The split folder.
+
+    Returns:
+        Images per split and class.
+
+    Raises:
+        BakeoffError: Bad fractions, or a class with too few distinct images for three splits.
+    """
+    _check_fractions(params)
+    rows = _read_accepted(accepted)
+    classes = sorted({r["label"] for r in rows})
+    groups: dict[str, dict[str, list[dict[str, str]]]] = {c: {} for c in classes}
+    for row in sorted(rows, key=lambda r: r["path"]):
+        groups[row["label"]].setdefault(row["sha256"], []).append(row)
+
+    too_small = [f"'{c}' ({len(g)})" for c, g in groups.items() if min(_sizes(len(g), params)) < 1]
+    if too_small:
+        raise BakeoffError(
+            "classes with too few distinct images to put at least one in each of train, val "
+            f"and test: {', '.join(too_small)}: add images, lower split.val/split.test, or "
+            "raise validate.min_images_per_class so such classes are caught earlier"
+        )
+
+    rng = np.random.default_rng(params.seed)
+    assigned: dict[str, list[dict[str, str]]] = {name: [] for name in SPLITS}
+    counts: dict[str, dict[str, int]] = {name: {} for name in SPLITS}
+    for label in classes:
+        shas = sorted(groups[label])  # sorted first: the permutation alone decides
+        order = [shas[i] for i in rng.permutation(len(shas))]
+        n_train, n_val, _ = _sizes(len(shas), params)
+        for i, sha in enumerate(order):
+            name = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+            assigned[name].extend(groups[label][sha])
+            counts[name][label] = counts[name].get(label, 0) + len(groups[label][sha])
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, items in assigned.items():
+        with open(out_dir / f"{name}.csv", "w", newline="") as fh:
+            columns = ["path", "label", "sha256"]
+            writer = csv.DictWriter(fh, columns, extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(sorted(items, key=lambda r: r["path"]))
+    (out_dir / "classes.json").write_text(json.dumps(classes) + "\n")
+    return SplitResult(out_dir, classes, counts)
