@@ -1,0 +1,237 @@
+"""Prefect flow `bakeoff-pipeline`: the DVC pipeline as Prefect tasks, backbones in parallel.
+
+Each task is a thin adapter around the stage function the CLI calls, with the same paths
+(`bakeoff.paths`, for the project at `root`). The backbones train and evaluate concurrently
+on the task runner params.yaml `orchestration` names (threads, processes or a Dask cluster).
+When every stage has succeeded, one `dvc commit` records the run in dvc.lock, so `dvc status`
+is clean afterwards (see `bakeoff.orchestration` for why not `dvc repro`).
+
+    python flows/pipeline.py            # run once, against $PREFECT_API_URL or a temporary server
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+# Before Prefect is imported: its logging set-up reads this (stage modules log to `bakeoff`).
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "bakeoff")
+
+import cloudpickle
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from bakeoff import orchestration
+from bakeoff.config import Params, load_params
+from bakeoff.errors import BakeoffError
+from bakeoff.lineage import data_version
+from bakeoff.paths import ProjectPaths, project_paths
+
+if __name__ != "__main__":
+    # Dask workers on other machines have bakeoff installed but not this file: ship the
+    # task functions by value rather than as a reference to a module they cannot import.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+# DVC decides what is up to date, not Prefect's cache. Transient failures (a busy disk, an
+# MLflow server restarting) are retried; training resumes from its last completed epoch.
+_TASK = {
+    "cache_policy": NO_CACHE,
+    "retries": 2,
+    "retry_delay_seconds": 10,
+    "retry_condition_fn": orchestration.retry_unless_user_error,
+}
+
+
+@task(name="ingest", **_TASK)
+def ingest_task(params: Params, paths: ProjectPaths) -> str:
+    """Copy the source images into data/raw."""
+    from bakeoff.ingest import ingest
+
+    orchestration.route_logs_to_prefect()
+    result = ingest(params.data, paths.raw_dir)
+    get_run_logger().info("%s", result)
+    return str(result)
+
+
+@task(name="validate", **_TASK)
+def validate_task(params: Params, paths: ProjectPaths) -> str:
+    """Validate data/raw; on failure publish the validation summary as an artifact.
+
+    Returns:
+        The data version of the accepted images.
+    """
+    from bakeoff.validate import validate
+
+    orchestration.route_logs_to_prefect()
+    try:
+        result = validate(
+            params.validate,
+            raw_dir=paths.raw_dir,
+            out_dir=paths.validated_dir,
+            reports_dir=paths.reports_dir,
+        )
+    except BakeoffError as exc:
+        summary = getattr(exc, "result", None)
+        if summary is not None:
+            create_markdown_artifact(
+                key="validation-summary",
+                markdown=summary.summary_markdown(),
+                description=f"Validation failed: {exc}",
+            )
+        raise
+    get_run_logger().info("%s", result)
+    return data_version(paths.validated_dir / "accepted.csv")
+
+
+@task(name="split", **_TASK)
+def split_task(params: Params, paths: ProjectPaths) -> str:
+    """Split the accepted images into train/val/test manifests."""
+    from bakeoff.split import split
+
+    orchestration.route_logs_to_prefect()
+    result = split(
+        params.split, accepted=paths.validated_dir / "accepted.csv", out_dir=paths.split_dir
+    )
+    get_run_logger().info("%s", result)
+    return str(result)
+
+
+@task(name="train", task_run_name="train-{backbone}", **_TASK)
+def train_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
+    """Train one backbone (resumable: a retry continues from the last completed epoch)."""
+    from bakeoff.train import train
+
+    orchestration.route_logs_to_prefect()
+    result = train(
+        backbone,
+        params,
+        split_dir=paths.split_dir,
+        image_root=paths.raw_dir,
+        out_dir=paths.models_dir / backbone,
+        state_dir=paths.state_dir / "train" / backbone,
+    )
+    get_run_logger().info("%s", result)
+    return str(result)
+
+
+@task(name="evaluate", task_run_name="evaluate-{backbone}", **_TASK)
+def evaluate_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
+    """Measure one trained backbone: test accuracy, F1, size, latency."""
+    from bakeoff.evaluate import evaluate
+
+    orchestration.route_logs_to_prefect()
+    result = evaluate(
+        backbone,
+        params,
+        split_dir=paths.split_dir,
+        image_root=paths.raw_dir,
+        model_dir=paths.models_dir / backbone,
+        metrics_path=paths.metrics_dir / f"{backbone}.json",
+        plots_dir=paths.plots_dir / backbone,
+    )
+    get_run_logger().info("%s", result)
+    return str(result)
+
+
+@task(name="register", **_TASK)
+def register_task(params: Params, paths: ProjectPaths) -> str:
+    """Register the best backbone; `champion` moves only when it beats the current one."""
+    from bakeoff.register import register
+
+    orchestration.route_logs_to_prefect()
+    decision = register(
+        params,
+        backbones=params.backbones,
+        models_dir=paths.models_dir,
+        metrics_dir=paths.metrics_dir,
+        split_dir=paths.split_dir,
+        image_root=paths.raw_dir,
+        out_path=paths.reports_dir / "register.json",
+    )
+    get_run_logger().info("%s", decision)
+    return str(decision)
+
+
+@task(name="report", **_TASK)
+def report_task(params: Params, paths: ProjectPaths) -> str:
+    """Write the comparison report."""
+    from bakeoff.report import report
+
+    orchestration.route_logs_to_prefect()
+    out = report(
+        params,
+        backbones=params.backbones,
+        metrics_dir=paths.metrics_dir,
+        models_dir=paths.models_dir,
+        out_dir=paths.reports_dir,
+    )
+    get_run_logger().info("%s", out)
+    return str(out)
+
+
+@task(name="dvc-commit", cache_policy=NO_CACHE)
+def dvc_commit_task(root: Path, stages: list[str]) -> None:
+    """Record the stages in dvc.lock as `dvc repro` would, and check `dvc status` is clean."""
+    orchestration.route_logs_to_prefect()
+    orchestration.record_in_dvc(root, stages)
+
+
+@flow(name="bakeoff-pipeline", log_prints=True)
+def bakeoff_pipeline(root: str | None = None, data_ready: bool = False) -> dict[str, Any]:
+    """ingest -> validate -> split -> train + evaluate per backbone -> register -> report.
+
+    Args:
+        root: The project directory (default: bakeoff's project root).
+        data_ready: ingest and validate already ran (the retrain flow did them to compute
+            the data version), so start at split.
+
+    Returns:
+        The data version and the stages recorded in dvc.lock.
+    """
+    paths = project_paths(root)
+    params = load_params(paths.params_file)
+    stages = orchestration.pipeline_stages(params.backbones)
+    if data_ready:
+        version = data_version(paths.validated_dir / "accepted.csv")
+    else:
+        ingest_task(params, paths)
+        version = validate_task(params, paths)
+    print(f"data version {version}; backbones: {', '.join(params.backbones)}")
+    split_task(params, paths)
+    evaluations = []
+    for backbone in params.backbones:
+        trained = train_task.submit(backbone, params, paths)
+        evaluations.append(evaluate_task.submit(backbone, params, paths, wait_for=[trained]))
+    for future in evaluations:
+        future.result()  # raises the first failure: nothing is registered after a failure
+    register_task(params, paths)
+    report_task(params, paths)
+    dvc_commit_task(paths.root, stages)
+    return {"data_version": version, "stages": stages}
+
+
+def run_pipeline(
+    root: str | Path | None = None, data_ready: bool = False, return_state: bool = False
+) -> Any:
+    """Run the flow on the task runner params.yaml `orchestration` chooses.
+
+    Args:
+        root: The project directory (default: bakeoff's project root).
+        data_ready: See `bakeoff_pipeline`.
+        return_state: Return the flow run's final state instead of raising on failure.
+
+    Returns:
+        What the flow returns (or its state).
+    """
+    paths = project_paths(root)
+    runner = orchestration.build_task_runner(load_params(paths.params_file).orchestration)
+    return bakeoff_pipeline.with_options(task_runner=runner)(
+        root=str(paths.root), data_ready=data_ready, return_state=return_state
+    )
+
+
+if __name__ == "__main__":
+    print(run_pipeline())

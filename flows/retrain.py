@@ -1,0 +1,105 @@
+"""Prefect flow `retrain` and its deployment `scheduled-retrain` (cron from params.yaml).
+
+Each run re-ingests `data.source`, validates it and computes the data version. When that is
+the champion's data version (and `force` is false) it stops there: "no new data". Otherwise
+it runs the `bakeoff-pipeline` flow as a subflow, whose `register` step promotes a
+challenger only after every backbone trained and evaluated, so a crashed run leaves the
+champion untouched. Two runs never overlap: the deployment has a concurrency limit of 1 and
+the flow holds the global concurrency limit `bakeoff-retrain`, also when called directly.
+
+    make prefect-server   # a Prefect server on 127.0.0.1:4200, state in .prefect/
+    make retrain          # python flows/retrain.py: serve the deployment on its schedule
+    prefect deployment run retrain/scheduled-retrain   # a run now
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "bakeoff")
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.concurrency.sync import concurrency
+from prefect.states import Completed, State
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # flows/ itself, for `pipeline`
+from pipeline import ingest_task, run_pipeline, validate_task
+
+from bakeoff import orchestration
+from bakeoff.config import Params, load_params
+from bakeoff.paths import project_paths
+
+DEPLOYMENT = "scheduled-retrain"
+ARTIFACT = "retrain-summary"
+
+
+def champion_data_version(params: Params) -> str | None:
+    """The `data_version` tag of the registered model's `champion` version, if any."""
+    from bakeoff import tracking
+
+    tracking.configure(params.tracking)
+    champion = tracking.get_version_by_alias(params.register.model_name, "champion")
+    return None if champion is None else champion.tags.get("data_version")
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(
+    root: str | None = None, force: bool | None = None, wait_seconds: float | None = None
+) -> State:
+    """Retrain when the data changed, then publish what happened as a markdown artifact.
+
+    Args:
+        root: The project directory (default: bakeoff's project root).
+        force: Retrain even on the champion's data (default: params.yaml `retrain.force`).
+        wait_seconds: How long to wait for a running retrain to finish (None: as long as
+            it takes); after that this run fails with a TimeoutError.
+
+    Returns:
+        A Completed state whose message says what happened.
+    """
+    paths = project_paths(root)
+    params = load_params(paths.params_file)
+    force = params.retrain.force if force is None else force
+    orchestration.ensure_concurrency_limit(orchestration.RETRAIN_LIMIT, limit=1)
+    with concurrency(orchestration.RETRAIN_LIMIT, occupy=1, timeout_seconds=wait_seconds):
+        ingest_task(params, paths)
+        version = validate_task(params, paths)
+        champion = champion_data_version(params)
+        if version == champion and not force:
+            message = f"no new data: data version {version} is the champion's; nothing to train"
+            print(message)
+            create_markdown_artifact(
+                key=ARTIFACT,
+                markdown=f"# Retrain: no new data\n\n{message}.\n",
+                description=message,
+            )
+            return Completed(message=message)
+        print(f"data version {version} (champion: {champion or 'none'}): retraining")
+        run_pipeline(paths.root, data_ready=True)
+        markdown = orchestration.retrain_summary_markdown(
+            version, params.backbones, paths.metrics_dir, paths.reports_dir / "register.json"
+        )
+        headline = markdown.splitlines()[0].lstrip("# ")
+        create_markdown_artifact(key=ARTIFACT, markdown=markdown, description=headline)
+        return Completed(message=f"{headline} (data version {version})")
+
+
+def serve() -> None:
+    """Serve `scheduled-retrain` on params.yaml's cron schedule until interrupted."""
+    from prefect.schedules import Cron
+
+    paths = project_paths()
+    params = load_params(paths.params_file)
+    retrain.serve(
+        name=DEPLOYMENT,
+        schedule=Cron(params.retrain.cron, timezone=params.retrain.timezone),
+        global_limit=1,
+        parameters={"root": str(paths.root)},
+    )
+
+
+if __name__ == "__main__":
+    serve()
