@@ -1,0 +1,242 @@
+"""validate: every bad-input case found in one pass, reported, and never modified."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bakeoff.config import DataParams, SplitParams, ValidateParams
+from bakeoff.errors import BakeoffError
+from bakeoff.ingest import ingest
+from bakeoff.split import split
+from bakeoff.validate import ValidationFailed, validate
+from tests.conftest import REPO
+from tests.data import imagegen as gen
+
+LENIENT = ValidateParams(min_size=16, max_invalid_fraction=0.5, min_images_per_class=5)
+
+REJECTED = {
+    "a/zero.png": "zero_bytes",
+    "a/cut.png": "truncated",
+    "b/cut.jpg": "truncated",
+    "b/notes.jpg": "not_an_image",
+    "c/tiny.png": "too_small",
+    "c/bomb.png": "decompression_bomb",
+    "a/outside_link.png": "symlink_outside_root",
+    "stray.png": "outside_class_folder",
+    "a/same.png": "label_conflict",
+    "b/same.png": "label_conflict",
+}
+CONVERTED = {
+    "a/cmyk.jpg": ("JPEG", "CMYK->RGB"),
+    "a/palette.png": ("PNG", "P->RGB(alpha on white)"),
+    "a/grey.png": ("PNG", "L->RGB"),
+    "b/wide.png": ("PNG", "I;16->RGB(scaled to 8-bit)"),
+    "b/alpha.png": ("PNG", "RGBA->RGB(alpha on white)"),
+    "b/rotated.jpg": ("JPEG", "exif-rotated"),
+    "c/anim.gif": ("GIF", "P->RGB; first-frame"),
+    "c/photo.webp": ("WEBP", ""),
+    "c/scan.tif": ("TIFF", ""),
+    "c/old.bmp": ("BMP", ""),
+    "c/UPPER.PNG": ("PNG", ""),
+}
+
+
+def make_zoo(root: Path, outside: Path) -> Path:
+    """Three classes of good PNGs plus one file for every case validate must handle."""
+    for i, label in enumerate("abc"):
+        gen.good_class(root, label, 12, seed=i + 1)
+    (root / "a/zero.png").write_bytes(b"")
+    gen.truncated(root / "a/cut.png", "PNG")
+    gen.truncated(root / "b/cut.jpg", "JPEG")
+    (root / "b/notes.jpg").write_text("meeting notes, not a picture\n")
+    gen.save(gen.noise(3, 8), root / "c/tiny.png")
+    gen.bomb_png(root / "c/bomb.png")
+    gen.save(gen.noise(4), outside / "elsewhere.png")
+    os.symlink(outside / "elsewhere.png", root / "a/outside_link.png")
+    os.symlink("a_000.png", root / "a/inside_link.png")  # inside the root: a normal file
+    gen.save(gen.noise(5), root / "stray.png")
+    gen.save(gen.noise(6), root / "a/same.png")
+    shutil.copy(root / "a/same.png", root / "b/same.png")  # same bytes, two labels
+    gen.save(gen.noise(8), root / "c/dup1.png")
+    shutil.copy(root / "c/dup1.png", root / "c/dup2.png")  # same bytes, same label
+    gen.save(Image.new("CMYK", (20, 20), (0, 255, 0, 0)), root / "a/cmyk.jpg")
+    gen.palette_with_transparency(root / "a/palette.png")
+    gen.save(gen.noise(9, mode="L"), root / "a/grey.png")
+    gen.sixteen_bit(root / "b/wide.png")
+    gen.save(gen.noise(10, mode="RGBA"), root / "b/alpha.png")
+    gen.exif_rotated(root / "b/rotated.jpg")
+    gen.animated_gif(root / "c/anim.gif")
+    gen.save(gen.noise(12), root / "c/photo.webp")
+    gen.save(gen.noise(13), root / "c/scan.tif")
+    gen.save(gen.noise(14), root / "c/old.bmp")
+    gen.save(gen.noise(15), root / "c/UPPER.PNG")
+    for hidden in ("a/.DS_Store", "b/Thumbs.db", "c/.secret.png", ".hidden_dir/x.png"):
+        (root / hidden).parent.mkdir(parents=True, exist_ok=True)
+        (root / hidden).write_bytes(b"junk")
+    (root / "empty_class").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """Ingest + validate of the zoo, once: (source, raw, validated, reports, result, digests)."""
+    tmp = tmp_path_factory.mktemp("zoo")
+    source = make_zoo(tmp / "source", tmp / "outside")
+    before = gen.tree_digest(source)
+    raw = tmp / "raw"
+    ingest(DataParams(source=str(source)), raw)
+    raw_before = gen.tree_digest(raw)
+    result = validate(LENIENT, raw, tmp / "validated", tmp / "reports")
+    digests = (before, gen.tree_digest(source), raw_before, gen.tree_digest(raw))
+    return source, raw, tmp / "validated", tmp / "reports", result, digests
+
+
+def _manifest(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as fh:
+        return {row["path"]: row for row in csv.DictReader(fh)}
+
+
+def test_every_bad_file_is_rejected_with_its_reason_in_one_pass(zoo):
+    _, _, validated, _, result, _ = zoo
+    rows = _manifest(validated / "manifest.csv")
+    rejected = {p: r["reason"] for p, r in rows.items() if r["status"] == "rejected"}
+    assert rejected == REJECTED
+    assert result.rejected == len(REJECTED) and result.passed
+    accepted = _manifest(validated / "accepted.csv")
+    assert set(accepted) == {p for p in rows if p not in REJECTED}
+    assert rows["c/tiny.png"]["width"] == "8"
+
+
+def test_odd_formats_are_accepted_with_the_conversion_recorded(zoo):
+    rows = _manifest(zoo[2] / "manifest.csv")
+    for path, (fmt, conversion) in CONVERTED.items():
+        assert rows[path]["status"] == "accepted", path
+        assert (rows[path]["format"], rows[path]["conversion"]) == (fmt, conversion), path
+    assert rows["a/inside_link.png"]["sha256"] == rows["a/a_000.png"]["sha256"]
+
+
+def test_hidden_files_and_empty_folders_are_ignored(zoo):
+    rows = _manifest(zoo[2] / "manifest.csv")
+    assert not [p for p in rows if "/." in p or p.startswith(".") or "Thumbs" in p]
+    assert zoo[4].classes == ["a", "b", "c"]
+    assert zoo[4].warnings == ["empty class folder ignored: empty_class"]
+
+
+def test_source_and_raw_are_never_modified(zoo):
+    before, after, raw_before, raw_after = zoo[5]
+    assert before == after
+    assert raw_before == raw_after
+
+
+def test_validation_json_lists_everything_and_data_docs_exist(zoo):
+    _, _, _, reports, result, _ = zoo
+    report = json.loads((reports / "validation.json").read_text())
+    assert {(p["path"], p["reason"]) for p in report["problems"]} == set(REJECTED.items())
+    assert report["per_reason"]["label_conflict"] == 2
+    assert report["per_class"]["c"]["rejected"] == 2
+    assert report["data_version"] == result.data_version and len(result.data_version) == 16
+    assert [s["suite"] for s in report["suites"]] == ["manifest", "accepted_contents", "classes"]
+    assert all(s["success"] for s in report["suites"])
+    assert (reports / "data_docs/index.html").is_file()
+    assert "label_conflict" in result.summary_markdown() and "passed" in str(result)
+
+
+def test_identical_files_with_the_same_label_land_in_the_same_split(zoo, tmp_path):
+    split(SplitParams(val=0.2, test=0.2, seed=1), zoo[2] / "accepted.csv", tmp_path)
+    where = {}
+    for name in ("train", "val", "test"):
+        with open(tmp_path / f"{name}.csv", newline="") as fh:
+            where.update({row["path"]: name for row in csv.DictReader(fh)})
+    assert where["c/dup1.png"] == where["c/dup2.png"]
+    assert where["a/inside_link.png"] == where["a/a_000.png"]
+
+
+def test_validate_sees_symlinks_and_stray_files_without_ingest(tmp_path):
+    raw = tmp_path / "raw"
+    for i, label in enumerate("xy"):
+        gen.good_class(raw, label, 10, seed=i + 20)
+    gen.save(gen.noise(1), tmp_path / "out.png")
+    os.symlink(tmp_path / "out.png", raw / "x/link.png")
+    os.symlink(tmp_path / "nowhere.png", raw / "y/broken.png")
+    gen.save(gen.noise(2), raw / "loose.png")
+    result = validate(LENIENT, raw, tmp_path / "v", tmp_path / "r")
+    got = {(p["path"], p["reason"]) for p in result.problems}
+    assert got == {
+        ("x/link.png", "symlink_outside_root"),
+        ("y/broken.png", "broken_symlink"),
+        ("loose.png", "outside_class_folder"),
+    }
+
+
+def test_too_many_invalid_files_fail_after_writing_the_reports(zoo, tmp_path):
+    with pytest.raises(ValidationFailed) as info:
+        validate(ValidateParams(min_size=16), zoo[1], tmp_path / "v", tmp_path / "r")
+    assert "validate.max_invalid_fraction" in str(info.value)
+    assert info.value.result.rejected == len(REJECTED)
+    assert not json.loads((tmp_path / "r/validation.json").read_text())["passed"]
+    assert "Why it failed" in info.value.result.summary_markdown()
+
+
+def test_dataset_problems_are_listed_together_in_one_message(tmp_path):
+    raw = tmp_path / "raw"
+    gen.good_class(raw, "big", 40, seed=1)
+    gen.good_class(raw, "small", 3, seed=2)
+    params = ValidateParams(min_images_per_class=5, max_class_imbalance=10.0)
+    with pytest.raises(ValidationFailed) as info:
+        validate(params, raw, tmp_path / "v", tmp_path / "r")
+    message = str(info.value)
+    assert "'small' (3)" in message and "validate.min_images_per_class=5" in message
+    assert "ratio 13.3 > validate.max_class_imbalance=10.0" in message
+    assert isinstance(info.value, BakeoffError)
+
+
+def test_a_single_class_fails(tmp_path, caplog):
+    raw = tmp_path / "raw"
+    gen.good_class(raw, "only", 12, seed=1)
+    (raw / "nothing").mkdir()
+    with caplog.at_level(logging.WARNING), pytest.raises(ValidationFailed) as info:
+        validate(ValidateParams(), raw, tmp_path / "v", tmp_path / "r")
+    assert "found 1 class(es) with usable images (only)" in str(info.value)
+    assert "empty class folder ignored: nothing" in caplog.text
+
+
+def test_cli_exits_1_with_one_line_and_writes_reports(zoo, tmp_path, monkeypatch, capsys):
+    """`bakeoff validate` (the console script's main) on a project folder: one line, exit 1."""
+    from bakeoff import cli, paths
+
+    shutil.copytree(zoo[1], tmp_path / "data/raw", symlinks=True)
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    monkeypatch.setattr(paths, "RAW_DIR", tmp_path / "data/raw")
+    monkeypatch.setattr(paths, "VALIDATED_DIR", tmp_path / "data/validated")
+    monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
+    argv = ["bakeoff", "validate", "--params", str(tmp_path / "params.yaml")]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: data validation failed:")
+    assert f"{len(REJECTED)} of {zoo[4].total} files" in err
+    assert (tmp_path / "reports/data_docs/index.html").is_file()
+    assert (tmp_path / "data/validated/manifest.csv").is_file()
+
+
+def test_inspect_flags_a_bomb_by_pixel_limit(tmp_path, monkeypatch):
+    from bakeoff.validate import inspect_file
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    path = gen.save(gen.noise(1, 20), tmp_path / "big.png")
+    assert inspect_file(str(path), 16)["reason"] == "decompression_bomb"
+    buf = io.BytesIO()
+    gen.noise(1, 10).save(buf, "PNG")
+    (tmp_path / "ok.png").write_bytes(buf.getvalue())
+    assert "reason" not in inspect_file(str(tmp_path / "ok.png"), 8)
