@@ -219,7 +219,8 @@ def test_validation_failure_stops_the_flow_and_publishes_the_summary(prefect_api
     assert state.is_failed()
     assert not (project / "data" / "split").exists()
     summary = _artifact_markdown("validation-summary")
-    assert "zero_bytes" in summary or "failed" in summary
+    assert "Data validation **failed**" in summary
+    assert "`dots/empty_0.png`: `zero_bytes`" in summary
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(

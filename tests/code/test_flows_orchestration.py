@@ -1,0 +1,97 @@
+"""bakeoff.orchestration without services: DVC bookkeeping, stage names, the retrain summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bakeoff import orchestration
+from bakeoff.config import OrchestrationParams
+from tests.conftest import REPO
+
+
+def _dvc(root: Path, *args: str) -> str:
+    cmd = [sys.executable, "-m", "dvc", *args]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def test_pipeline_stages_are_the_stages_of_dvc_yaml():
+    """The names the flow commits are exactly the stages `dvc repro` would run."""
+    from bakeoff.config import load_params
+
+    listed = [line.split()[0] for line in _dvc(REPO, "stage", "list").splitlines() if line]
+    backbones = load_params(REPO / "params.yaml").backbones
+    assert sorted(orchestration.pipeline_stages(backbones)) == sorted(listed)
+
+
+@pytest.fixture
+def toy_project(tmp_path):
+    """A DVC project with two stages whose outputs were made without `dvc repro`."""
+    root = tmp_path / "toy"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    _dvc(root, "init", "-q")
+    (root / "params.yaml").write_text("n: 3\n")
+    (root / "in.txt").write_text("input\n")
+    (root / "dvc.yaml").write_text(
+        "stages:\n"
+        "  a:\n    cmd: cp in.txt a.txt\n    deps: [in.txt]\n    params: [n]\n    outs: [a.txt]\n"
+        "  b:\n    cmd: cp a.txt b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n"
+    )
+    (root / "a.txt").write_text("input\n")
+    (root / "b.txt").write_text("input\n")
+    return root
+
+
+def test_record_in_dvc_leaves_nothing_for_dvc_repro(toy_project):
+    assert set(orchestration.dvc_status(toy_project)) == {"a", "b"}
+    orchestration.record_in_dvc(toy_project, ["a", "b"])
+    assert orchestration.dvc_status(toy_project) == {}
+    assert "Stage 'a' didn't change" in _dvc(toy_project, "repro", "--dry")
+    lock = (toy_project / "dvc.lock").read_text()
+    assert "a.txt" in lock and "n: 3" in lock
+
+
+def test_record_in_dvc_fails_when_stages_it_did_not_run_are_stale(toy_project):
+    with pytest.raises(RuntimeError, match=r"dvc status.*still reports changes.*dvc repro"):
+        orchestration.record_in_dvc(toy_project, ["a"])
+
+
+def test_build_task_runner_follows_params():
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    thread = orchestration.build_task_runner(OrchestrationParams(task_runner="thread"))
+    assert isinstance(thread, ThreadPoolTaskRunner)
+    process = orchestration.build_task_runner(OrchestrationParams(task_runner="process"))
+    assert isinstance(process, ProcessPoolTaskRunner)
+    address = "tcp://10.0.0.5:8786"
+    dask = orchestration.build_task_runner(
+        OrchestrationParams(task_runner="dask", dask_address=address)
+    )
+    assert isinstance(dask, DaskTaskRunner) and dask.address == address
+
+
+def test_retrain_summary_names_data_version_metrics_decision_and_reason(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "SimpleCNN.json").write_text(
+        json.dumps({"test_accuracy": 0.91234, "test_macro_f1": 0.9, "val_accuracy": 0.88,
+                    "size_mb": 1.5, "latency_ms_b1": 2.25})
+    )  # fmt: skip
+    register = tmp_path / "register.json"
+    register.write_text(
+        json.dumps({"decision": "promoted", "reason": "val_accuracy 0.88 > champion 0.80",
+                    "model_name": "image-classifier", "version": "2", "backbone": "SimpleCNN",
+                    "metric": "val_accuracy"})
+    )  # fmt: skip
+    md = orchestration.retrain_summary_markdown("abc123", ["SimpleCNN", "VGG16"], metrics, register)
+    assert md.startswith("# Retrain: promoted")
+    assert "`abc123`" in md
+    assert "val_accuracy 0.88 > champion 0.80" in md
+    assert "| SimpleCNN | 0.9123 | 0.9 | 0.88 | 1.5 | 2.25 |" in md
+    assert "| VGG16 | no metrics |" in md
