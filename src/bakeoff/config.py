@@ -97,6 +97,7 @@ class Budget:
 class ReportParams:
     bootstrap: int = 1000
     confidence: float = 0.95
+    seed: int = 42  # of the bootstrap resampling: the same inputs give the same intervals
     budgets: dict[str, Budget] | None = None
 
 
