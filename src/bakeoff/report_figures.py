@@ -1,0 +1,164 @@
+"""The comparison report's figures, drawn with matplotlib and saved as PNG.
+
+matplotlib is imported inside the functions (with the Agg backend: no display on the
+training machines) so that importing this module stays free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+_DPI = 110
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -> Path:
+    """Test accuracy (with its interval) against batch-1 latency; bubble area = parameters.
+
+    Args:
+        table: One row per backbone (index = name) with test_accuracy, ci_low, ci_high,
+            latency_ms_b1 and params.
+        front: The Pareto-optimal backbones, fastest first.
+        path: The PNG to write.
+
+    Returns:
+        `path`.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    # Area proportional to parameters, scaled so the largest bubble stays readable.
+    sizes = 60 + 1400 * table["params"] / max(float(table["params"].max()), 1.0)
+    ax.errorbar(
+        table["latency_ms_b1"],
+        table["test_accuracy"],
+        yerr=[table["test_accuracy"] - table["ci_low"], table["ci_high"] - table["test_accuracy"]],
+        fmt="none",
+        ecolor="#888",
+        capsize=3,
+        zorder=1,
+    )
+    ax.scatter(
+        table["latency_ms_b1"],
+        table["test_accuracy"],
+        s=sizes,
+        alpha=0.55,
+        color="#3b7dd8",
+        edgecolor="#1d3f73",
+        zorder=2,
+    )
+    for name, row in table.iterrows():
+        ax.annotate(
+            str(name),
+            (row["latency_ms_b1"], row["test_accuracy"]),
+            xytext=(6, 6),
+            textcoords="offset points",
+            fontsize=9,
+        )
+    ax.plot(
+        table.loc[list(front), "latency_ms_b1"],
+        table.loc[list(front), "test_accuracy"],
+        "--",
+        color="#d8543b",
+        drawstyle="steps-post",
+        label="Pareto front",
+        zorder=3,
+    )
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    # Plain numbers (2, 5, 10, 20 ms) read better than 2x10^0 on a latency axis.
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.2, y=0.1)
+    ax.set_xlabel("latency, ms per image at batch 1 (log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Accuracy vs latency (bubble area = parameters, bars = interval)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+    return path
+
+
+def training_curves(histories: Mapping[str, pd.DataFrame], path: Path) -> Path:
+    """Validation accuracy per epoch of every backbone on one chart.
+
+    Args:
+        histories: name -> history.csv as a frame (epoch, val_accuracy, ...).
+        path: The PNG to write.
+
+    Returns:
+        `path`.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, history in histories.items():
+        epochs = history["epoch"]
+        # A fine-tuning phase may restart its epoch count: then number the epochs in order.
+        x = (
+            epochs
+            if epochs.is_monotonic_increasing and epochs.is_unique
+            else range(1, len(history) + 1)
+        )
+        ax.plot(list(x), history["val_accuracy"], marker="o", markersize=3, label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Training curves")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+    return path
+
+
+def confusion(
+    actual: Sequence[str], predicted: Sequence[str], classes: Sequence[str], title: str, path: Path
+) -> Path:
+    """A confusion matrix (counts) of one backbone on the test images.
+
+    Args:
+        actual: True class per test image.
+        predicted: Predicted class per test image.
+        classes: Class names, in display order.
+        title: Figure title.
+        path: The PNG to write.
+
+    Returns:
+        `path`.
+    """
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _pyplot()
+    size = max(4.5, 0.55 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay.from_predictions(
+        actual,
+        predicted,
+        labels=list(classes),
+        ax=ax,
+        colorbar=False,
+        cmap="Blues",
+        xticks_rotation=45,
+    )
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+    return path

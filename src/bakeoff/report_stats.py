@@ -1,0 +1,143 @@
+"""The statistics behind the comparison report: intervals, ties, Pareto front, budgets.
+
+Pure functions on numbers (numpy only), so the report's reasoning is tested without
+models, images or MLflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the recommendation needs to know about one backbone."""
+
+    name: str
+    accuracy: float
+    latency_ms: float
+    size_mb: float
+
+
+def bootstrap_interval(
+    correct: np.ndarray, n_resamples: int, confidence: float, seed: int
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the accuracy, resampling test images.
+
+    Args:
+        correct: One 0/1 entry per test image (1 = predicted right).
+        n_resamples: Number of bootstrap resamples.
+        confidence: e.g. 0.95.
+        seed: Seed of the resampling, so the same inputs give the same interval.
+
+    Returns:
+        (low, high) of the accuracy.
+    """
+    correct = np.asarray(correct, dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(correct), size=(n_resamples, len(correct)))
+    means = correct[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def paired_difference(
+    correct_a: np.ndarray, correct_b: np.ndarray, n_resamples: int, confidence: float, seed: int
+) -> tuple[float, float, float]:
+    """Accuracy of a minus accuracy of b, with a paired bootstrap interval.
+
+    Both backbones are scored on the same test images, so each resample draws the same
+    images for both: the image-to-image difficulty cancels out and the interval is much
+    tighter than comparing two independent intervals.
+
+    Args:
+        correct_a: 0/1 per test image for backbone a.
+        correct_b: 0/1 per test image for backbone b, same images in the same order.
+        n_resamples: Number of bootstrap resamples.
+        confidence: e.g. 0.95.
+        seed: Seed of the resampling.
+
+    Returns:
+        (difference, low, high).
+    """
+    diff = np.asarray(correct_a, dtype=float) - np.asarray(correct_b, dtype=float)
+    low, high = bootstrap_interval(diff, n_resamples, confidence, seed)
+    return float(diff.mean()), low, high
+
+
+def pareto_front(points: Mapping[str, tuple[float, float]]) -> list[str]:
+    """The backbones no other backbone beats on both accuracy and latency.
+
+    Args:
+        points: name -> (accuracy, latency_ms); higher accuracy and lower latency are better.
+
+    Returns:
+        The non-dominated names, fastest first.
+    """
+
+    def dominated(acc: float, lat: float) -> bool:
+        return any(a >= acc and t <= lat and (a > acc or t < lat) for a, t in points.values())
+
+    front = [name for name, (acc, lat) in points.items() if not dominated(acc, lat)]
+    return sorted(front, key=lambda name: points[name][1])
+
+
+def within_budget(
+    candidates: Sequence[Candidate], max_latency_ms: float | None, max_size_mb: float | None
+) -> list[str]:
+    """The backbones whose batch-1 latency and size fit a budget (None = no limit)."""
+    return [
+        c.name
+        for c in candidates
+        if (max_latency_ms is None or c.latency_ms <= max_latency_ms)
+        and (max_size_mb is None or c.size_mb <= max_size_mb)
+    ]
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+
+
+def _compare(mine: float, theirs: float, better: str, worse: str, same: str) -> str:
+    """'9x faster' style wording; lower values are better (latency, size)."""
+    if mine <= 0 or theirs <= 0 or abs(mine - theirs) <= 0.05 * max(mine, theirs):
+        return same
+    if mine < theirs:
+        return f"{_times(theirs / mine)} {better}"
+    return f"{_times(mine / theirs)} {worse}"
+
+
+def recommend(
+    candidates: Sequence[Candidate], tied: Mapping[str, tuple[float, float, float]]
+) -> tuple[str, str]:
+    """The fastest (then smallest) backbone statistically tied with the most accurate one.
+
+    Args:
+        candidates: All backbones.
+        tied: name -> (difference, low, high) of best-minus-name accuracy, for the backbones
+            whose interval contains 0 (the best itself need not be listed).
+
+    Returns:
+        (name, reason): the reason is one sentence a reader can check against the table.
+    """
+    best = max(candidates, key=lambda c: c.accuracy)
+    pool = [c for c in candidates if c.name == best.name or c.name in tied]
+    pick = min(pool, key=lambda c: (c.latency_ms, c.size_mb, -c.accuracy))
+    if pick.name == best.name:
+        others = ", ".join(sorted(tied)) or "none"
+        return pick.name, (
+            f"{pick.name} has the best test accuracy ({100 * best.accuracy:.1f}%), and no "
+            f"backbone within its interval is faster (tied: {others})."
+        )
+    diff, low, high = tied[pick.name]
+    gap = f"{100 * diff:.1f} pt below {best.name}" if diff > 0 else f"level with {best.name}"
+    speed = _compare(pick.latency_ms, best.latency_ms, "faster", "slower", "as fast")
+    size = _compare(pick.size_mb, best.size_mb, "smaller", "larger", "about the same size")
+    return pick.name, (
+        f"{pick.name} is {gap}, within the interval (paired bootstrap of the difference: "
+        f"[{100 * low:+.1f}, {100 * high:+.1f}] pt), and {speed} and {size}."
+    )

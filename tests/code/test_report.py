@@ -1,0 +1,248 @@
+"""The comparison report on hand-made, consistent inputs with known answers."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bakeoff.config import Budget, load_params
+from bakeoff.errors import BakeoffError
+from bakeoff.report import report
+from bakeoff.report_stats import bootstrap_interval, pareto_front
+
+REPO = Path(__file__).resolve().parents[2]
+N_TEST = 300
+CLASSES = ["bag", "coat", "shirt"]
+# Big is the most accurate; Small is 1 pt below it (tied), 10x faster and 33x smaller;
+# Bad is the fastest and smallest but clearly worse.
+SPECS = {
+    "Big": dict(right=range(0, 270), latency=50.0, b32=20.0, size=500.0, params=100_000_000),
+    "Small": dict(
+        right=[*range(0, 264), 270, 271, 272], latency=5.0, b32=1.5, size=15.0, params=3_500_000
+    ),
+    "Bad": dict(right=range(0, 180), latency=2.0, b32=0.5, size=5.0, params=250_000),
+}
+
+
+def _write(path: Path, rows: list[dict], fields: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def make_inputs(root: Path) -> dict[str, dict]:
+    """metrics/, plots/, models/ and reports/register.json for the three backbones."""
+    actual = [CLASSES[i % 3] for i in range(N_TEST)]
+    all_metrics = {}
+    for k, (name, spec) in enumerate(SPECS.items()):
+        right = set(spec["right"])
+        predicted = [a if i in right else CLASSES[(i + 1) % 3] for i, a in enumerate(actual)]
+        _write(
+            root / "plots" / name / "confusion.csv",
+            [{"actual": a, "predicted": p} for a, p in zip(actual, predicted, strict=True)],
+            ["actual", "predicted"],
+        )
+        history = [
+            dict(
+                epoch=e,
+                phase=1,
+                loss=1 / e,
+                accuracy=0.5 + 0.05 * e,
+                val_loss=1.2 / e,
+                val_accuracy=0.45 + 0.05 * e + 0.01 * k,
+                learning_rate=0.001,
+            )
+            for e in range(1, 5)
+        ]
+        _write(root / "plots" / name / "history.csv", history, list(history[0]))
+        metrics = {
+            "backbone": name,
+            "test_accuracy": len(right) / N_TEST,
+            "test_macro_f1": len(right) / N_TEST - 0.0123,
+            "val_accuracy": 0.8,
+            "val_macro_f1": 0.79,
+            "per_class": {},
+            "params": spec["params"],
+            "size_mb": spec["size"],
+            "latency_ms_b1": spec["latency"],
+            "latency_ms_b32": spec["b32"],
+            "throughput_ips": 1000 / spec["b32"],
+            "train_seconds": 123.456 + k,
+            "run_id": f"run{k}",
+            "image_size": 32,
+        }
+        (root / "metrics").mkdir(exist_ok=True)
+        (root / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
+        (root / "models" / name).mkdir(parents=True)
+        (root / "models" / name / "train.json").write_text(
+            json.dumps({"backbone": name, "epochs_run": 4, "classes": CLASSES})
+        )
+        all_metrics[name] = metrics
+    (root / "reports").mkdir()
+    (root / "reports" / "register.json").write_text(
+        json.dumps(
+            {
+                "decision": "challenger",
+                "reason": "Small is not better than the champion",
+                "model_name": "image-classifier",
+                "version": "2",
+                "backbone": "Small",
+                "champion": {"backbone": "Big", "version": "1"},
+            }
+        )
+    )
+    return all_metrics
+
+
+@pytest.fixture(scope="module")
+def report_params():
+    """The project's params with known budgets and fewer resamples (faster, same logic)."""
+    real = load_params(REPO / "params.yaml")
+    budgets = {
+        "edge": Budget(max_latency_ms=10.0, max_size_mb=20.0),
+        "tiny": Budget(max_latency_ms=None, max_size_mb=10.0),
+        "server": Budget(max_latency_ms=100.0, max_size_mb=None),
+    }
+    return dataclasses.replace(
+        real, report=dataclasses.replace(real.report, bootstrap=500, budgets=budgets)
+    )
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, report_params):
+    """One report over the hand-made inputs, logged to a fresh MLflow store (module-wide:
+    creating an MLflow store takes seconds)."""
+    root = tmp_path_factory.mktemp("project")
+    metrics = make_inputs(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+        (root / "mlruns").mkdir()
+        html = report(
+            report_params, list(SPECS), root / "metrics", root / "models", root / "reports"
+        )
+        yield root, metrics, html
+
+
+def _table(md: str) -> dict[str, list[str]]:
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    return {
+        cells[0]: dict(zip(header, cells, strict=True))
+        for cells in ([c.strip() for c in r.strip("|").split("|")] for r in rows[1:])
+    }
+
+
+def test_table_numbers_equal_the_metrics_files(made):
+    root, metrics, _ = made
+    table = _table((root / "reports" / "comparison.md").read_text())
+    assert set(table) == set(SPECS)
+    for name, m in metrics.items():
+        row = table[name]
+        assert float(row["Test accuracy"]) == round(m["test_accuracy"], 4)
+        assert float(row["Macro-F1"]) == round(m["test_macro_f1"], 4)
+        assert float(row["Latency b1 (ms)"]) == m["latency_ms_b1"]
+        assert float(row["Latency b32 (ms/img)"]) == m["latency_ms_b32"]
+        assert float(row["Throughput (img/s)"]) == round(m["throughput_ips"], 1)
+        assert int(row["Parameters"].replace(",", "")) == m["params"]
+        assert float(row["Size (MB)"]) == m["size_mb"]
+        assert float(row["Training (s)"]) == round(m["train_seconds"], 1)
+        low, high = map(float, re.findall(r"[\d.]+", row["95% interval"]))
+        assert low <= m["test_accuracy"] <= high
+        assert high - low < 0.2
+
+
+def test_recommends_the_faster_tied_backbone_not_the_worse_one(made):
+    root, _, _ = made
+    md = (root / "reports" / "comparison.md").read_text()
+    assert "**Recommendation: Small.**" in md
+    assert "Small is 1.0 pt below Big, within the interval" in md
+    assert "10x faster and 33x smaller" in md
+    assert "Recommendation: Bad" not in md
+    assert "Champion** (reports/register.json): Big" in md
+
+
+def test_pareto_front_and_budgets_in_the_report(made):
+    md = (made[0] / "reports" / "comparison.md").read_text()
+    assert "(fastest first): Bad, Small, Big" in md
+    assert "- edge (latency <= 10 ms, size <= 20 MB): Small, Bad; most accurate: Small" in md
+    assert "- tiny (latency no limit, size <= 10 MB): Bad; most accurate: Bad" in md
+    assert "- server (latency <= 100 ms, size no limit): Big, Small, Bad; most accurate: Big" in md
+
+
+def test_html_is_self_contained_with_the_figures(made):
+    root, _, html = made
+    assert html == root / "reports" / "comparison.html"
+    text = html.read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) == 3
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "Recommendation: Small." in text and "<table>" in text
+    figures = sorted(p.name for p in (root / "reports" / "figures").iterdir())
+    assert figures == ["accuracy_vs_latency.png", "champion_confusion.png", "training_curves.png"]
+
+
+def test_report_is_logged_to_mlflow(made):
+    import mlflow
+
+    root = made[0]
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.stage = 'report'"
+    )
+    assert runs and all(r.info.status == "FINISHED" for r in runs)
+    names = {a.path for a in client.list_artifacts(runs[-1].info.run_id, "report")}
+    assert "report/comparison.html" in names and "report/accuracy_vs_latency.png" in names
+    # The interval the UI shows is the one in the report's table.
+    row = _table((root / "reports" / "comparison.md").read_text())["Small"]
+    low = runs[-1].data.metrics["Small.test_accuracy_ci_low"]
+    assert f"[{low:.4f}," in row["95% interval"]
+
+
+def test_report_is_deterministic(report_params, made):
+    root = made[0]
+    first = (root / "reports" / "comparison.md").read_text()
+    report(report_params, list(SPECS), root / "metrics", root / "models", root / "reports")
+    assert (root / "reports" / "comparison.md").read_text() == first
+
+
+def test_bootstrap_interval_is_seeded_and_contains_the_estimate():
+    correct = np.r_[np.ones(80), np.zeros(20)]
+    a = bootstrap_interval(correct, 1000, 0.95, seed=1)
+    assert a == bootstrap_interval(correct, 1000, 0.95, seed=1)
+    assert a != bootstrap_interval(correct, 1000, 0.95, seed=2)
+    assert a[0] < 0.8 < a[1]
+    assert bootstrap_interval(correct, 1000, 0.50, seed=1)[1] < a[1]
+
+
+def test_pareto_front_on_a_hand_made_case():
+    points = {
+        "fast": (0.70, 1.0),
+        "mid": (0.85, 5.0),
+        "dominated": (0.80, 6.0),  # mid is more accurate and faster
+        "slow_best": (0.90, 40.0),
+        "slow_worse": (0.90, 50.0),  # same accuracy as slow_best, slower
+    }
+    assert pareto_front(points) == ["fast", "mid", "slow_best"]
+
+
+def test_missing_metrics_is_a_clear_error(tmp_path, report_params):
+    make_inputs(tmp_path)
+    (tmp_path / "metrics" / "Small.json").unlink()
+    with pytest.raises(BakeoffError, match=r"metrics/Small\.json.*bakeoff evaluate Small"):
+        report(
+            report_params,
+            list(SPECS),
+            tmp_path / "metrics",
+            tmp_path / "models",
+            tmp_path / "reports",
+        )
+    assert not (tmp_path / "reports" / "comparison.html").exists()
