@@ -1,0 +1,130 @@
+"""tracking.py against a real sqlite MLflow store in tmp_path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bakeoff import tracking
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory):
+    """One sqlite store for the module: creating the schema takes seconds per store."""
+    root = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    (root / "mlruns").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
+
+
+def _keras_model(n_classes: int = 3):
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(n_classes, "softmax")]
+    )
+    model.compile(optimizer=keras.optimizers.Adamax(0.01), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_configure_puts_artifacts_next_to_the_env_store(params, tracking_uri):
+    from mlflow import MlflowClient
+
+    experiment_id = tracking.configure(params.tracking)
+    experiment = MlflowClient(tracking_uri).get_experiment(experiment_id)
+    assert experiment.name == params.tracking.experiment
+    store_dir = Path(tracking_uri.removeprefix("sqlite:///")).parent
+    assert experiment.artifact_location == (store_dir / "artifacts").as_uri()
+    assert tracking.configure(params.tracking) == experiment_id  # idempotent
+
+
+def test_training_run_logs_flattened_params_and_finishes(params, tracking_uri):
+    with tracking.training_run(params, "SimpleCNN", None, {"data_version": "abc"}) as run_id:
+        tracking.log_metrics({"val_accuracy": 0.5}, run_id, step=0)
+    info = tracking.run_info(run_id)
+    assert info["status"] == "FINISHED"
+    assert info["params"]["train.epochs"] == str(params.train.epochs)
+    assert info["params"]["tracking.experiment"] == params.tracking.experiment
+    assert info["tags"]["backbone"] == "SimpleCNN"
+    assert info["tags"]["data_version"] == "abc"
+    assert info["metrics"]["val_accuracy"] == 0.5
+
+
+def test_exception_marks_run_failed_and_propagates(params, tracking_uri):
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        tracking.training_run(params, "SimpleCNN", None, {}) as run_id,
+    ):
+        raise RuntimeError("boom")
+    assert tracking.run_info(run_id)["status"] == "FAILED"
+
+
+def test_resume_keeps_the_run_id(params, tracking_uri):
+    with (
+        pytest.raises(KeyboardInterrupt),
+        tracking.training_run(params, "SimpleCNN", None, {}) as first,
+    ):
+        tracking.log_metrics({"loss": 2.0}, first, step=0)
+        raise KeyboardInterrupt
+    with tracking.training_run(params, "SimpleCNN", first, {}) as second:
+        tracking.log_metrics({"loss": 1.0}, second, step=1)
+    assert second == first
+    info = tracking.run_info(first)
+    assert info["status"] == "FINISHED"
+    assert info["metrics"]["loss"] == 1.0
+    # a run id the store does not know (e.g. the db was deleted) starts a new run
+    with tracking.training_run(params, "SimpleCNN", "0" * 32, {}) as third:
+        pass
+    assert third != "0" * 32
+
+
+def test_epoch_callback_logs_every_epoch_with_learning_rate(params, tracking_uri):
+    from mlflow import MlflowClient
+
+    model = _keras_model()
+    x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3)).astype("float32")
+    y = np.arange(8) % 3
+    with tracking.training_run(params, "SimpleCNN", None, {}) as run_id:
+        model.fit(x, y, epochs=3, verbose=0, callbacks=[tracking.epoch_callback()])
+    client = MlflowClient(tracking_uri)
+    loss = client.get_metric_history(run_id, "loss")
+    lr = client.get_metric_history(run_id, "learning_rate")
+    assert sorted(m.step for m in loss) == [0, 1, 2]
+    assert all(math.isclose(m.value, 0.01, rel_tol=1e-5) for m in lr)
+
+
+def test_keras_model_registry_and_aliases(params, tracking_uri, tmp_path):
+    model = _keras_model()
+    x = np.zeros((2, 8, 8, 3), dtype="float32")
+    with tracking.training_run(params, "SimpleCNN", None, {}) as run_id:
+        uri = tracking.log_keras_model(model, x, run_id, classes=["a", "b", "c"])
+    assert uri.startswith("models:/")
+    artifact = tmp_path / "extra.txt"
+    artifact.write_text("hello")
+    tracking.log_artifacts([artifact], run_id, "extras")  # to a FINISHED run
+    assert tracking.run_info(run_id)["status"] == "FINISHED"
+
+    name = params.register.model_name
+    assert tracking.get_version_by_alias(name, "champion") is None
+    v1 = tracking.register_version(uri, name, {"backbone": "SimpleCNN"})
+    v2 = tracking.register_version(uri, name, {"backbone": "SimpleCNN"})
+    tracking.set_alias(name, "champion", v1)
+    tracking.set_alias(name, "challenger", v2)
+    assert str(tracking.get_version_by_alias(name, "champion").version) == v1
+    tracking.set_alias(name, "champion", v2)  # moves
+    assert str(tracking.get_version_by_alias(name, "champion").version) == v2
+    tracking.delete_alias(name, "challenger")
+    tracking.delete_alias(name, "challenger")  # absent: no error
+    assert tracking.get_version_by_alias(name, "challenger") is None
+    tracking.set_version_tags(name, v2, {"decision": "promoted"})
+    assert tracking.get_version_by_alias(name, "champion").tags["decision"] == "promoted"
+
+    assert tracking.model_classes(uri) == ["a", "b", "c"]
+    loaded = tracking.load_keras_model(f"models:/{name}@champion")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert Path(tracking.tracking_uri().removeprefix("sqlite:///")).is_file()
