@@ -76,8 +76,9 @@ def build_table(params: Params, data: dict[str, _Backbone]) -> pd.DataFrame:
         low, high = report_stats.bootstrap_interval(
             b.correct, params.report.bootstrap, params.report.confidence, params.report.seed
         )
-        row = {key: b.metrics.get(key) for _, key, _ in report_render.COLUMNS[1:]}
-        row.update(backbone=name, ci_low=low, ci_high=high, interval=f"[{low:.4f}, {high:.4f}]")
+        row = {"backbone": name}
+        row.update({key: b.metrics.get(key) for _, key, _ in report_render.COLUMNS[1:]})
+        row.update(ci_low=low, ci_high=high, interval=f"[{low:.4f}, {high:.4f}]")
         row["epochs_run"] = b.train.get("epochs_run", "-")
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index")
@@ -173,7 +174,7 @@ def report(
     out_dir: Path,
     plots_dir: Path | None = None,
 ) -> Path:
-    """Write reports/comparison.{md,html} and reports/figures/*.png; log them to MLflow.
+    """Write reports/comparison.{md,html,csv} and reports/figures/*.png; log them to MLflow.
 
     Args:
         params: All params (the `report` section drives the statistics).
@@ -208,6 +209,9 @@ def report(
         else f"none yet (decision: {register.get('decision')}; {register.get('reason', '')})"
     )
     figures = _figures(table, ctx, data, champion, Path(out_dir) / "figures")
+    # The table as data: `dvc plots show` draws it (the top-level plot in dvc.yaml).
+    csv = Path(out_dir) / "comparison.csv"
+    table.drop(columns=["interval"]).to_csv(csv, index=False)
     md = Path(out_dir) / "comparison.md"
     md.write_text(report_render.render_markdown(params, table, ctx))
     html = Path(out_dir) / "comparison.html"
@@ -217,5 +221,5 @@ def report(
         for n in table.index
         for end in ("low", "high")
     }
-    tracking.log_report(params, [md, html, *figures], intervals)
+    tracking.log_report(params, [md, html, csv, *figures], intervals)
     return html

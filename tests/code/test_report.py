@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bakeoff.config import Budget, load_params
@@ -158,6 +159,11 @@ def test_table_numbers_equal_the_metrics_files(made):
         low, high = map(float, re.findall(r"[\d.]+", row["95% interval"]))
         assert low <= m["test_accuracy"] <= high
         assert high - low < 0.2
+    # The data `dvc plots show` draws is the same, unrounded.
+    data = pd.read_csv(root / "reports" / "comparison.csv", index_col="backbone")
+    for name, m in metrics.items():
+        for key in ("test_accuracy", "latency_ms_b1", "size_mb", "params"):
+            assert data.loc[name, key] == m[key]
 
 
 def test_recommends_the_faster_tied_backbone_not_the_worse_one(made):
