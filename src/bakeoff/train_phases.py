@@ -1,0 +1,183 @@
+"""One training phase (the recipe's callbacks, the feature cache) and its history files."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from bakeoff import tracking
+from bakeoff.config import TrainParams
+from bakeoff.dataset import to_dataset
+from bakeoff.errors import BakeoffError
+
+HISTORY_COLUMNS = [
+    "epoch",
+    "phase",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A `fit` call: epochs counted over the whole training, so phase 2 continues phase 1."""
+
+    number: int
+    learning_rate: float
+    epochs: int  # the epoch to stop at (exclusive), as in `fit(epochs=...)`
+    initial_epoch: int
+    min_epochs: int  # early stopping never stops before this epoch
+
+
+class _FullModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that saves the full model even when `fit` trains only the head."""
+
+    def __init__(self, full_model: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.full_model = full_model
+
+    def set_model(self, model):
+        super().set_model(self.full_model)
+
+
+def _head_on_features(model: keras.Model, data: dict, batch_size: int):
+    """(head model, train features, val features): the frozen base runs once per image."""
+    bn, dense = model.get_layer("head_bn"), model.get_layer("predictions")
+    # Before the head gets a second inbound node: `.input` needs a single one.
+    extractor = keras.Model(model.inputs, bn.input)
+    feats = [
+        extractor.predict(data[name][0].astype(np.float32), batch_size=batch_size, verbose=0)
+        for name in ("train", "val")
+    ]
+    inputs = keras.Input(shape=feats[0].shape[1:], name="features")
+    head = keras.Model(inputs, dense(bn(inputs)), name="head")  # shares the model's layers
+    return head, feats[0], feats[1]
+
+
+def fit_phase(
+    model: keras.Model,
+    phase: Phase,
+    tp: TrainParams,
+    data: dict,
+    state_dir: Path,
+    cache_features: bool,
+) -> None:
+    """Run one phase of the recipe, resuming from its backup in `state_dir` if any.
+
+    Args:
+        model: The full model (trained in place; with `cache_features` only its head).
+        phase: Learning rate and epochs of this phase.
+        tp: The train params of this backbone.
+        data: {"train": (x, y), "val": (x, y), "n_classes": n}.
+        state_dir: Backups, history_phase<n>.csv and best.keras.
+        cache_features: Train the head on the frozen base's features, computed once.
+
+    Raises:
+        BakeoffError: The loss became NaN or infinite.
+    """
+    (x_tr, y_tr), (x_va, y_va) = data["train"], data["val"]
+    target = model
+    if cache_features:
+        target, x_tr, x_va = _head_on_features(model, data, tp.batch_size)
+    target.compile(
+        optimizer=keras.optimizers.Adamax(phase.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        # XLA compiles for minutes on CPU for the bigger backbones; plain graphs start fast.
+        jit_compile=False,
+    )
+    n = data["n_classes"]
+    augment = tp.augment and not cache_features
+    train_ds = to_dataset(x_tr, y_tr, n, tp.batch_size, shuffle=True, seed=tp.seed, augment=augment)
+    val_ds = to_dataset(x_va, y_va, n, tp.batch_size)
+    best = state_dir / "best.keras"
+    done = read_history(state_dir)
+    threshold = max((r["val_accuracy"] for r in done), default=None) if best.is_file() else None
+    callbacks = [
+        # First: it puts `learning_rate` into the logs the later callbacks write.
+        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, tp.patience // 2)),
+        _FullModelCheckpoint(
+            model,
+            filepath=str(best),
+            monitor="val_accuracy",
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=threshold,
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor="val_accuracy",
+            mode="max",
+            patience=tp.patience,
+            restore_best_weights=True,
+            start_from_epoch=phase.min_epochs,
+        ),
+        keras.callbacks.TerminateOnNaN(raise_error=True),
+        keras.callbacks.CSVLogger(str(state_dir / f"history_phase{phase.number}.csv"), append=True),
+        tracking.epoch_callback(),
+        # Last: an epoch is backed up only after everything above recorded it.
+        keras.callbacks.BackupAndRestore(str(state_dir / "backup" / f"phase{phase.number}")),
+    ]
+    try:
+        target.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=phase.epochs,
+            initial_epoch=phase.initial_epoch,
+            callbacks=callbacks,
+            verbose=1,
+        )
+    except RuntimeError as exc:
+        if "NaN or Inf" not in str(exc):
+            raise
+        raise BakeoffError(
+            f"training diverged (loss became NaN/Inf in phase {phase.number}): "
+            f"lower the learning rate (now {phase.learning_rate})"
+        ) from None
+
+
+def read_history(state_dir: Path) -> list[dict]:
+    """Every completed epoch of both phases, 1-based, a re-run epoch counted once."""
+    rows: dict[int, dict] = {}
+    for number in (1, 2):
+        path = Path(state_dir) / f"history_phase{number}.csv"
+        if not path.is_file():
+            continue
+        with open(path, newline="") as fh:
+            for raw in csv.DictReader(fh):
+                row = {k: float(v) for k, v in raw.items() if k in HISTORY_COLUMNS and v != ""}
+                row["epoch"], row["phase"] = int(raw["epoch"]) + 1, number
+                rows[row["epoch"]] = row  # after a crash the last write of an epoch wins
+    return [rows[e] for e in sorted(rows)]
+
+
+def write_history(history: list[dict], plots_dir: Path, title: str) -> tuple[Path, Path]:
+    """plots_dir/history.csv and curves.png (accuracy and loss per epoch, train and val)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    csv_path, png_path = plots_dir / "history.csv", plots_dir / "curves.png"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        ax.plot(epochs, [r.get(metric) for r in history], marker="o", label="train")
+        ax.plot(epochs, [r.get(f"val_{metric}") for r in history], marker="o", label="val")
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{title}: {metric}")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return csv_path, png_path
