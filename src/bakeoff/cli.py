@@ -88,6 +88,7 @@ def train(
         image_root=paths.RAW_DIR,
         out_dir=paths.MODELS_DIR / backbone,
         state_dir=paths.STATE_DIR / "train" / backbone,
+        plots_dir=paths.PLOTS_DIR / backbone,
     )
     typer.echo(result)
 
