@@ -126,6 +126,11 @@ def _run_exists(client: MlflowClient, run_id: str | None) -> bool:
         return False
 
 
+def run_exists(run_id: str | None) -> bool:
+    """Whether the store holds this (not deleted) run."""
+    return _run_exists(_client(), run_id)
+
+
 @contextmanager
 def training_run(
     params: Params, backbone: str, run_id: str | None, tags: dict[str, str]

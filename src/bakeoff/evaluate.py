@@ -1,0 +1,209 @@
+"""Stage `evaluate`: accuracy, per-class scores, confusion matrix, size and latency of one model.
+
+The numbers go to metrics/<backbone>.json (a DVC metric) and to the backbone's MLflow run,
+so the MLflow UI and `dvc metrics show` tell the same story.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bakeoff import tracking
+from bakeoff.config import Params
+from bakeoff.errors import BakeoffError
+
+
+def read_train_info(model_dir: Path) -> dict[str, Any]:
+    """models/<backbone>/train.json, with a clear error when training has not run."""
+    path = Path(model_dir) / "train.json"
+    if not path.is_file() or not (Path(model_dir) / "model.keras").is_file():
+        raise BakeoffError(
+            f"no trained model in {model_dir} (train.json and model.keras): "
+            f"run `bakeoff train {Path(model_dir).name}` first"
+        )
+    return json.loads(path.read_text())
+
+
+def predict_proba(model: Any, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities for uint8 images (the model holds its own preprocessing)."""
+    return np.asarray(model.predict(x.astype("float32"), batch_size=batch_size, verbose=0))
+
+
+def scores(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision/recall/F1/support (sklearn).
+
+    A model whose outputs are not finite (a diverged run) scores NaN, never a lucky argmax.
+    """
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+    labels = list(range(len(classes)))
+    pred = proba.argmax(axis=1)
+    finite = bool(np.isfinite(proba).all())
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, pred, labels=labels, zero_division=0
+    )
+    per_class = {
+        cls: {
+            "precision": float(precision[i]) if finite else math.nan,
+            "recall": float(recall[i]) if finite else math.nan,
+            "f1": float(f1[i]) if finite else math.nan,
+            "support": int(support[i]),
+        }
+        for i, cls in enumerate(classes)
+    }
+    return {
+        "accuracy": float(accuracy_score(y, pred)) if finite else math.nan,
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0))
+        if finite
+        else math.nan,
+        "per_class": per_class,
+        "pred": pred,
+    }
+
+
+def measure_latency(model: Any, sample: np.ndarray, warmup: int, repeats: int) -> dict[str, float]:
+    """Median inference time of a compiled forward pass at batch 1 and batch 32.
+
+    Args:
+        model: The Keras model.
+        sample: At least one uint8 image; repeated to fill a batch of 32.
+        warmup: Untimed calls first (graph tracing, memory allocation).
+        repeats: Timed calls; the median resists noise from other processes.
+
+    Returns:
+        latency_ms_b1, latency_ms_b32 (per image) and throughput_ips (images/s at batch 32).
+    """
+    import tensorflow as tf
+
+    forward = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+    result = {}
+    for batch in (1, 32):
+        x = tf.constant(np.resize(sample, (batch, *sample.shape[1:])).astype("float32"))
+        for _ in range(max(warmup, 1)):
+            forward(x).numpy()
+        times = []
+        for _ in range(max(repeats, 1)):
+            start = time.perf_counter()
+            forward(x).numpy()  # .numpy() waits for the result
+            times.append(time.perf_counter() - start)
+        result[batch] = statistics.median(times)
+    return {
+        "latency_ms_b1": result[1] * 1000,
+        "latency_ms_b32": result[32] * 1000 / 32,
+        "throughput_ips": 32 / result[32],
+    }
+
+
+def evaluate(
+    backbone: str,
+    params: Params,
+    split_dir: Path,
+    image_root: Path,
+    model_dir: Path,
+    metrics_path: Path,
+    plots_dir: Path,
+) -> dict[str, Any]:
+    """Evaluate one trained backbone on the val and test splits.
+
+    Args:
+        backbone: The backbone name.
+        params: All params (`evaluate` section: latency repeats and warm-up).
+        split_dir: data/split (manifests and classes.json).
+        image_root: data/raw (the manifest paths are relative to it).
+        model_dir: models/<backbone> (model.keras + train.json).
+        metrics_path: metrics/<backbone>.json to write.
+        plots_dir: plots/<backbone> (confusion.csv and confusion.png).
+
+    Returns:
+        The metrics written.
+    """
+    from bakeoff.backbones import load_trained
+    from bakeoff.dataset import load_split
+    from bakeoff.plots import plot_confusion
+
+    info = read_train_info(model_dir)
+    model = load_trained(Path(model_dir) / "model.keras")
+    size = int(info.get("image_size") or model.input_shape[1])
+    x_test, y_test, classes = load_split(split_dir, "test", image_root, size)
+    x_val, y_val, _ = load_split(split_dir, "val", image_root, size)
+    if info.get("classes") and list(info["classes"]) != list(classes):
+        raise BakeoffError(
+            f"{backbone} was trained on classes {info['classes']} but the split has {classes}: "
+            f"re-run `bakeoff train {backbone}`"
+        )
+    test = scores(y_test, predict_proba(model, x_test), classes)
+    val = scores(y_val, predict_proba(model, x_val), classes)
+    model_file = Path(model_dir) / "model.keras"
+    metrics = {
+        "backbone": backbone,
+        "test_accuracy": test["accuracy"],
+        "test_macro_f1": test["macro_f1"],
+        "val_accuracy": val["accuracy"],
+        "val_macro_f1": val["macro_f1"],
+        "per_class": test["per_class"],
+        "params": int(model.count_params()),
+        "size_mb": model_file.stat().st_size / 1e6,
+        **measure_latency(model, x_test[:1], params.evaluate.latency_warmup,
+                          params.evaluate.latency_repeats),
+        "train_seconds": info.get("train_seconds"),
+        "run_id": info.get("run_id"),
+        "image_size": size,
+        "status": info.get("status"),
+        "data_version": info.get("data_version"),
+        "n_test": len(y_test),
+    }  # fmt: skip
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    _write_confusion_csv(plots_dir / "confusion.csv", y_test, test["pred"], classes)
+    cm = _confusion(y_test, test["pred"], len(classes))
+    plot_confusion(cm, classes, plots_dir / "confusion.png", f"{backbone}: test confusion")
+    metrics_path = Path(metrics_path)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    tracking.configure(params.tracking)
+    _log_to_run(metrics, [metrics_path, plots_dir / "confusion.png", plots_dir / "confusion.csv"])
+    return metrics
+
+
+def _confusion(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(y, pred, labels=list(range(n)))
+
+
+def _write_confusion_csv(path: Path, y: np.ndarray, pred: np.ndarray, classes: list[str]) -> None:
+    """One row per test image, class names: DVC's `confusion` plot template reads this."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["actual", "predicted"])
+        writer.writerows((classes[a], classes[p]) for a, p in zip(y, pred, strict=True))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _log_to_run(metrics: dict[str, Any], files: list[Path]) -> None:
+    """The same numbers on the training run, which stays FINISHED (or FAILED)."""
+    run_id = metrics.get("run_id")
+    if not run_id or not tracking.run_exists(run_id):
+        print(f"note: MLflow run {run_id!r} not found in {tracking.tracking_uri()}; not logged")
+        return
+    skip = ("run_id", "image_size", "n_test", "train_seconds", "params")
+    numbers = {k: float(v) for k, v in metrics.items() if k not in skip and _is_number(v)}
+    numbers["param_count"] = float(metrics["params"])
+    # MLflow metric names allow only letters, digits and _-. /: class names may hold more.
+    numbers |= {
+        "test_f1." + re.sub(r"[^\w\-. /]", "_", c): s["f1"] for c, s in metrics["per_class"].items()
+    }
+    tracking.log_metrics(numbers, run_id)
+    tracking.log_artifacts(files, run_id, artifact_path="evaluation")

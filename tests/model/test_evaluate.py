@@ -1,0 +1,87 @@
+"""Stage `evaluate` on a tiny trained model: the metrics file, confusion data, MLflow."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from bakeoff import tracking
+from bakeoff.errors import BakeoffError
+from tests.conftest import make_image_folder, write_split
+from tests.model.tiny_models import make_trained, module_store, shrunk_params
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    from bakeoff.evaluate import evaluate
+
+    with pytest.MonkeyPatch.context() as mp:
+        root = module_store(tmp_path_factory, mp)
+        params = shrunk_params()
+        raw = make_image_folder(root / "raw")
+        split = write_split(raw, root / "split")
+        model_dir = make_trained("SimpleCNN", params, raw, split, root / "models")
+        result = evaluate(
+            "SimpleCNN",
+            params,
+            split_dir=split,
+            image_root=raw,
+            model_dir=model_dir,
+            metrics_path=root / "metrics" / "SimpleCNN.json",
+            plots_dir=root / "plots" / "SimpleCNN",
+        )
+        yield root, result
+
+
+def test_metrics_file_has_every_field(evaluated):
+    root, result = evaluated
+    metrics = json.loads((root / "metrics" / "SimpleCNN.json").read_text())
+    assert metrics == json.loads(json.dumps(result))
+    for key in ("test_accuracy", "test_macro_f1", "val_accuracy", "val_macro_f1", "size_mb",
+                "latency_ms_b1", "latency_ms_b32", "throughput_ips", "train_seconds"):  # fmt: skip
+        assert math.isfinite(metrics[key]), key
+    assert metrics["test_accuracy"] >= 0.9  # the stripes are easy: the model learnt them
+    assert metrics["latency_ms_b1"] > 0 and metrics["latency_ms_b32"] > 0
+    assert metrics["throughput_ips"] > 0
+    assert metrics["params"] > 0 and metrics["image_size"] == 32
+    assert set(metrics["per_class"]) == {"dots", "horizontal", "vertical"}
+    assert sum(c["support"] for c in metrics["per_class"].values()) == 9
+    assert set(metrics["per_class"]["dots"]) == {"precision", "recall", "f1", "support"}
+    size = (root / "models" / "SimpleCNN" / "model.keras").stat().st_size
+    assert metrics["size_mb"] == pytest.approx(size / 1e6)
+
+
+def test_confusion_has_one_row_per_test_image(evaluated):
+    root, result = evaluated
+    with open(root / "plots" / "SimpleCNN" / "confusion.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(root / "split" / "test.csv", newline="") as fh:
+        test = list(csv.DictReader(fh))
+    assert [r["actual"] for r in rows] == [t["label"] for t in test]
+    correct = sum(r["actual"] == r["predicted"] for r in rows)
+    assert correct / len(rows) == pytest.approx(result["test_accuracy"])
+    assert (root / "plots" / "SimpleCNN" / "confusion.png").stat().st_size > 0
+
+
+def test_numbers_are_on_the_finished_mlflow_run(evaluated):
+    from mlflow import MlflowClient
+
+    _, result = evaluated
+    info = tracking.run_info(result["run_id"])
+    assert info["status"] == "FINISHED"
+    assert info["metrics"]["test_accuracy"] == pytest.approx(result["test_accuracy"])
+    assert info["metrics"]["latency_ms_b1"] == pytest.approx(result["latency_ms_b1"])
+    assert "test_f1.dots" in info["metrics"]
+    files = {a.path for a in MlflowClient().list_artifacts(result["run_id"], "evaluation")}
+    assert "evaluation/confusion.png" in files
+
+
+def test_missing_model_says_to_train(tmp_path, params):
+    from bakeoff.evaluate import evaluate
+
+    with pytest.raises(BakeoffError, match="bakeoff train MobileNet"):
+        evaluate("MobileNet", params, tmp_path, tmp_path, tmp_path / "models" / "MobileNet",
+                 tmp_path / "m.json", tmp_path / "plots")  # fmt: skip

@@ -1,0 +1,115 @@
+"""Tiny trained models in train's output format, for the evaluate/register/predict tests.
+
+`train.py` is slow even shrunk; these models take a second or two to fit yet behave like
+real ones: a `good` model separates the fixture's stripe patterns, a `constant` model
+always answers class 0 (accuracy 1/3 on the balanced fixture).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bakeoff import tracking
+
+
+def tiny_model(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int):
+    """A fitted keras model taking 0..255 RGB: `good` (learns the stripes) or `constant`."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(x.shape[1:], name="image"),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(8, (1, 5), activation="relu"),
+            keras.layers.Conv2D(8, (5, 1), activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(n_classes, activation="softmax", name="predictions"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.02),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    if kind == "good":
+        model.fit(x.astype("float32"), y, epochs=40, verbose=0)
+    elif kind == "constant":
+        dense = model.get_layer("predictions")
+        kernel, bias = dense.get_weights()
+        bias[:] = 0
+        bias[0] = 10.0
+        dense.set_weights([np.zeros_like(kernel), bias])
+    else:
+        raise ValueError(kind)
+    return model
+
+
+def make_trained(
+    backbone: str,
+    params,
+    raw: Path,
+    split: Path,
+    models_dir: Path,
+    kind: str = "good",
+    status: str = "FINISHED",
+) -> Path:
+    """models/<backbone>/{model.keras,train.json} plus a real MLflow run with the logged model.
+
+    Returns:
+        The model folder.
+    """
+    from bakeoff.dataset import load_split
+
+    size = params.train.image_size
+    x, y, classes = load_split(split, "train", raw, size)
+    model = tiny_model(kind, x, y, len(classes))
+    out = Path(models_dir) / backbone
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.keras")
+    with tracking.training_run(params, backbone, None, {"data_version": "test"}) as run_id:
+        uri = tracking.log_keras_model(model, x[:1].astype("float32"), run_id, classes=classes)
+    info = {
+        "backbone": backbone,
+        "run_id": run_id,
+        "status": status,
+        "image_size": size,
+        "batch_size": params.train.batch_size,
+        "epochs_run": 1,
+        "best_epoch": 0,
+        "val_accuracy": None,
+        "val_loss": None,
+        "train_seconds": 1.0,
+        "weights": "none",
+        "weights_sha256": None,
+        "params": {},
+        "classes": classes,
+        "model_uri": uri,
+        "data_version": "test",
+    }
+    (out / "train.json").write_text(json.dumps(info, indent=2))
+    return out
+
+
+def shrunk_params():
+    """The real params shrunk as in tests/conftest.py `params`, for module-scoped fixtures."""
+    import dataclasses
+
+    from bakeoff.config import load_params
+    from tests.conftest import REPO
+
+    real = load_params(REPO / "params.yaml")
+    train = dataclasses.replace(real.train, image_size=32, epochs=1, min_epochs=0, batch_size=8)
+    evaluate = dataclasses.replace(real.evaluate, latency_repeats=3, latency_warmup=1)
+    return dataclasses.replace(real, train=train, evaluate=evaluate)
+
+
+def module_store(tmp_path_factory, monkeypatch) -> Path:
+    """A folder with a fresh sqlite MLflow store, set through MLFLOW_TRACKING_URI."""
+    root = tmp_path_factory.mktemp("bakeoff")
+    (root / "mlruns").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    return root
