@@ -230,10 +230,11 @@ def test_cli_exits_1_with_one_line_and_writes_reports(zoo, tmp_path, monkeypatch
     assert (tmp_path / "data/validated/manifest.csv").is_file()
 
 
-def test_inspect_flags_a_bomb_by_pixel_limit(tmp_path, monkeypatch):
+@pytest.mark.parametrize("limit", [100, 300])  # 400 px: PIL's error, and PIL's mere warning
+def test_inspect_flags_a_bomb_by_pixel_limit(tmp_path, monkeypatch, limit):
     from bakeoff.validate import inspect_file
 
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
     path = gen.save(gen.noise(1, 20), tmp_path / "big.png")
     assert inspect_file(str(path), 16)["reason"] == "decompression_bomb"
     buf = io.BytesIO()
