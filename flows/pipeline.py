@@ -112,6 +112,7 @@ def train_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
         image_root=paths.raw_dir,
         out_dir=paths.models_dir / backbone,
         state_dir=paths.state_dir / "train" / backbone,
+        plots_dir=paths.plots_dir / backbone,
     )
     get_run_logger().info("%s", result)
     return str(result)
