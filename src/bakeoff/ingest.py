@@ -73,8 +73,13 @@ def ingest(params: DataParams, out_dir: Path) -> IngestResult:
             f"data.source {source} {what}: set data.source in params.yaml to a folder with "
             "one sub-folder per class, or to `fashion-mnist`"
         )
-    if out_dir.resolve() == source.resolve() or source.resolve() in out_dir.resolve().parents:
-        raise BakeoffError(f"data.source {source} contains the output folder {out_dir}")
+    src, out = source.resolve(), out_dir.resolve()
+    if src == out or src in out.parents or out in src.parents:
+        # Clearing out_dir would delete the user's images: refuse any overlap.
+        raise BakeoffError(
+            f"data.source {source} overlaps the output folder {out_dir}: keep the source "
+            "images outside it"
+        )
     _clear(out_dir)
     return _copy_folder(source, out_dir)
 

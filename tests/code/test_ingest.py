@@ -106,3 +106,13 @@ def test_bad_source_names_the_path(tmp_path, kind):
         path.write_text("not a folder")
     with pytest.raises(BakeoffError, match=str(path)):
         ingest(DataParams(source=str(path)), tmp_path / "raw")
+
+
+def test_source_inside_the_output_is_refused_and_kept(source, tmp_path):
+    raw = source.parent
+    before = gen.tree_digest(source)
+    with pytest.raises(BakeoffError, match="overlaps the output folder"):
+        ingest(DataParams(source=str(source)), raw)
+    with pytest.raises(BakeoffError, match="overlaps the output folder"):
+        ingest(DataParams(source=str(source)), source / "raw")
+    assert gen.tree_digest(source) == before
