@@ -95,3 +95,33 @@ def test_retrain_summary_names_data_version_metrics_decision_and_reason(tmp_path
     assert "val_accuracy 0.88 > champion 0.80" in md
     assert "| SimpleCNN | 0.9123 | 0.9 | 0.88 | 1.5 | 2.25 |" in md
     assert "| VGG16 | no metrics |" in md
+
+
+def _stage_calls(source: Path) -> dict[str, tuple[int, set[str]]]:
+    """For each `from bakeoff.<stage> import <fn> [as name]` in a function, the call of it:
+    stage -> (number of positional arguments, keyword names)."""
+    import ast
+
+    calls = {}
+    for func in ast.walk(ast.parse(source.read_text())):
+        if not isinstance(func, ast.FunctionDef):
+            continue
+        imported = {
+            alias.asname or alias.name: node.module.split(".")[-1]
+            for node in ast.walk(func)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bakeoff.")
+            for alias in node.names
+            if alias.name == node.module.split(".")[-1]
+        }
+        for node in ast.walk(func):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in imported:
+                calls[imported[node.func.id]] = (len(node.args), {k.arg for k in node.keywords})
+    return calls
+
+
+def test_flow_tasks_call_the_stage_functions_like_the_cli():
+    """Same arguments as the CLI: a stage signature change cannot leave the flow behind."""
+    cli = _stage_calls(REPO / "src" / "bakeoff" / "cli.py")
+    flow = _stage_calls(REPO / "flows" / "pipeline.py")
+    stages = ["ingest", "validate", "split", "train", "evaluate", "register", "report"]
+    assert {s: cli[s] for s in stages} == {s: flow[s] for s in stages}
