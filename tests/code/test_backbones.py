@@ -1,0 +1,89 @@
+"""The backbone registry: every entry builds and trains; weights come from where they should."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from bakeoff import backbones  # noqa: E402
+from bakeoff.errors import BakeoffError  # noqa: E402
+
+MOBILENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"  # Keras's name for any non-listed size
+
+
+def _same_weights(a: keras.Model, b: keras.Model) -> bool:
+    wa, wb = a.get_weights(), b.get_weights()
+    return len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa, wb, strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(backbones.TABLE))
+def test_every_backbone_builds_and_trains_a_step(name):
+    size = backbones.get_backbone(name).min_size
+    model = backbones.build_model(name, n_classes=3, image_size=size, weights="none")
+    # Eager: tracing a graph costs more than one step on four tiny images.
+    model.compile("adamax", "categorical_crossentropy", run_eagerly=True)
+    x = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype("float32")
+    y = keras.utils.to_categorical([0, 1, 2, 0], 3)
+    before = [w.copy() for w in backbones.base_layer(model).get_weights()]
+    loss = model.train_on_batch(x, y)
+    probs = model.predict_on_batch(x)
+    assert np.isfinite(loss)
+    assert probs.shape == (4, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    after = backbones.base_layer(model).get_weights()
+    assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True)), (
+        "weights none: the whole network trains"
+    )
+
+
+def test_unknown_backbone_lists_the_known_names():
+    with pytest.raises(BakeoffError, match="unknown backbone 'ResNet9000'") as err:
+        backbones.get_backbone("ResNet9000")
+    for name in ("MobileNetV2", "EfficientNetB0", "SimpleCNN", "VGG16"):
+        assert name in str(err.value)
+
+
+def test_image_size_below_minimum_is_an_error():
+    with pytest.raises(BakeoffError, match="below VGG16's minimum of 32"):
+        backbones.build_model("VGG16", 3, image_size=24)
+
+
+def test_imagenet_weights_come_from_the_keras_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    reference = backbones.build_base("MobileNet", 32)
+    (tmp_path / "models").mkdir()
+    # Keras's ImageNet files are legacy HDF5 under exactly this name.
+    keras.saving.save_model(reference, tmp_path / "models" / MOBILENET_FILE)
+    model = backbones.build_model("MobileNet", 3, 32, weights="imagenet")
+    base = backbones.base_layer(model)
+    assert _same_weights(base, reference)
+    assert not base.trainable, "pretrained base is frozen in phase 1"
+
+
+def test_missing_imagenet_weights_name_the_file_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(BakeoffError) as err:
+        backbones.build_model("MobileNet", 3, 32, weights="imagenet")
+    assert MOBILENET_FILE in str(err.value)
+    assert str(tmp_path / "models") in str(err.value)
+
+
+def test_weights_file_is_loaded_and_missing_file_is_an_error(tmp_path):
+    reference = backbones.build_base("SimpleCNN", 32)
+    path = tmp_path / "simple.weights.h5"
+    reference.save_weights(path)
+    model = backbones.build_model("SimpleCNN", 3, 32, weights=str(path))
+    assert _same_weights(backbones.base_layer(model), reference)
+    with pytest.raises(BakeoffError, match="no weights file at"):
+        backbones.build_model("SimpleCNN", 3, 32, weights=str(tmp_path / "nope.weights.h5"))
+
+
+def test_saved_model_carries_its_preprocessing(tmp_path):
+    model = backbones.build_model("MobileNetV2", 3, 32)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = backbones.load_trained(tmp_path / "m.keras")
+    assert loaded.get_layer("preprocess").mode == "mobilenet_v2"
+    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x), atol=1e-5)
