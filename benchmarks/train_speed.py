@@ -1,0 +1,305 @@
+"""How fast does bakeoff train, next to the recipe as a newcomer writes it?
+
+Run: .venv/bin/python benchmarks/train_speed.py   (or `make bench`; a few minutes on 2 cores)
+
+One run, same images, same machine: a stratified Fashion-MNIST sample written as 32 px RGB
+PNGs, one frozen backbone (weights from a temporary weights file of the right shape: ImageNet
+cannot download here), the recipe's head, the same epochs and batch size.
+  (a) newcomer: `keras.utils.image_dataset_from_directory` + `model.fit` on the full model;
+  (b) bakeoff's `train.train` with feature caching (the frozen base runs once per image);
+  (c) bakeoff's `train.train` without it.
+(b) and (c) are whole `train()` calls: MLflow run, checkpoints, model logging included.
+Then the input-pipeline check (bakeoff's tf.data pipeline vs `fit` on a preloaded tensor,
+median epoch time, epoch 1 excluded), and each backbone's batch-1 latency at 224 px next to
+the CPU column of the Keras Applications table, both normalised to MobileNet = 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import gzip
+import hashlib
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+# keras.io/api/applications: "Time (ms) per inference step (CPU)", batch 32, 224 px.
+KERAS_CPU_MS = {
+    "MobileNet": 22.6,
+    "MobileNetV2": 25.9,
+    "EfficientNetB0": 46.0,
+    "ResNet50": 58.2,
+    "VGG16": 69.5,
+    "DenseNet121": 77.1,
+}
+
+
+def _idx(path: Path) -> np.ndarray:
+    with gzip.open(path) as fh:
+        data = fh.read()
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def make_images(root: Path, n_train: int, n_val: int, size: int) -> tuple[Path, Path]:
+    """raw/{train,val}/<class>/*.png (RGB, `size` px) and bakeoff split manifests."""
+    x, y = _idx(FMNIST / "train-images-idx3-ubyte.gz"), _idx(FMNIST / "train-labels-idx1-ubyte.gz")
+    rng = np.random.default_rng(0)
+    raw, split = root / "raw", root / "split"
+    rows: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+    for label in range(10):
+        picks = rng.choice(np.flatnonzero(y == label), n_train + n_val, replace=False)
+        for i, idx in enumerate(picks):
+            name = "train" if i < n_train else "val"
+            path = raw / name / f"c{label}" / f"{idx}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            img = Image.fromarray(x[idx]).convert("RGB").resize((size, size), Image.BILINEAR)
+            img.save(path)
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            rows[name].append(
+                {"path": f"{name}/c{label}/{idx}.png", "label": f"c{label}", "sha256": sha}
+            )
+    rows["test"] = rows["val"]
+    split.mkdir()
+    for name, items in rows.items():
+        with open(split / f"{name}.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["path", "label", "sha256"])
+            writer.writeheader()
+            writer.writerows(items)
+    (split / "classes.json").write_text(json.dumps([f"c{i}" for i in range(10)]))
+    return raw, split
+
+
+def newcomer(
+    raw: Path, backbone: str, weights: Path, size: int, epochs: int, batch: int, work: Path
+) -> tuple[float, float]:
+    """(a): the recipe as a tutorial writes it; (wall seconds: load + build + fit, val acc)."""
+    import keras
+
+    from bakeoff.backbones import TABLE
+
+    start = time.perf_counter()
+    load = dict(image_size=(size, size), batch_size=batch, label_mode="categorical", seed=42)
+    train_ds = keras.utils.image_dataset_from_directory(raw / "train", **load, verbose=False)
+    val_ds = keras.utils.image_dataset_from_directory(raw / "val", **load, verbose=False)
+    entry = TABLE[backbone]
+    base = entry.constructor(
+        input_shape=(size, size, 3), include_top=False, pooling="avg", weights=str(weights)
+    )
+    base.trainable = False
+    preprocess = getattr(keras.applications, entry.preprocess).preprocess_input
+    inputs = keras.Input((size, size, 3))
+    x = base(preprocess(inputs), training=False)
+    x = keras.layers.BatchNormalization()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    model.compile(
+        optimizer=keras.optimizers.Adamax(0.001),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.ReduceLROnPlateau(),
+            keras.callbacks.ModelCheckpoint(str(work / "newcomer.keras"), save_best_only=True),
+        ],
+    )
+    return time.perf_counter() - start, max(history.history["val_accuracy"])
+
+
+def bakeoff_train(params, backbone: str, split: Path, raw: Path, work: Path, cache: bool):
+    """(b)/(c): a whole `train()` call; returns (wall seconds, result)."""
+    from bakeoff.train import train
+
+    tp = dataclasses.replace(params.train, cache_features=cache)
+    tag = "cached" if cache else "uncached"
+    start = time.perf_counter()
+    result = train(
+        backbone,
+        dataclasses.replace(params, train=tp),
+        split,
+        raw,
+        work / "models" / tag,
+        work / "state" / tag,
+        work / "plots" / tag,
+    )
+    return time.perf_counter() - start, result
+
+
+def pipeline_check(
+    params, backbone: str, split: Path, raw: Path, epochs: int
+) -> tuple[float, float]:
+    """Median epoch seconds: bakeoff's tf.data pipeline, then a preloaded tensor."""
+    import keras
+    import tensorflow as tf
+
+    from bakeoff.backbones import build_model
+    from bakeoff.dataset import load_split, to_dataset
+
+    tp = params.train
+    x, y, classes = load_split(split, "train", raw, tp.image_size)
+    times: list[float] = []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda e, logs: times.append(time.perf_counter()),
+        on_epoch_end=lambda e, logs: times.append(time.perf_counter() - times.pop()),
+    )
+    medians = []
+    for feed in ("tf.data", "tensor"):
+        model = build_model(backbone, len(classes), tp.image_size, tp.weights, tp.bn_momentum)
+        model.compile(
+            optimizer=keras.optimizers.Adamax(tp.learning_rate),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=False,
+        )
+        times.clear()
+        if feed == "tf.data":
+            ds = to_dataset(x, y, len(classes), tp.batch_size, shuffle=True, seed=tp.seed)
+            model.fit(ds, epochs=epochs, verbose=0, callbacks=[timer])
+        else:
+            xt = tf.constant(x.astype(np.float32))
+            yt = tf.one_hot(y, len(classes))
+            model.fit(
+                xt,
+                yt,
+                batch_size=tp.batch_size,
+                epochs=epochs,
+                verbose=0,
+                shuffle=True,
+                callbacks=[timer],
+            )
+        medians.append(statistics.median(times[1:]))  # epoch 1 traces the graph
+    return medians[0], medians[1]
+
+
+def latency_ms(name: str, size: int, repeats: int) -> float:
+    """Median batch-1 forward time of bakeoff's model (preprocessing + base + head)."""
+    import tensorflow as tf
+
+    from bakeoff.backbones import build_model
+
+    model = build_model(name, 10, size, "none")
+    forward = tf.function(lambda t: model(t, training=False))
+    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)), tf.float32)
+    for _ in range(3):
+        forward(x).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward(x).numpy()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def _row(label: str, seconds: float, images: int, val_acc: float) -> str:
+    return f"{label:<52} {seconds:8.1f} {images / seconds:10.0f} {val_acc:8.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="MobileNetV2")
+    parser.add_argument("--train-per-class", type=int, default=50)
+    parser.add_argument("--val-per-class", type=int, default=10)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--latency-size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "mlruns").mkdir()
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
+        raw, split = make_images(work, args.train_per_class, args.val_per_class, args.size)
+
+        from bakeoff import tracking
+        from bakeoff.backbones import build_base
+        from bakeoff.config import load_params
+
+        weights = work / f"{args.backbone}.weights.h5"
+        build_base(args.backbone, args.size).save_weights(weights)
+        real = load_params(REPO / "params.yaml")
+        e = args.epochs
+        tp = dataclasses.replace(
+            real.train,
+            weights=str(weights),
+            image_size=args.size,
+            epochs=e,
+            min_epochs=e,
+            patience=e,
+            batch_size=args.batch_size,
+            fine_tune_layers=0,
+            augment=False,
+            overrides=None,
+        )
+        params = dataclasses.replace(real, backbones=[args.backbone], train=tp)
+        tracking.configure(params.tracking)  # create the MLflow store before timing
+        n_train = 10 * args.train_per_class
+        images = n_train * e
+        print(
+            f"\nTraining {args.backbone}, frozen base, {args.size} px, {n_train} train + "
+            f"{10 * args.val_per_class} val Fashion-MNIST images, {e} epochs, batch "
+            f"{args.batch_size}; CPU: {os.cpu_count()} cores shared with other work"
+        )
+        a, acc_a = newcomer(raw, args.backbone, weights, args.size, e, args.batch_size, work)
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # progress bars
+            b, res_b = bakeoff_train(params, args.backbone, split, raw, work, cache=True)
+            c, res_c = bakeoff_train(params, args.backbone, split, raw, work, cache=False)
+        print(f"{'run':<52} {'wall s':>8} {'images/s':>10} {'val acc':>8}")
+        print(_row("(a) newcomer: image_dataset_from_directory + fit", a, images, acc_a))
+        print(_row("(b) bakeoff train(), feature cache", b, images, res_b.val_accuracy))
+        print(_row("(c) bakeoff train(), no feature cache", c, images, res_c.val_accuracy))
+        print(
+            f"wall-time ratio a/b = {a / b:.2f}x, c/b = {c / b:.2f}x  (>1: bakeoff with the "
+            f"cache is faster); train_seconds (build + fit, as in the report): "
+            f"b {res_b.train_seconds:.1f} s, c {res_c.train_seconds:.1f} s"
+        )
+
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            pipe, tensor = pipeline_check(params, args.backbone, split, raw, epochs=4)
+        print(
+            f"\nInput pipeline (full model, no cache; median epoch, epoch 1 excluded): "
+            f"tf.data {pipe:.2f} s vs preloaded tensor {tensor:.2f} s: ratio "
+            f"{pipe / tensor:.2f} (target <= 1.10)"
+        )
+
+    if args.skip_latency:
+        return
+    print(
+        f"\nInference latency, batch 1, {args.latency_size} px (bakeoff's model: preprocess "
+        f"+ base + head; median of {args.repeats}), vs Keras Applications CPU ms/step "
+        "(batch 32, 224 px, 92-core EPYC); both normalised to MobileNet = 1.0"
+    )
+    measured = {n: latency_ms(n, args.latency_size, args.repeats) for n in KERAS_CPU_MS}
+    print(f"{'backbone':<16} {'ms here':>9} {'ratio here':>11} {'keras ms':>9} {'keras ratio':>12}")
+    for name, ms in measured.items():
+        print(
+            f"{name:<16} {ms:9.1f} {ms / measured['MobileNet']:11.2f} "
+            f"{KERAS_CPU_MS[name]:9.1f} {KERAS_CPU_MS[name] / KERAS_CPU_MS['MobileNet']:12.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
