@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bakeoff import tracking
+from tests.conftest import make_image_folder, write_split
 
 
 def tiny_model(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int):
@@ -30,12 +31,12 @@ def tiny_model(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int):
             keras.layers.Dense(n_classes, activation="softmax", name="predictions"),
         ]
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(0.02),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
     if kind == "good":
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.02),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         model.fit(x.astype("float32"), y, epochs=40, verbose=0)
     elif kind == "constant":
         dense = model.get_layer("predictions")
@@ -113,3 +114,31 @@ def module_store(tmp_path_factory, monkeypatch) -> Path:
     (root / "mlruns").mkdir()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
     return root
+
+
+_SHARED: dict[str, tuple] = {}
+
+
+def shared_project(tmp_path_factory, monkeypatch) -> tuple:
+    """One tiny project for all model tests of a session (fitting and evaluating is slow):
+    SimpleCNN learnt the data, MobileNet always answers class 0, both trained, logged
+    to MLflow and evaluated. Tests isolate themselves with their own registered model names.
+
+    Returns:
+        (root, params, raw_dir, split_dir); root holds models/, metrics/, plots/, mlruns/.
+    """
+    from bakeoff.evaluate import evaluate
+
+    if "project" not in _SHARED:
+        root = module_store(tmp_path_factory, monkeypatch)
+        params = shrunk_params()
+        raw = make_image_folder(root / "raw")
+        split = write_split(raw, root / "split")
+        for name, kind in (("SimpleCNN", "good"), ("MobileNet", "constant")):
+            model_dir = make_trained(name, params, raw, split, root / "models", kind)
+            evaluate(name, params, split, raw, model_dir, root / "metrics" / f"{name}.json",
+                     root / "plots" / name)  # fmt: skip
+        _SHARED["project"] = (root, params, raw, split)
+    root = _SHARED["project"][0]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    return _SHARED["project"]

@@ -1,0 +1,226 @@
+"""Stage `register`: register the best backbone; move `champion` only when it wins.
+
+Selection uses the validation metric (`register.metric`), so the test split stays an
+unbiased judge. The champion comparison re-scores the current champion on the current
+test split, so both models are measured on the same images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from bakeoff import tracking
+from bakeoff.config import Params
+from bakeoff.errors import BakeoffError
+
+METRICS = ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def eligible(
+    params: Params, backbones: list[str], models_dir: Path, metrics_dir: Path
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The backbones that may be registered, and why each other one may not.
+
+    Returns:
+        (candidates: train.json merged with metrics, rejected: backbone -> reason).
+    """
+    reg = params.register
+    test_metric = "test_" + reg.metric.split("_", 1)[1]
+    candidates, rejected = [], {}
+    for name in backbones:
+        train = _read(Path(models_dir) / name / "train.json")
+        metrics = _read(Path(metrics_dir) / f"{name}.json")
+        if train is None:
+            rejected[name] = "not trained (no train.json)"
+        elif train.get("status") != "FINISHED":
+            rejected[name] = f"training run status is {train.get('status')}, not FINISHED"
+        elif metrics is None:
+            rejected[name] = f"not evaluated (no {name}.json)"
+        elif not (_finite(metrics.get(reg.metric)) and _finite(metrics.get(test_metric))):
+            rejected[name] = f"{reg.metric}/{test_metric} not finite (a diverged run)"
+        elif reg.max_latency_ms is not None and not (
+            metrics.get("latency_ms_b1", math.inf) <= reg.max_latency_ms
+        ):
+            rejected[name] = (
+                f"latency {metrics.get('latency_ms_b1'):.2f} ms > {reg.max_latency_ms} ms"
+            )
+        elif reg.max_size_mb is not None and not (
+            metrics.get("size_mb", math.inf) <= reg.max_size_mb
+        ):
+            rejected[name] = f"size {metrics.get('size_mb'):.1f} MB > {reg.max_size_mb} MB"
+        else:
+            candidates.append({**train, **metrics, "backbone": name})
+    return candidates, rejected
+
+
+def _champion_score(name: str, test_metric: str, classes: list[str], split_dir, image_root):
+    """Re-score the champion on the current test split at its own input size.
+
+    Returns:
+        (version, its score or None when incomparable, a note).
+    """
+    from bakeoff.dataset import load_split
+    from bakeoff.evaluate import predict_proba, scores
+
+    version = tracking.get_version_by_alias(name, "champion")
+    if version is None:
+        return None, None, "no champion yet"
+    uri = f"models:/{name}@champion"
+    if tracking.model_classes(uri) != classes:
+        return version, None, f"champion v{version.version} was trained on other classes"
+    model = tracking.load_keras_model(uri)
+    x, y, _ = load_split(split_dir, "test", image_root, int(model.input_shape[1]))
+    score = scores(y, predict_proba(model, x), classes)[test_metric.removeprefix("test_")]
+    return version, score, f"champion v{version.version} re-scored on the current test split"
+
+
+def register(
+    params: Params,
+    backbones: list[str],
+    models_dir: Path,
+    metrics_dir: Path,
+    split_dir: Path,
+    image_root: Path,
+    out_path: Path,
+) -> dict[str, Any]:
+    """Choose, register and (maybe) promote the best backbone; write reports/register.json.
+
+    Args:
+        params: All params (`register` and `tracking` sections).
+        backbones: The backbones to consider.
+        models_dir: models/ (each <backbone>/train.json).
+        metrics_dir: metrics/ (each <backbone>.json).
+        split_dir: data/split (the champion is re-scored on its test split).
+        image_root: data/raw.
+        out_path: reports/register.json.
+
+    Returns:
+        The decision written to out_path.
+    """
+    from bakeoff.dataset import read_classes
+
+    reg = params.register
+    if reg.metric not in METRICS:
+        raise BakeoffError(f"register.metric '{reg.metric}' unknown: use one of {METRICS}")
+    test_metric = "test_" + reg.metric.split("_", 1)[1]
+    candidates, rejected = eligible(params, backbones, models_dir, metrics_dir)
+    report: dict[str, Any] = {
+        "model_name": reg.model_name,
+        "metric": reg.metric,
+        "compared_on": test_metric,
+        "version": None,
+        "backbone": None,
+        "candidate": {},
+        "champion": {},
+        "data_version": None,
+        "not_eligible": rejected,
+    }
+    if not candidates:
+        why = "; ".join(f"{k}: {v}" for k, v in rejected.items()) or "no backbones"
+        return _write(out_path, report | {"decision": "none", "reason": f"no eligible: {why}"})
+    # Ties go to the faster model.
+    best = max(candidates, key=lambda c: (c[reg.metric], -c.get("latency_ms_b1", 0.0)))
+    tracking.configure(params.tracking)
+    classes = read_classes(split_dir)
+    report |= {
+        "backbone": best["backbone"],
+        "data_version": best.get("data_version"),
+        "candidate": _summary(best, reg.metric, test_metric),
+    }
+    version, champ_score, note = _champion_score(
+        reg.model_name, test_metric, classes, split_dir, image_root
+    )
+    if version is not None:
+        tags = {k: version.tags.get(k) for k in ("backbone", "run_id")}
+        report["champion"] = {"version": str(version.version), test_metric: champ_score, **tags}
+        if version.tags.get("run_id") == best.get("run_id"):
+            reason = f"{best['backbone']} (run {best['run_id']}) is already the champion"
+            return _write(
+                out_path,
+                report
+                | {"decision": "rejected", "reason": reason, "version": str(version.version)},
+            )
+    decision, reason = _decide(
+        best[test_metric], champ_score, note, test_metric, reg.min_improvement
+    )
+    new = _register_version(best, reg.model_name, classes, decision, reason)
+    if decision == "promoted":
+        tracking.set_alias(reg.model_name, "champion", new)
+        tracking.delete_alias(reg.model_name, "challenger")
+    else:
+        tracking.set_alias(reg.model_name, "challenger", new)
+    return _write(out_path, report | {"decision": decision, "reason": reason, "version": new})
+
+
+def _decide(
+    cand: float, champ: float | None, note: str, metric: str, min_improvement: float
+) -> tuple[str, str]:
+    """`promoted` when there is no comparable champion or the candidate beats it by
+    `min_improvement` (strictly better at 0); `challenger` otherwise."""
+    if champ is None:
+        return "promoted", f"{note}: promoted"
+    gain = cand - champ
+    if gain > 0 and gain >= min_improvement:
+        return "promoted", f"{metric} {cand:.4f} beats {note} ({champ:.4f})"
+    return "challenger", (
+        f"{metric} {cand:.4f} does not beat {note} ({champ:.4f}) "
+        f"by register.min_improvement={min_improvement}"
+    )
+
+
+def _summary(c: dict[str, Any], metric: str, test_metric: str) -> dict[str, Any]:
+    keys = (
+        "backbone",
+        "run_id",
+        "model_uri",
+        metric,
+        test_metric,
+        "latency_ms_b1",
+        "size_mb",
+        "image_size",
+        "data_version",
+    )
+    return {k: c.get(k) for k in keys}
+
+
+def _register_version(
+    best: dict[str, Any], name: str, classes: list[str], decision: str, reason: str
+) -> str:
+    """A new registry version of the candidate's logged model, tagged with its numbers."""
+    uri = best.get("model_uri")
+    if not uri:
+        raise BakeoffError(
+            f"models/{best['backbone']}/train.json has no model_uri (the model was not logged "
+            f"to MLflow): re-run `bakeoff train {best['backbone']}`"
+        )
+    tags = {
+        "backbone": best["backbone"],
+        "run_id": best.get("run_id"),
+        "data_version": best.get("data_version"),
+        "classes": json.dumps(classes),
+        "image_size": best.get("image_size"),
+        "decision": decision,
+        "reason": reason,
+        **{k: best.get(k) for k in (*METRICS, "latency_ms_b1", "size_mb")},
+    }
+    return tracking.register_version(uri, name, {k: str(v) for k, v in tags.items()}, reason)
+
+
+def _write(out_path: Path, report: dict[str, Any]) -> dict[str, Any]:
+    order = ["decision", "reason", "model_name", "version", "backbone", "metric"]
+    report = {k: report[k] for k in order} | report
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
