@@ -285,11 +285,15 @@ def _pip_requirements() -> list[str]:
 def load_keras_model(model_uri: str) -> Any:
     """Load a logged or registered Keras model (`models:/name@alias`, `models:/m-...`)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     import bakeoff.backbones  # noqa: F401  registers the serializable preprocessing layers
 
     _client()
-    return mlflow.keras.load_model(model_uri)
+    try:
+        return mlflow.keras.load_model(model_uri)
+    except (MlflowException, OSError) as exc:
+        raise BakeoffError(f"cannot load model {model_uri} from {tracking_uri()}: {exc}") from None
 
 
 def model_classes(model_uri: str) -> list[str] | None:

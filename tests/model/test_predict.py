@@ -1,0 +1,80 @@
+"""`bakeoff predict` on a registered champion: top-k labels, folders, bad files, JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from bakeoff.errors import BakeoffError
+from tests.conftest import REPO
+from tests.model.tiny_models import shared_project
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    """The shared SimpleCNN registered as champion under params.yaml's model name."""
+    from bakeoff.register import register
+
+    with pytest.MonkeyPatch.context() as mp:
+        root, params, raw, split = shared_project(tmp_path_factory, mp)
+        out = root / "reports" / "register_predict.json"
+        decision = register(params, ["SimpleCNN"], root / "models", root / "metrics", split, raw,
+                            out)  # fmt: skip
+        assert decision["decision"] in ("promoted", "rejected")  # rejected: already champion
+        yield root, params, raw
+
+
+def test_top_k_labels_for_files_and_folders(champion, tmp_path):
+    from bakeoff.predict import predict
+
+    _, params, raw = champion
+    folder = tmp_path / "photos"
+    shutil.copytree(raw / "vertical", folder / "nested")
+    shutil.copy(raw / "horizontal" / "horizontal_000.png", folder / "h.png")
+    shutil.copy(raw / "dots" / "dots_000.png", folder / ".hidden.png")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+
+    results = predict([folder, raw / "dots" / "dots_001.png"], params, top_k=2)
+    by_name = {r.path.rsplit("/", 1)[-1]: r for r in results}
+    assert len(results) == 12 + 3  # 12 vertical, h.png, broken.png, the file given
+    assert ".hidden.png" not in by_name and "notes.txt" not in by_name
+    assert "cannot read image" in by_name["broken.png"].error
+    assert by_name["h.png"].labels[0] == "horizontal"
+    assert by_name["dots_001.png"].labels[0] == "dots"
+    ok = [r for r in results if r.error is None]
+    assert all(len(r.labels) == 2 and r.probabilities[0] >= r.probabilities[1] for r in ok)
+    assert sum(r.labels[0] == "vertical" for r in ok) >= 10
+
+
+def test_cli_prints_json(champion):
+    from bakeoff.cli import app
+
+    _, _, raw = champion
+    result = CliRunner().invoke(
+        app, ["predict", str(raw / "horizontal"), "--json", "-k", "3",
+              "--params", str(REPO / "params.yaml")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert len(rows) == 12
+    assert set(rows[0]["labels"]) == {"dots", "horizontal", "vertical"}
+    assert sum(r["labels"][0] == "horizontal" for r in rows) >= 10
+    assert sum(rows[0]["probabilities"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_no_champion_says_how_to_get_one(champion):
+    from bakeoff.predict import predict
+
+    _, params, raw = champion
+    params = dataclasses.replace(
+        params, register=dataclasses.replace(params.register, model_name="never-registered")
+    )
+    with pytest.raises(BakeoffError, match="dvc repro"):
+        predict([raw / "dots"], params)
+    with pytest.raises(BakeoffError, match="no such file"):
+        predict([raw / "missing.png"], params)
