@@ -20,7 +20,10 @@ from bakeoff import report_figures, report_render, report_stats
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
 
-# (column title, key in the table, format): the markdown and the HTML show the same cells.
+# What the table needs from metrics/<backbone>.json (the evaluate stage writes them all).
+_REQUIRED = [
+    key for _, key, _ in report_render.COLUMNS[1:] if key not in ("interval", "epochs_run")
+]
 
 
 @dataclass
@@ -38,22 +41,22 @@ class _Backbone:
 
 def _read(path: Path, what: str, fix: str) -> Path:
     if not path.is_file():
-        raise BakeoffError(f"{what} is missing: {path} does not exist; run `{fix}` first")
+        raise BakeoffError(f"{what} is missing: no file {path}; run `{fix}` (or `dvc repro`)")
     return path
 
 
 def _load(name: str, metrics_dir: Path, plots_dir: Path, models_dir: Path) -> _Backbone:
-    fix = f"bakeoff evaluate {name}` (or `dvc repro"
-    metrics = json.loads(_read(metrics_dir / f"{name}.json", f"metrics of {name}", fix).read_text())
+    fix = f"bakeoff evaluate {name}"
+    path = _read(metrics_dir / f"{name}.json", f"metrics of {name}", fix)
+    metrics = json.loads(path.read_text())
+    lacking = [key for key in _REQUIRED if metrics.get(key) is None]
+    if lacking:
+        raise BakeoffError(f"{path} lacks {', '.join(lacking)}: re-run `{fix}`")
     conf = pd.read_csv(
         _read(plots_dir / name / "confusion.csv", f"test predictions of {name}", fix), dtype=str
     )
     history = pd.read_csv(
-        _read(
-            plots_dir / name / "history.csv",
-            f"training history of {name}",
-            f"bakeoff train {name}` (or `dvc repro",
-        )
+        _read(plots_dir / name / "history.csv", f"history of {name}", f"bakeoff train {name}")
     )
     train_json = models_dir / name / "train.json"
     train = json.loads(train_json.read_text()) if train_json.is_file() else {}
@@ -62,11 +65,20 @@ def _load(name: str, metrics_dir: Path, plots_dir: Path, models_dir: Path) -> _B
     )
 
 
-def _champion(register: dict[str, Any]) -> str | None:
-    """The backbone holding the `champion` alias after the register stage."""
-    if register.get("decision") == "promoted":
-        return register.get("backbone")
-    return (register.get("champion") or {}).get("backbone")
+def _champion(register: dict[str, Any]) -> tuple[str | None, str]:
+    """(backbone holding the `champion` alias after the register stage, sentence about it)."""
+    decision, reason = register.get("decision"), register.get("reason", "")
+    if decision == "promoted":
+        name, version = register.get("backbone"), register.get("version")
+    else:
+        name, version = (
+            (register.get("champion") or {}).get("backbone"),
+            (register.get("champion") or {}).get("version"),
+        )
+    if not name:
+        return None, f"none yet (last register decision: {decision}; {reason})"
+    model = f"{register.get('model_name')} version {version}, alias champion"
+    return name, f"{name} ({model}; last register decision: {decision}, {reason})"
 
 
 def build_table(params: Params, data: dict[str, _Backbone]) -> pd.DataFrame:
@@ -152,6 +164,10 @@ def _figures(
     figures_dir: Path,
 ) -> list[Path]:
     """reports/figures/*.png; the confusion matrix is the champion's (else the best's)."""
+    from sklearn.metrics import confusion_matrix
+
+    from bakeoff.plots import plot_confusion
+
     figures_dir.mkdir(parents=True, exist_ok=True)
     names = [figures_dir / name for name in report_render.FIGURES]
     shown = champion if champion in data else ctx["best"]
@@ -160,8 +176,12 @@ def _figures(
     return [
         report_figures.accuracy_vs_latency(table, ctx["front"], names[0]),
         report_figures.training_curves({n: b.history for n, b in data.items()}, names[1]),
-        report_figures.confusion(
-            data[shown].actual, data[shown].predicted, classes, title, names[2]
+        # The same drawing as plots/<backbone>/confusion.png, from the evaluate stage.
+        plot_confusion(
+            confusion_matrix(data[shown].actual, data[shown].predicted, labels=list(classes)),
+            list(classes),
+            names[2],
+            title,
         ),
     ]
 
@@ -200,14 +220,8 @@ def report(
     register = json.loads(register_path.read_text())
     table = build_table(params, data)
     ctx = _summary(params, table, analyse(params, table, data))
-    champion = _champion(register)
+    champion, ctx["champion_text"] = _champion(register)
     ctx["n_test"] = len(next(iter(data.values())).actual)
-    ctx["champion_text"] = (
-        f"{champion} (decision of the last run: {register.get('decision')}; "
-        f"{register.get('reason', '')})"
-        if champion
-        else f"none yet (decision: {register.get('decision')}; {register.get('reason', '')})"
-    )
     figures = _figures(table, ctx, data, champion, Path(out_dir) / "figures")
     # The table as data: `dvc plots show` draws it (the top-level plot in dvc.yaml).
     csv = Path(out_dir) / "comparison.csv"

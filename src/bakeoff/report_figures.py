@@ -126,39 +126,3 @@ def training_curves(histories: Mapping[str, pd.DataFrame], path: Path) -> Path:
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)
     return path
-
-
-def confusion(
-    actual: Sequence[str], predicted: Sequence[str], classes: Sequence[str], title: str, path: Path
-) -> Path:
-    """A confusion matrix (counts) of one backbone on the test images.
-
-    Args:
-        actual: True class per test image.
-        predicted: Predicted class per test image.
-        classes: Class names, in display order.
-        title: Figure title.
-        path: The PNG to write.
-
-    Returns:
-        `path`.
-    """
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    plt = _pyplot()
-    size = max(4.5, 0.55 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(
-        actual,
-        predicted,
-        labels=list(classes),
-        ax=ax,
-        colorbar=False,
-        cmap="Blues",
-        xticks_rotation=45,
-    )
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
-    return path

@@ -173,7 +173,7 @@ def test_recommends_the_faster_tied_backbone_not_the_worse_one(made):
     assert "Small is 1.0 pt below Big, within the interval" in md
     assert "10x faster and 33x smaller" in md
     assert "Recommendation: Bad" not in md
-    assert "Champion** (reports/register.json): Big" in md
+    assert "Champion** (reports/register.json): Big (image-classifier version 1" in md
 
 
 def test_pareto_front_and_budgets_in_the_report(made):
@@ -252,3 +252,19 @@ def test_missing_metrics_is_a_clear_error(tmp_path, report_params):
             tmp_path / "reports",
         )
     assert not (tmp_path / "reports" / "comparison.html").exists()
+
+
+def test_incomplete_metrics_is_a_clear_error(tmp_path, report_params):
+    make_inputs(tmp_path)
+    path = tmp_path / "metrics" / "Big.json"
+    metrics = json.loads(path.read_text())
+    del metrics["latency_ms_b1"]
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(BakeoffError, match=r"Big\.json lacks latency_ms_b1.*bakeoff evaluate Big"):
+        report(
+            report_params,
+            list(SPECS),
+            tmp_path / "metrics",
+            tmp_path / "models",
+            tmp_path / "reports",
+        )
