@@ -15,10 +15,10 @@ from tests.model.tiny_models import shared_project
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    """The shared project's SimpleCNN, evaluated: (root, metrics)."""
+    """The shared project's StripeNet, evaluated: (root, metrics)."""
     with pytest.MonkeyPatch.context() as mp:
         root = shared_project(tmp_path_factory, mp)[0]
-        yield root, json.loads((root / "metrics" / "SimpleCNN.json").read_text())
+        yield root, json.loads((root / "metrics" / "StripeNet.json").read_text())
 
 
 def test_metrics_file_has_every_field(evaluated):
@@ -33,20 +33,20 @@ def test_metrics_file_has_every_field(evaluated):
     assert set(metrics["per_class"]) == {"dots", "horizontal", "vertical"}
     assert sum(c["support"] for c in metrics["per_class"].values()) == 9
     assert set(metrics["per_class"]["dots"]) == {"precision", "recall", "f1", "support"}
-    size = (root / "models" / "SimpleCNN" / "model.keras").stat().st_size
+    size = (root / "models" / "StripeNet" / "model.keras").stat().st_size
     assert metrics["size_mb"] == pytest.approx(size / 1e6)
 
 
 def test_confusion_has_one_row_per_test_image(evaluated):
     root, result = evaluated
-    with open(root / "plots" / "SimpleCNN" / "confusion.csv", newline="") as fh:
+    with open(root / "plots" / "StripeNet" / "confusion.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     with open(root / "split" / "test.csv", newline="") as fh:
         test = list(csv.DictReader(fh))
     assert [r["actual"] for r in rows] == [t["label"] for t in test]
     correct = sum(r["actual"] == r["predicted"] for r in rows)
     assert correct / len(rows) == pytest.approx(result["test_accuracy"])
-    assert (root / "plots" / "SimpleCNN" / "confusion.png").stat().st_size > 0
+    assert (root / "plots" / "StripeNet" / "confusion.png").stat().st_size > 0
 
 
 def test_numbers_are_on_the_finished_mlflow_run(evaluated):
@@ -60,6 +60,17 @@ def test_numbers_are_on_the_finished_mlflow_run(evaluated):
     assert "test_f1.dots" in info["metrics"]
     files = {a.path for a in MlflowClient().list_artifacts(result["run_id"], "evaluation")}
     assert "evaluation/confusion.png" in files
+
+
+def test_real_training_run_gets_the_evaluation_too(evaluated):
+    root = evaluated[0]
+    metrics = json.loads((root / "metrics" / "SimpleCNN.json").read_text())
+    train = json.loads((root / "models" / "SimpleCNN" / "train.json").read_text())
+    assert metrics["run_id"] == train["run_id"] and metrics["image_size"] == train["image_size"]
+    info = tracking.run_info(train["run_id"])
+    assert info["status"] == "FINISHED"
+    assert {"loss", "val_accuracy", "learning_rate", "test_accuracy"} <= set(info["metrics"])
+    assert info["metrics"]["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
 def test_missing_model_says_to_train(tmp_path, params):

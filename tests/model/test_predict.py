@@ -16,15 +16,19 @@ from tests.model.tiny_models import shared_project
 
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
-    """The shared SimpleCNN registered as champion under params.yaml's model name."""
+    """The shared StripeNet registered as champion under params.yaml's model name."""
     from bakeoff.register import register
 
     with pytest.MonkeyPatch.context() as mp:
         root, params, raw, split = shared_project(tmp_path_factory, mp)
         out = root / "reports" / "register_predict.json"
-        decision = register(params, ["SimpleCNN"], root / "models", root / "metrics", split, raw,
+        decision = register(params, ["StripeNet"], root / "models", root / "metrics", split, raw,
                             out)  # fmt: skip
         assert decision["decision"] in ("promoted", "rejected")  # rejected: already champion
+        real = dataclasses.replace(
+            params, register=dataclasses.replace(params.register, model_name="real-train")
+        )
+        register(real, ["SimpleCNN"], root / "models", root / "metrics", split, raw, out)
         yield root, params, raw
 
 
@@ -78,3 +82,13 @@ def test_no_champion_says_how_to_get_one(champion):
         predict([raw / "dots"], params)
     with pytest.raises(BakeoffError, match="no such file"):
         predict([raw / "missing.png"], params)
+
+
+def test_a_real_training_output_predicts_through_its_model_uri(champion):
+    from bakeoff.predict import predict
+
+    _, params, raw = champion
+    results = predict([raw / "dots"], params, top_k=1, model_uri="models:/real-train@champion")
+    assert len(results) == 12
+    assert all(r.error is None for r in results)
+    assert {r.labels[0] for r in results} <= {"dots", "horizontal", "vertical"}

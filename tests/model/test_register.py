@@ -14,18 +14,18 @@ from tests.model.tiny_models import shared_project
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """SimpleCNN learnt the data, MobileNet always says class 0, VGG16's training failed
+    """StripeNet learnt the data, Constant always says class 0, VGG16's training failed
     and EfficientNetB0 diverged (NaN) - both with metrics that would otherwise win."""
     with pytest.MonkeyPatch.context() as mp:
         root, params, raw, split = shared_project(tmp_path_factory, mp)
-        good = json.loads((root / "metrics" / "SimpleCNN.json").read_text())
+        good = json.loads((root / "metrics" / "StripeNet.json").read_text())
         for name, status, value in (
             ("VGG16", "FAILED", 1.0),
             ("EfficientNetB0", "FINISHED", math.nan),
         ):
             model_dir = root / "models" / name
             model_dir.mkdir(parents=True)
-            train = json.loads((root / "models" / "SimpleCNN" / "train.json").read_text())
+            train = json.loads((root / "models" / "StripeNet" / "train.json").read_text())
             (model_dir / "train.json").write_text(json.dumps(train | {"status": status}))
             metrics = good | {"val_accuracy": value, "test_accuracy": value, "latency_ms_b1": 1e-3}
             (root / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
@@ -47,14 +47,14 @@ def _register(project, backbones, **register_params):
 
 def test_promotion_never_regresses(project):
     name = "promotion"
-    first = _register(project, ["MobileNet", "SimpleCNN"], model_name=name)
-    assert (first["decision"], first["backbone"]) == ("promoted", "SimpleCNN")
+    first = _register(project, ["Constant", "StripeNet"], model_name=name)
+    assert (first["decision"], first["backbone"]) == ("promoted", "StripeNet")
     assert "no champion yet" in first["reason"]
     champion = tracking.get_version_by_alias(name, "champion")
     assert str(champion.version) == first["version"]
     assert json.loads(champion.tags["classes"]) == ["dots", "horizontal", "vertical"]
 
-    worse = _register(project, ["MobileNet"], model_name=name)
+    worse = _register(project, ["Constant"], model_name=name)
     assert worse["decision"] == "challenger"
     assert "does not beat" in worse["reason"]
     assert worse["champion"]["test_accuracy"] > worse["candidate"]["test_accuracy"]
@@ -62,16 +62,16 @@ def test_promotion_never_regresses(project):
     challenger = tracking.get_version_by_alias(name, "challenger")
     assert str(challenger.version) == worse["version"] != first["version"]
     assert challenger.tags["reason"] == worse["reason"]
-    assert challenger.tags["backbone"] == "MobileNet"
+    assert challenger.tags["backbone"] == "Constant"
 
-    again = _register(project, ["SimpleCNN"], model_name=name)
+    again = _register(project, ["StripeNet"], model_name=name)
     assert again["decision"] == "rejected" and "already the champion" in again["reason"]
     assert str(tracking.get_version_by_alias(name, "champion").version) == first["version"]
 
 
 def test_failed_and_nan_runs_are_never_registered(project):
-    result = _register(project, ["VGG16", "EfficientNetB0", "MobileNet"], model_name="safe")
-    assert result["backbone"] == "MobileNet"
+    result = _register(project, ["VGG16", "EfficientNetB0", "SimpleCNN"], model_name="safe")
+    assert (result["decision"], result["backbone"]) == ("promoted", "SimpleCNN")  # real train()
     assert "FAILED" in result["not_eligible"]["VGG16"]
     assert "not finite" in result["not_eligible"]["EfficientNetB0"]
 
@@ -83,10 +83,10 @@ def test_failed_and_nan_runs_are_never_registered(project):
 
 def test_budgets_filter_candidates(project):
     root = project[0]
-    fast = json.loads((root / "metrics" / "MobileNet.json").read_text())["latency_ms_b1"]
-    result = _register(project, ["SimpleCNN"], model_name="budget", max_latency_ms=fast / 1e6)
+    fast = json.loads((root / "metrics" / "Constant.json").read_text())["latency_ms_b1"]
+    result = _register(project, ["StripeNet"], model_name="budget", max_latency_ms=fast / 1e6)
     assert result["decision"] == "none"
-    assert "latency" in result["not_eligible"]["SimpleCNN"]
-    result = _register(project, ["SimpleCNN"], model_name="budget", max_size_mb=1e-6)
+    assert "latency" in result["not_eligible"]["StripeNet"]
+    result = _register(project, ["StripeNet"], model_name="budget", max_size_mb=1e-6)
     assert result["decision"] == "none" and "MB" in result["reason"]
     assert tracking.get_version_by_alias("budget", "champion") is None

@@ -1,8 +1,8 @@
 """Tiny trained models in train's output format, for the evaluate/register/predict tests.
 
-`train.py` is slow even shrunk; these models take a second or two to fit yet behave like
-real ones: a `good` model separates the fixture's stripe patterns, a `constant` model
-always answers class 0 (accuracy 1/3 on the balanced fixture).
+Shrunk `train.py` runs give near-chance models (one epoch), so the behaviour tests also
+use hand-made ones that take a second to fit: a `good` model separates the fixture's
+stripe patterns, a `constant` model always answers class 0 (accuracy 1/3).
 """
 
 from __future__ import annotations
@@ -121,23 +121,28 @@ _SHARED: dict[str, tuple] = {}
 
 def shared_project(tmp_path_factory, monkeypatch) -> tuple:
     """One tiny project for all model tests of a session (fitting and evaluating is slow):
-    SimpleCNN learnt the data, MobileNet always answers class 0, both trained, logged
-    to MLflow and evaluated. Tests isolate themselves with their own registered model names.
+    StripeNet learnt the data, Constant always answers class 0, SimpleCNN is a real
+    (shrunk) `train()` run; all logged to MLflow and evaluated. Tests isolate themselves
+    with their own registered model names.
 
     Returns:
         (root, params, raw_dir, split_dir); root holds models/, metrics/, plots/, mlruns/.
     """
     from bakeoff.evaluate import evaluate
+    from bakeoff.train import train
 
     if "project" not in _SHARED:
         root = module_store(tmp_path_factory, monkeypatch)
         params = shrunk_params()
         raw = make_image_folder(root / "raw")
         split = write_split(raw, root / "split")
-        for name, kind in (("SimpleCNN", "good"), ("MobileNet", "constant")):
-            model_dir = make_trained(name, params, raw, split, root / "models", kind)
-            evaluate(name, params, split, raw, model_dir, root / "metrics" / f"{name}.json",
-                     root / "plots" / name)  # fmt: skip
+        for name, kind in (("StripeNet", "good"), ("Constant", "constant")):
+            make_trained(name, params, raw, split, root / "models", kind)
+        train("SimpleCNN", params, split, raw, root / "models" / "SimpleCNN",
+              root / "state" / "SimpleCNN", root / "plots" / "SimpleCNN")  # fmt: skip
+        for name in ("StripeNet", "Constant", "SimpleCNN"):
+            evaluate(name, params, split, raw, root / "models" / name,
+                     root / "metrics" / f"{name}.json", root / "plots" / name)  # fmt: skip
         _SHARED["project"] = (root, params, raw, split)
     root = _SHARED["project"][0]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
