@@ -27,6 +27,33 @@ def _read(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _why_not(train: dict | None, metrics: dict | None, params: Params, name: str) -> str | None:
+    """Why a backbone may not be registered, or None when it may."""
+    reg = params.register
+    test_metric = "test_" + reg.metric.split("_", 1)[1]
+    if train is None:
+        return "not trained (no train.json)"
+    if train.get("status") != "FINISHED":
+        return f"training run status is {train.get('status')}, not FINISHED"
+    if metrics is None:
+        return f"not evaluated (no {name}.json)"
+    if not (_finite(metrics.get(reg.metric)) and _finite(metrics.get(test_metric))):
+        return f"{reg.metric}/{test_metric} not finite (a diverged run)"
+    latency, size = metrics.get("latency_ms_b1", math.inf), metrics.get("size_mb", math.inf)
+    if reg.max_latency_ms is not None and not latency <= reg.max_latency_ms:
+        return f"latency {latency:.3g} ms > register.max_latency_ms={reg.max_latency_ms}"
+    if reg.max_size_mb is not None and not size <= reg.max_size_mb:
+        return f"size {size:.3g} MB > register.max_size_mb={reg.max_size_mb}"
+    # train.json says FINISHED before the run closes: MLflow has the last word.
+    run_id = train.get("run_id")
+    if (
+        tracking.run_exists(run_id)
+        and (status := tracking.run_info(run_id)["status"]) != "FINISHED"
+    ):
+        return f"MLflow run {run_id} status is {status}, not FINISHED"
+    return None
+
+
 def eligible(
     params: Params, backbones: list[str], models_dir: Path, metrics_dir: Path
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -35,30 +62,13 @@ def eligible(
     Returns:
         (candidates: train.json merged with metrics, rejected: backbone -> reason).
     """
-    reg = params.register
-    test_metric = "test_" + reg.metric.split("_", 1)[1]
     candidates, rejected = [], {}
     for name in backbones:
         train = _read(Path(models_dir) / name / "train.json")
         metrics = _read(Path(metrics_dir) / f"{name}.json")
-        if train is None:
-            rejected[name] = "not trained (no train.json)"
-        elif train.get("status") != "FINISHED":
-            rejected[name] = f"training run status is {train.get('status')}, not FINISHED"
-        elif metrics is None:
-            rejected[name] = f"not evaluated (no {name}.json)"
-        elif not (_finite(metrics.get(reg.metric)) and _finite(metrics.get(test_metric))):
-            rejected[name] = f"{reg.metric}/{test_metric} not finite (a diverged run)"
-        elif reg.max_latency_ms is not None and not (
-            metrics.get("latency_ms_b1", math.inf) <= reg.max_latency_ms
-        ):
-            rejected[name] = (
-                f"latency {metrics.get('latency_ms_b1'):.2f} ms > {reg.max_latency_ms} ms"
-            )
-        elif reg.max_size_mb is not None and not (
-            metrics.get("size_mb", math.inf) <= reg.max_size_mb
-        ):
-            rejected[name] = f"size {metrics.get('size_mb'):.1f} MB > {reg.max_size_mb} MB"
+        reason = _why_not(train, metrics, params, name)
+        if reason:
+            rejected[name] = reason
         else:
             candidates.append({**train, **metrics, "backbone": name})
     return candidates, rejected
@@ -114,6 +124,7 @@ def register(
     if reg.metric not in METRICS:
         raise BakeoffError(f"register.metric '{reg.metric}' unknown: use one of {METRICS}")
     test_metric = "test_" + reg.metric.split("_", 1)[1]
+    tracking.configure(params.tracking)
     candidates, rejected = eligible(params, backbones, models_dir, metrics_dir)
     report: dict[str, Any] = {
         "model_name": reg.model_name,
@@ -131,7 +142,6 @@ def register(
         return _write(out_path, report | {"decision": "none", "reason": f"no eligible: {why}"})
     # Ties go to the faster model.
     best = max(candidates, key=lambda c: (c[reg.metric], -c.get("latency_ms_b1", 0.0)))
-    tracking.configure(params.tracking)
     classes = read_classes(split_dir)
     report |= {
         "backbone": best["backbone"],

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 
 import pytest
 
 from bakeoff import tracking
+from bakeoff.register import register
 from tests.model.tiny_models import shared_project
 
 
@@ -33,8 +35,6 @@ def project(tmp_path_factory):
 
 
 def _register(project, backbones, **register_params):
-    from bakeoff.register import register
-
     root, params, raw, split = project
     params = dataclasses.replace(
         params, register=dataclasses.replace(params.register, **register_params)
@@ -79,6 +79,21 @@ def test_failed_and_nan_runs_are_never_registered(project):
     assert none["decision"] == "none" and none["version"] is None
     assert "VGG16" in none["reason"] and "EfficientNetB0" in none["reason"]
     assert tracking.get_version_by_alias("nothing", "champion") is None
+
+
+def test_new_classes_make_the_champion_incomparable(project, tmp_path):
+    root, params, raw, split = project
+    first = _register(project, ["StripeNet"], model_name="classes")
+    assert first["decision"] == "promoted"
+    renamed = shutil.copytree(split, tmp_path / "split")
+    (renamed / "classes.json").write_text(json.dumps(["cats", "dogs", "fish"]))
+    out = tmp_path / "register.json"
+    p = dataclasses.replace(
+        params, register=dataclasses.replace(params.register, model_name="classes")
+    )
+    result = register(p, ["Constant"], root / "models", root / "metrics", renamed, raw, out)
+    assert result["decision"] == "promoted" and "other classes" in result["reason"]
+    assert str(tracking.get_version_by_alias("classes", "champion").version) == result["version"]
 
 
 def test_budgets_filter_candidates(project):
