@@ -168,6 +168,8 @@ def register(
     if decision == "promoted":
         tracking.set_alias(reg.model_name, "champion", new)
         tracking.delete_alias(reg.model_name, "challenger")
+        if version is not None:
+            tracking.set_version_tags(reg.model_name, version.version, {"superseded_by": new})
     else:
         tracking.set_alias(reg.model_name, "challenger", new)
     return _write(out_path, report | {"decision": decision, "reason": reason, "version": new})

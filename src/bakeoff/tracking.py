@@ -79,7 +79,6 @@ def configure(params: TrackingParams) -> str:
     Returns:
         The experiment id.
     """
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(params)
@@ -99,8 +98,6 @@ def configure(params: TrackingParams) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
-    finally:
-        mlflow.set_tracking_uri(uri)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, str]:

@@ -55,6 +55,18 @@ def test_training_run_logs_flattened_params_and_finishes(params, tracking_uri):
     assert info["metrics"]["val_accuracy"] == 0.5
 
 
+def test_search_runs_orders_best_first(params, tracking_uri):
+    ids = []
+    for value in (0.2, 0.9, 0.5):
+        with tracking.training_run(params, "SimpleCNN", None, {}) as run_id:
+            tracking.log_metrics({"search_score": value}, run_id)
+        ids.append(run_id)
+    runs = tracking.search_runs(
+        params.tracking, ["metrics.search_score DESC"], "metrics.search_score > 0"
+    )
+    assert list(runs["run_id"]) == [ids[1], ids[2], ids[0]]
+
+
 def test_exception_marks_run_failed_and_propagates(params, tracking_uri):
     with (
         pytest.raises(RuntimeError, match="boom"),

@@ -94,6 +94,10 @@ def test_new_classes_make_the_champion_incomparable(project, tmp_path):
     result = register(p, ["Constant"], root / "models", root / "metrics", renamed, raw, out)
     assert result["decision"] == "promoted" and "other classes" in result["reason"]
     assert str(tracking.get_version_by_alias("classes", "champion").version) == result["version"]
+    assert (
+        tracking.version_for_uri(f"models:/classes/{first['version']}").tags["superseded_by"]
+        == result["version"]
+    )
 
 
 def test_budgets_filter_candidates(project):
