@@ -12,6 +12,7 @@ import math
 import re
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,22 @@ import numpy as np
 from bakeoff import tracking
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate` wrote: the metrics (as in metrics/<backbone>.json) and the file."""
+
+    metrics: dict[str, Any]
+    path: Path
+
+    def __str__(self) -> str:
+        m = self.metrics
+        return (
+            f"{m['backbone']}: test accuracy {m['test_accuracy']:.4f}, macro-F1 "
+            f"{m['test_macro_f1']:.4f}, val accuracy {m['val_accuracy']:.4f}, "
+            f"{m['latency_ms_b1']:.2f} ms/image at batch 1, {m['size_mb']:.1f} MB -> {self.path}"
+        )
 
 
 def read_train_info(model_dir: Path) -> dict[str, Any]:
@@ -111,7 +128,7 @@ def evaluate(
     model_dir: Path,
     metrics_path: Path,
     plots_dir: Path,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluate one trained backbone on the val and test splits.
 
     Args:
@@ -124,7 +141,7 @@ def evaluate(
         plots_dir: plots/<backbone> (confusion.csv and confusion.png).
 
     Returns:
-        The metrics written.
+        The metrics and the path they were written to.
     """
     from bakeoff.backbones import load_trained
     from bakeoff.dataset import load_split
@@ -171,7 +188,7 @@ def evaluate(
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     tracking.configure(params.tracking)
     _log_to_run(metrics, [metrics_path, plots_dir / "confusion.png", plots_dir / "confusion.csv"])
-    return metrics
+    return Evaluation(metrics, metrics_path)
 
 
 def _confusion(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,19 @@ from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
 
 METRICS = ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What `register` decided: the report (as in reports/register.json) and the file."""
+
+    report: dict[str, Any]
+    path: Path
+
+    def __str__(self) -> str:
+        r = self.report
+        where = f"{r['model_name']} v{r['version']} ({r['backbone']})" if r["version"] else "-"
+        return f"{r['decision']}: {where}: {r['reason']} -> {self.path}"
 
 
 def _finite(value: Any) -> bool:
@@ -103,7 +117,7 @@ def register(
     split_dir: Path,
     image_root: Path,
     out_path: Path,
-) -> dict[str, Any]:
+) -> Decision:
     """Choose, register and (maybe) promote the best backbone; write reports/register.json.
 
     Args:
@@ -116,7 +130,7 @@ def register(
         out_path: reports/register.json.
 
     Returns:
-        The decision written to out_path.
+        The decision and the path of its report.
     """
     from bakeoff.dataset import read_classes
 
@@ -229,10 +243,10 @@ def _register_version(
     return tracking.register_version(uri, name, {k: str(v) for k, v in tags.items()}, reason)
 
 
-def _write(out_path: Path, report: dict[str, Any]) -> dict[str, Any]:
+def _write(out_path: Path, report: dict[str, Any]) -> Decision:
     order = ["decision", "reason", "model_name", "version", "backbone", "metric"]
     report = {k: report[k] for k in order} | report
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return Decision(report, out_path)

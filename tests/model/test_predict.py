@@ -24,7 +24,7 @@ def champion(tmp_path_factory):
         out = root / "reports" / "register_predict.json"
         decision = register(params, ["StripeNet"], root / "models", root / "metrics", split, raw,
                             out)  # fmt: skip
-        assert decision["decision"] in ("promoted", "rejected")  # rejected: already champion
+        assert decision.report["decision"] in ("promoted", "rejected")  # rejected: already champion
         real = dataclasses.replace(
             params, register=dataclasses.replace(params.register, model_name="real-train")
         )

@@ -41,8 +41,9 @@ def _register(project, backbones, **register_params):
     )
     out = root / "reports" / "register.json"
     result = register(params, backbones, root / "models", root / "metrics", split, raw, out)
-    assert json.loads(out.read_text()) == result
-    return result
+    assert json.loads(out.read_text()) == result.report
+    assert result.report["decision"] in str(result)
+    return result.report
 
 
 def test_promotion_never_regresses(project):
@@ -91,7 +92,7 @@ def test_new_classes_make_the_champion_incomparable(project, tmp_path):
     p = dataclasses.replace(
         params, register=dataclasses.replace(params.register, model_name="classes")
     )
-    result = register(p, ["Constant"], root / "models", root / "metrics", renamed, raw, out)
+    result = register(p, ["Constant"], root / "models", root / "metrics", renamed, raw, out).report
     assert result["decision"] == "promoted" and "other classes" in result["reason"]
     assert str(tracking.get_version_by_alias("classes", "champion").version) == result["version"]
     assert (
