@@ -173,6 +173,7 @@ def evaluate(
                           params.evaluate.latency_repeats),
         "train_seconds": info.get("train_seconds"),
         "run_id": info.get("run_id"),
+        "model_uri": info.get("model_uri"),
         "image_size": size,
         "status": info.get("status"),
         "data_version": info.get("data_version"),
@@ -215,12 +216,12 @@ def _log_to_run(metrics: dict[str, Any], files: list[Path]) -> None:
     if not run_id or not tracking.run_exists(run_id):
         print(f"note: MLflow run {run_id!r} not found in {tracking.tracking_uri()}; not logged")
         return
-    skip = ("run_id", "image_size", "n_test", "train_seconds", "params")
+    skip = ("image_size", "n_test", "train_seconds", "params")
     numbers = {k: float(v) for k, v in metrics.items() if k not in skip and _is_number(v)}
     numbers["param_count"] = float(metrics["params"])
     # MLflow metric names allow only letters, digits and _-. /: class names may hold more.
     numbers |= {
         "test_f1." + re.sub(r"[^\w\-. /]", "_", c): s["f1"] for c, s in metrics["per_class"].items()
     }
-    tracking.log_metrics(numbers, run_id)
+    tracking.log_metrics(numbers, run_id, model_uri=metrics.get("model_uri"))
     tracking.log_artifacts(files, run_id, artifact_path="evaluation")

@@ -205,12 +205,25 @@ def _is_number(value: Any) -> bool:
     return True
 
 
-def log_metrics(metrics: dict[str, float], run_id: str, step: int | None = None) -> None:
-    """Log metrics to a run, active or finished (its status is left alone)."""
+def log_metrics(
+    metrics: dict[str, float], run_id: str, step: int | None = None, model_uri: str | None = None
+) -> None:
+    """Log metrics to a run, active or finished (its status is left alone).
+
+    Args:
+        metrics: Name -> value.
+        run_id: The run.
+        step: The step (epoch); 0 when None.
+        model_uri: A logged model (`models:/m-...`) the numbers also describe: MLflow 3
+            shows them on that model's page too.
+    """
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+    model_id = None
+    if model_uri and model_uri.startswith("models:/m-"):
+        model_id = model_uri.removeprefix("models:/")
+    items = [Metric(k, float(v), now, step or 0, model_id=model_id) for k, v in metrics.items()]
     _client().log_batch(run_id, metrics=items)
 
 

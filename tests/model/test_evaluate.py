@@ -60,6 +60,9 @@ def test_numbers_are_on_the_finished_mlflow_run(evaluated):
     assert "test_f1.dots" in info["metrics"]
     files = {a.path for a in MlflowClient().list_artifacts(result["run_id"], "evaluation")}
     assert "evaluation/confusion.png" in files
+    model_id = result["model_uri"].removeprefix("models:/")
+    on_model = {m.key: m.value for m in MlflowClient().get_logged_model(model_id).metrics}
+    assert on_model["test_accuracy"] == pytest.approx(result["test_accuracy"])
 
 
 def test_real_training_run_gets_the_evaluation_too(evaluated):
