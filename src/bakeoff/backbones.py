@@ -289,7 +289,7 @@ def build_model(
         n_classes: Output classes.
         image_size: Square input side in pixels.
         weights: "imagenet" (Keras's cache), "none" (random, all trainable) or a file.
-        bn_momentum: Set on every BatchNormalization of the base (None: keep Keras's).
+        bn_momentum: Set on every BatchNormalization, head included (None: Keras's 0.99).
 
     Returns:
         The uncompiled model; the base is the layer named by `base_layer(model)` and is
@@ -308,7 +308,8 @@ def build_model(
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = Preprocess(entry.preprocess, name="preprocess")(inputs)
     x = base(x, training=False) if frozen else base(x)
-    x = keras.layers.BatchNormalization(name="head_bn")(x)
+    momentum = 0.99 if bn_momentum is None else bn_momentum
+    x = keras.layers.BatchNormalization(momentum=momentum, name="head_bn")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"bakeoff_{name}")
 

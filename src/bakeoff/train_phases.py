@@ -56,6 +56,10 @@ def _head_on_features(model: keras.Model, data: dict, batch_size: int):
         extractor.predict(data[name][0].astype(np.float32), batch_size=batch_size, verbose=0)
         for name in ("train", "val")
     ]
+    # Start the head's BatchNorm at the features' true statistics: its moving averages
+    # would otherwise lag for many steps and validation would sit near chance.
+    bn.moving_mean.assign(feats[0].mean(axis=0))
+    bn.moving_variance.assign(feats[0].var(axis=0))
     inputs = keras.Input(shape=feats[0].shape[1:], name="features")
     head = keras.Model(inputs, dense(bn(inputs)), name="head")  # shares the model's layers
     return head, feats[0], feats[1]
@@ -122,7 +126,9 @@ def fit_phase(
         keras.callbacks.CSVLogger(str(state_dir / f"history_phase{phase.number}.csv"), append=True),
         tracking.epoch_callback(),
         # Last: an epoch is backed up only after everything above recorded it.
-        keras.callbacks.BackupAndRestore(str(state_dir / "backup" / f"phase{phase.number}")),
+        keras.callbacks.BackupAndRestore(
+            str(state_dir / "backup" / f"phase{phase.number}"), double_checkpoint=True
+        ),
     ]
     try:
         target.fit(

@@ -1,0 +1,143 @@
+"""Training behaviour: outputs and tracking, determinism, crash resume, NaN, feature cache."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tensorflow")
+from mlflow import MlflowClient
+
+from bakeoff.errors import BakeoffError
+from bakeoff.train import train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _train(params, tiny_data, tmp_path, tag="a", backbone="SimpleCNN", **changes):
+    raw, split = tiny_data
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, **changes))
+    root = tmp_path / tag
+    result = train(
+        backbone, params, split, raw, root / "models" / backbone, root / "state" / backbone,
+        plots_dir=root / "plots" / backbone,
+    )  # fmt: skip
+    return result, root
+
+
+def _history(root: Path, backbone: str = "SimpleCNN") -> list[dict]:
+    with open(root / "plots" / backbone / "history.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_writes_outputs_tracks_every_epoch_and_is_deterministic(
+    params, tiny_data, tmp_path, tracking_uri
+):
+    first, root = _train(params, tiny_data, tmp_path, "a", epochs=2)
+    second, root_b = _train(params, tiny_data, tmp_path, "b", epochs=2)
+
+    model_dir = root / "models" / "SimpleCNN"
+    assert (model_dir / "model.keras").is_file()
+    assert (root / "plots" / "SimpleCNN" / "curves.png").is_file()
+    summary = json.loads((model_dir / "train.json").read_text())
+    assert summary["run_id"] == first.run_id and summary["status"] == "FINISHED"
+    assert summary["epochs_run"] == 2 and summary["image_size"] == 32
+    assert summary["classes"] == ["dots", "horizontal", "vertical"]
+    assert summary["weights_sha256"] == "none" and summary["model_uri"].startswith("models:/")
+    history = _history(root)
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    assert set(history[0]) == {
+        "epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+    }  # fmt: skip
+    assert not (root / "state" / "SimpleCNN").exists(), "state is cleared after success"
+
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(first.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.epochs"] == "2"
+    assert run.data.tags["dvc_stage"] == "train@SimpleCNN"
+    assert len(run.data.tags["data_version"]) == 16
+    steps = client.get_metric_history(first.run_id, "val_accuracy")
+    assert sorted(m.step for m in steps) == [0, 1]
+    assert client.get_metric_history(first.run_id, "learning_rate")
+
+    assert first.run_id != second.run_id
+    assert _history(root) == _history(root_b), "same data and params give the same metrics"
+
+
+def test_nan_run_fails_and_writes_no_model(params, tiny_data, tmp_path, tracking_uri):
+    with pytest.raises(BakeoffError, match=r"diverged.*lower the learning rate"):
+        _train(params, tiny_data, tmp_path, epochs=2, learning_rate=1e30)
+    assert not (tmp_path / "a" / "models" / "SimpleCNN" / "model.keras").exists()
+    runs = MlflowClient(tracking_uri).search_runs(
+        [e.experiment_id for e in MlflowClient(tracking_uri).search_experiments()]
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_feature_cache_matches_end_to_end_training(params, tiny_data, tmp_path, tracking_uri):
+    from bakeoff.backbones import build_base
+
+    weights = tmp_path / "pretrained.weights.h5"
+    build_base("SimpleCNN", 32).save_weights(weights)
+    # Small batches: enough steps for the uncached head's BatchNorm statistics to settle.
+    common = {"epochs": 5, "batch_size": 2, "weights": str(weights), "learning_rate": 0.01}
+    cached, _ = _train(params, tiny_data, tmp_path, "cache", cache_features=True, **common)
+    full, _ = _train(params, tiny_data, tmp_path, "full", cache_features=False, **common)
+    assert abs(cached.val_accuracy - full.val_accuracy) <= 0.12  # one val image of nine
+    assert cached.val_accuracy > 0.5, "the head learns on the cached features"
+
+
+DRIVER = """
+import dataclasses, sys, time
+from pathlib import Path
+import keras
+# Slow every epoch down a little, so that the kill reliably lands mid-way.
+_end = keras.callbacks.CSVLogger.on_epoch_end
+def _slow_end(self, epoch, logs=None):
+    time.sleep(0.3)
+    _end(self, epoch, logs)
+keras.callbacks.CSVLogger.on_epoch_end = _slow_end
+from bakeoff.config import load_params
+from bakeoff.train import train
+root, epochs = Path(sys.argv[1]), int(sys.argv[2])
+p = load_params(Path(sys.argv[3]))
+tp = dataclasses.replace(p.train, image_size=32, batch_size=8, epochs=epochs,
+                         min_epochs=epochs, patience=epochs)
+print(train("SimpleCNN", dataclasses.replace(p, train=tp), root / "split", root / "raw",
+            root / "models" / "SimpleCNN", root / "state"))
+"""
+
+
+def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, tracking_uri):
+    cmd = [sys.executable, "-c", DRIVER, str(tmp_path), "8", str(REPO / "params.yaml")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    meta = tmp_path / "state" / "backup" / "phase1" / "training_metadata.json"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while not meta.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved_epoch = json.loads(meta.read_text())["epoch"]
+    run_id = json.loads((tmp_path / "state" / "run.json").read_text())["run_id"]
+    assert 1 <= saved_epoch < 8, "killed mid-way"
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert f"Epoch {saved_epoch + 1}/8" in again.stdout
+    assert "Epoch 1/8" not in again.stdout, "resumed, not restarted"
+    summary = json.loads((tmp_path / "models" / "SimpleCNN" / "train.json").read_text())
+    assert summary["run_id"] == run_id and summary["epochs_run"] == 8
+    client = MlflowClient(tracking_uri)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
