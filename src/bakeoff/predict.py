@@ -10,6 +10,7 @@ from bakeoff import tracking
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
 
+CHUNK = 256  # images decoded and classified at a time
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -72,10 +73,7 @@ def predict(
     Returns:
         One Prediction per image, in input order; unreadable images carry an `error`.
     """
-    import numpy as np
     from tqdm import tqdm
-
-    from bakeoff.images import load_array
 
     files = expand(images)
     tracking.configure(params.tracking)
@@ -86,23 +84,37 @@ def predict(
     if not classes or len(classes) != n_classes:
         classes = [f"class_{i}" for i in range(n_classes)]  # a model logged without names
     size = int(model.input_shape[1])
-    results, pixels, ok = [], [], []
-    for path in tqdm(files, desc="loading images", unit="img", disable=len(files) < 100):
-        results.append(Prediction(str(path)))
-        try:
-            pixels.append(load_array(path, size))
-            ok.append(results[-1])
-        except Exception as exc:  # any reason: one bad file must not stop the batch
-            results[-1].error = f"cannot read image: {type(exc).__name__}: {exc}"
-    if pixels:
-        # The model holds its own preprocessing: it takes 0..255 RGB at its input size.
-        proba = model.predict(np.stack(pixels).astype("float32"), batch_size=32, verbose=0)
-        k = min(top_k, n_classes)
-        for result, row in zip(ok, proba, strict=True):
-            best = np.argsort(row)[::-1][:k]
-            result.labels = [classes[i] for i in best]
-            result.probabilities = [round(float(row[i]), 6) for i in best]
+    results = [Prediction(str(path)) for path in files]
+    with tqdm(total=len(files), desc="classifying", unit="img", disable=len(files) < 100) as bar:
+        # Chunks keep memory flat however many images a folder holds.
+        for start in range(0, len(files), CHUNK):
+            chunk = results[start : start + CHUNK]
+            _classify(model, chunk, size, classes, min(top_k, n_classes))
+            bar.update(len(chunk))
     return results
+
+
+def _classify(model, chunk: list[Prediction], size: int, classes: list[str], k: int) -> None:
+    """Fill in the top-k labels of one chunk; unreadable files get an error instead."""
+    import numpy as np
+
+    from bakeoff.images import load_array
+
+    pixels, ok = [], []
+    for result in chunk:
+        try:
+            pixels.append(load_array(result.path, size))
+            ok.append(result)
+        except Exception as exc:  # any reason: one bad file must not stop the batch
+            result.error = f"cannot read image: {type(exc).__name__}: {exc}"
+    if not pixels:
+        return
+    # The model holds its own preprocessing: it takes 0..255 RGB at its input size.
+    proba = model.predict(np.stack(pixels).astype("float32"), batch_size=32, verbose=0)
+    for result, row in zip(ok, proba, strict=True):
+        best = np.argsort(row)[::-1][:k]
+        result.labels = [classes[i] for i in best]
+        result.probabilities = [round(float(row[i]), 6) for i in best]
 
 
 def format_predictions(results: list[Prediction], as_json: bool = False) -> str:
