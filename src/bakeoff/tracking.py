@@ -171,7 +171,8 @@ def training_run(
 def epoch_callback() -> Any:
     """A Keras callback logging every epoch's metrics, learning_rate included, step = epoch.
 
-    It logs to the run active when training begins (inside `training_run`).
+    It logs to the run active when training begins (inside `training_run`). Being MLflow's
+    callback class, a logging failure is a warning, never a crashed training.
     """
     import keras
     import mlflow
