@@ -118,8 +118,9 @@ ms per image at batch 1, and per image within a batch of 32, on the evaluation m
 <div class="card"><b>Recommendation: {{ pick }}.</b> {{ reason }}</div>
 <p><b>Accuracy-latency Pareto front</b> (fastest first): {{ front | join(", ") }}</p>
 <p><b>Budgets</b> (batch-1 latency and model size):</p><ul>
-{% for b in budgets %}<li>{{ b.label }} ({{ b.limits }}): {{ b.fits }}
-{% if b.best %}; most accurate: <b>{{ b.best }}</b>{% endif %}</li>{% endfor %}</ul>
+{% for b in budgets %}<li>{{ b.label }} ({{ b.limits }}): {{ b.fits -}}
+{% if b.best %}; most accurate: <b>{{ b.best }}</b>{% endif %}</li>
+{% endfor %}</ul>
 {% for title, uri in figures %}<figure><img alt="{{ title }}" src="{{ uri }}">
 <figcaption class="note">{{ title }}</figcaption></figure>{% endfor %}
 </body></html>
