@@ -128,10 +128,11 @@ def recommend(
     pool = [c for c in candidates if c.name == best.name or c.name in tied]
     pick = min(pool, key=lambda c: (c.latency_ms, c.size_mb, -c.accuracy))
     if pick.name == best.name:
-        others = ", ".join(sorted(tied)) or "none"
+        lead = f"{pick.name} has the best test accuracy ({100 * best.accuracy:.1f}%)"
+        if not tied:
+            return pick.name, f"{lead}; no other backbone is statistically tied with it."
         return pick.name, (
-            f"{pick.name} has the best test accuracy ({100 * best.accuracy:.1f}%), and no "
-            f"backbone within its interval is faster (tied: {others})."
+            f"{lead}; the backbones tied with it ({', '.join(sorted(tied))}) are not faster."
         )
     diff, low, high = tied[pick.name]
     gap = f"{100 * diff:.1f} pt below {best.name}" if diff > 0 else f"level with {best.name}"

@@ -16,7 +16,7 @@ import pytest
 from bakeoff.config import Budget, load_params
 from bakeoff.errors import BakeoffError
 from bakeoff.report import report
-from bakeoff.report_stats import bootstrap_interval, pareto_front
+from bakeoff.report_stats import Candidate, bootstrap_interval, pareto_front, recommend
 
 REPO = Path(__file__).resolve().parents[2]
 N_TEST = 300
@@ -268,3 +268,11 @@ def test_incomplete_metrics_is_a_clear_error(tmp_path, report_params):
             tmp_path / "models",
             tmp_path / "reports",
         )
+
+
+def test_recommendation_keeps_the_best_when_no_tied_backbone_is_faster():
+    candidates = [Candidate("A", 0.90, 5.0, 10.0), Candidate("B", 0.89, 50.0, 100.0)]
+    name, reason = recommend(candidates, {"B": (0.01, -0.01, 0.03)})
+    assert name == "A" and "tied with it (B) are not faster" in reason
+    name, reason = recommend(candidates, {})
+    assert name == "A" and "no other backbone is statistically tied" in reason
