@@ -258,10 +258,14 @@ def log_keras_model(
     Returns:
         The model URI (`models:/m-...`).
     """
+    import keras
     import mlflow
     from mlflow.models import Model, infer_signature
 
     _client()
+    if getattr(model, "optimizer", None) is not None:
+        # An inference copy: the optimizer's slots would double or triple the artifact.
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     signature = infer_signature(input_example, model.predict(input_example, verbose=0))
     info = Model.log(
         artifact_path=None,
