@@ -43,6 +43,23 @@ def test_configure_puts_artifacts_next_to_the_env_store(params, tracking_uri):
     assert tracking.configure(params.tracking) == experiment_id  # idempotent
 
 
+def test_default_store_is_under_the_project_root(params, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(tracking, "PROJ_ROOT", tmp_path)
+    monkeypatch.setattr(tracking, "MLRUNS_DIR", tmp_path / "mlruns")
+    monkeypatch.setattr(tracking, "_configured", {})
+    assert params.tracking.tracking_uri == "sqlite:///mlruns/mlflow.db"
+    experiment_id = tracking.configure(params.tracking)
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    assert tracking.tracking_uri() == uri and (tmp_path / "mlruns" / "mlflow.db").is_file()
+    experiment = MlflowClient(uri).get_experiment(experiment_id)
+    assert experiment.artifact_location == (tmp_path / "mlruns" / "artifacts").as_uri()
+    # a tracking server keeps its own artifacts
+    assert tracking._artifact_location("http://127.0.0.1:5000", from_env=True) is None
+
+
 def test_training_run_logs_flattened_params_and_finishes(params, tracking_uri):
     with tracking.training_run(params, "SimpleCNN", None, {"data_version": "abc"}) as run_id:
         tracking.log_metrics({"val_accuracy": 0.5}, run_id, step=0)
