@@ -145,7 +145,6 @@ def evaluate(
     """
     from bakeoff.backbones import load_trained
     from bakeoff.dataset import load_split
-    from bakeoff.plots import plot_confusion
 
     info = read_train_info(model_dir)
     model = load_trained(Path(model_dir) / "model.keras")
@@ -179,23 +178,34 @@ def evaluate(
         "data_version": info.get("data_version"),
         "n_test": len(y_test),
     }  # fmt: skip
-    plots_dir = Path(plots_dir)
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    _write_confusion_csv(plots_dir / "confusion.csv", y_test, test["pred"], classes)
-    cm = _confusion(y_test, test["pred"], len(classes))
-    plot_confusion(cm, classes, plots_dir / "confusion.png", f"{backbone}: test confusion")
-    metrics_path = Path(metrics_path)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    files = _write_outputs(metrics, y_test, test["pred"], classes, Path(metrics_path), plots_dir)
     tracking.configure(params.tracking)
-    _log_to_run(metrics, [metrics_path, plots_dir / "confusion.png", plots_dir / "confusion.csv"])
-    return Evaluation(metrics, metrics_path)
+    _log_to_run(metrics, files)
+    return Evaluation(metrics, Path(metrics_path))
 
 
-def _confusion(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+def _write_outputs(
+    metrics: dict[str, Any],
+    y: np.ndarray,
+    pred: np.ndarray,
+    classes: list[str],
+    metrics_path: Path,
+    plots_dir: Path,
+) -> list[Path]:
+    """metrics/<b>.json, plots/<b>/confusion.{csv,png}; returns the files written."""
     from sklearn.metrics import confusion_matrix
 
-    return confusion_matrix(y, pred, labels=list(range(n)))
+    from bakeoff.plots import plot_confusion
+
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    _write_confusion_csv(plots_dir / "confusion.csv", y, pred, classes)
+    cm = confusion_matrix(y, pred, labels=list(range(len(classes))))
+    title = f"{metrics['backbone']}: test confusion"
+    plot_confusion(cm, classes, plots_dir / "confusion.png", title)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return [metrics_path, plots_dir / "confusion.png", plots_dir / "confusion.csv"]
 
 
 def _write_confusion_csv(path: Path, y: np.ndarray, pred: np.ndarray, classes: list[str]) -> None:
