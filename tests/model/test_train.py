@@ -141,3 +141,18 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
     client = MlflowClient(tracking_uri)
     assert client.get_run(run_id).info.status == "FINISHED"
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
+
+
+def test_fine_tune_phase_continues_the_history(params, tiny_data, tmp_path, tracking_uri):
+    from bakeoff.backbones import build_base
+
+    weights = tmp_path / "pretrained.weights.h5"
+    build_base("SimpleCNN", 32).save_weights(weights)
+    result, root = _train(
+        params, tiny_data, tmp_path, epochs=1, weights=str(weights),
+        fine_tune_layers=3, fine_tune_epochs=1, fine_tune_learning_rate=1e-4,
+    )  # fmt: skip
+    history = _history(root)
+    assert [(r["epoch"], r["phase"]) for r in history] == [("1", "1"), ("2", "2")]
+    assert float(history[1]["learning_rate"]) == pytest.approx(1e-4)
+    assert result.epochs_run == 2
