@@ -70,6 +70,16 @@ def test_promotion_never_regresses(project):
     assert str(tracking.get_version_by_alias(name, "champion").version) == first["version"]
 
 
+def test_a_better_candidate_needs_min_improvement(project):
+    assert _register(project, ["Constant"], model_name="margin")["decision"] == "promoted"
+    small = _register(project, ["StripeNet"], model_name="margin", min_improvement=0.9)
+    assert small["decision"] == "challenger" and "min_improvement=0.9" in small["reason"]
+    enough = _register(project, ["StripeNet"], model_name="margin", min_improvement=0.5)
+    assert enough["decision"] == "promoted" and "beats" in enough["reason"]
+    assert str(tracking.get_version_by_alias("margin", "champion").version) == enough["version"]
+    assert tracking.get_version_by_alias("margin", "challenger") is None
+
+
 def test_failed_and_nan_runs_are_never_registered(project):
     result = _register(project, ["VGG16", "EfficientNetB0", "SimpleCNN"], model_name="safe")
     assert (result["decision"], result["backbone"]) == ("promoted", "SimpleCNN")  # real train()
