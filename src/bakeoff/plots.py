@@ -21,15 +21,18 @@ def plot_history(history_df: Any, path: Path, title: str) -> Path:
     """Loss and accuracy per epoch, train vs validation, with the fine-tune phase marked.
 
     Args:
-        history_df: A DataFrame with columns epoch, loss, accuracy, val_loss, val_accuracy
-            and optionally phase (1 = frozen backbone, 2 = fine-tuning).
+        history_df: A DataFrame (or a list of row dicts) with columns epoch, loss, accuracy,
+            val_loss, val_accuracy and optionally phase (1 = frozen backbone, 2 = fine-tuning).
         path: The PNG to write (parent folders are created).
         title: The figure title (e.g. the backbone name).
 
     Returns:
         The path written.
     """
+    import pandas as pd
+
     plt = _pyplot()
+    history_df = pd.DataFrame(history_df)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     epochs = history_df["epoch"].to_numpy()
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
