@@ -164,26 +164,13 @@ def read_history(state_dir: Path) -> list[dict]:
 
 
 def write_history(history: list[dict], plots_dir: Path, title: str) -> tuple[Path, Path]:
-    """plots_dir/history.csv and curves.png (accuracy and loss per epoch, train and val)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """plots_dir/history.csv and curves.png (loss and accuracy per epoch, train and val)."""
+    from bakeoff.plots import plot_history
 
     csv_path, png_path = plots_dir / "history.csv", plots_dir / "curves.png"
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-    epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
-        ax.plot(epochs, [r.get(metric) for r in history], marker="o", label="train")
-        ax.plot(epochs, [r.get(f"val_{metric}") for r in history], marker="o", label="val")
-        ax.set_xlabel("epoch")
-        ax.set_title(f"{title}: {metric}")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
+    plot_history(history, png_path, title=title)
     return csv_path, png_path
