@@ -33,12 +33,13 @@ def _free_port() -> int:
 
 
 def _wait_for(check, what: str, timeout: float = 90.0, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    start = time.monotonic()
+    while time.monotonic() < start + timeout:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
         with contextlib.suppress(Exception):
             if result := check():
+                print(f"{what}: up after {time.monotonic() - start:.0f} s")
                 return result
         time.sleep(0.5)
     raise TimeoutError(f"{what} did not come up within {timeout} s")

@@ -125,3 +125,25 @@ def test_flow_tasks_call_the_stage_functions_like_the_cli():
     flow = _stage_calls(REPO / "flows" / "pipeline.py")
     stages = ["ingest", "validate", "split", "train", "evaluate", "register", "report"]
     assert {s: cli[s] for s in stages} == {s: flow[s] for s in stages}
+
+
+def test_flow_tasks_reach_workers_that_only_have_bakeoff_installed(tmp_path):
+    """Dask workers on other machines cannot import flows/pipeline.py: the tasks travel by
+    value, so a fresh interpreter without flows/ on its path can unpickle and name them."""
+    import cloudpickle
+
+    sys.path.insert(0, str(REPO / "flows"))
+    try:
+        import pipeline
+    finally:
+        sys.path.remove(str(REPO / "flows"))
+    payload = cloudpickle.dumps([pipeline.train_task, pipeline.evaluate_task])
+    code = (
+        "import sys, cloudpickle; print("
+        "[t.name for t in cloudpickle.loads(sys.stdin.buffer.read())])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=payload, cwd=tmp_path, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.decode().strip() == "['train', 'evaluate']"
