@@ -51,6 +51,8 @@ def _why_not(train: dict | None, metrics: dict | None, params: Params, name: str
         return f"training run status is {train.get('status')}, not FINISHED"
     if metrics is None:
         return f"not evaluated (no {name}.json)"
+    if metrics.get("run_id") != train.get("run_id"):
+        return f"{name}.json is stale (another training run): re-run `bakeoff evaluate {name}`"
     if not (_finite(metrics.get(reg.metric)) and _finite(metrics.get(test_metric))):
         return f"{reg.metric}/{test_metric} not finite (a diverged run)"
     latency, size = metrics.get("latency_ms_b1", math.inf), metrics.get("size_mb", math.inf)

@@ -17,7 +17,8 @@ from tests.model.tiny_models import shared_project
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """StripeNet learnt the data, Constant always says class 0, VGG16's training failed
-    and EfficientNetB0 diverged (NaN) - both with metrics that would otherwise win."""
+    and EfficientNetB0 diverged (NaN) - both with metrics that would otherwise win - and
+    Stale's metrics belong to another training run."""
     with pytest.MonkeyPatch.context() as mp:
         root, params, raw, split = shared_project(tmp_path_factory, mp)
         good = json.loads((root / "metrics" / "StripeNet.json").read_text())
@@ -31,6 +32,9 @@ def project(tmp_path_factory):
             (model_dir / "train.json").write_text(json.dumps(train | {"status": status}))
             metrics = good | {"val_accuracy": value, "test_accuracy": value, "latency_ms_b1": 1e-3}
             (root / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
+        stale = root / "models" / "Stale"
+        shutil.copytree(root / "models" / "StripeNet", stale)  # metrics of another run:
+        shutil.copy(root / "metrics" / "Constant.json", root / "metrics" / "Stale.json")
         yield root, params, raw, split
 
 
@@ -81,10 +85,13 @@ def test_a_better_candidate_needs_min_improvement(project):
 
 
 def test_failed_and_nan_runs_are_never_registered(project):
-    result = _register(project, ["VGG16", "EfficientNetB0", "SimpleCNN"], model_name="safe")
+    result = _register(
+        project, ["VGG16", "EfficientNetB0", "Stale", "SimpleCNN"], model_name="safe"
+    )
     assert (result["decision"], result["backbone"]) == ("promoted", "SimpleCNN")  # real train()
     assert "FAILED" in result["not_eligible"]["VGG16"]
     assert "not finite" in result["not_eligible"]["EfficientNetB0"]
+    assert "bakeoff evaluate Stale" in result["not_eligible"]["Stale"]
 
     none = _register(project, ["VGG16", "EfficientNetB0"], model_name="nothing")
     assert none["decision"] == "none" and none["version"] is None
