@@ -12,14 +12,12 @@ is clean afterwards (see `bakeoff.orchestration` for why not `dvc repro`).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 # Before Prefect is imported: its logging set-up reads this (stage modules log to `bakeoff`).
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "bakeoff")
 
-import cloudpickle
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -29,11 +27,6 @@ from bakeoff.config import Params, load_params
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import data_version
 from bakeoff.paths import ProjectPaths, project_paths
-
-if __name__ != "__main__":
-    # Dask workers on other machines have bakeoff installed but not this file: ship the
-    # task functions by value rather than as a reference to a module they cannot import.
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 # DVC decides what is up to date, not Prefect's cache. Transient failures (a busy disk, an
 # MLflow server restarting) are retried; training resumes from its last completed epoch.

@@ -128,8 +128,9 @@ def test_flow_tasks_call_the_stage_functions_like_the_cli():
 
 
 def test_flow_tasks_reach_workers_that_only_have_bakeoff_installed(tmp_path):
-    """Dask workers on other machines cannot import flows/pipeline.py: the tasks travel by
-    value, so a fresh interpreter without flows/ on its path can unpickle and name them."""
+    """Dask workers on other machines have bakeoff installed but not flows/pipeline.py: the
+    tasks must travel by value (cloudpickle does so for a decorated function, whose module
+    attribute is the Task), so a fresh interpreter without flows/ can unpickle them."""
     import cloudpickle
 
     sys.path.insert(0, str(REPO / "flows"))
