@@ -90,25 +90,26 @@ def eligible(
     return candidates, rejected
 
 
-def _champion_score(name: str, test_metric: str, classes: list[str], split_dir, image_root):
-    """Re-score the champion on the current test split at its own input size.
+def _champion_score(
+    champion: Any, name: str, test_metric: str, classes: list[str], split_dir, image_root
+) -> tuple[float | None, str]:
+    """Re-score the champion version on the current test split at its own input size.
 
     Returns:
-        (version, its score or None when incomparable, a note).
+        (its score, or None when there is none or it is incomparable; a note saying which).
     """
     from bakeoff.dataset import load_split
     from bakeoff.evaluate import predict_proba, scores
 
-    version = tracking.get_version_by_alias(name, "champion")
-    if version is None:
-        return None, None, "no champion yet"
-    uri = f"models:/{name}@champion"
+    if champion is None:
+        return None, "no champion yet"
+    uri = f"models:/{name}/{champion.version}"
     if tracking.model_classes(uri) != classes:
-        return version, None, f"champion v{version.version} was trained on other classes"
+        return None, f"champion v{champion.version} was trained on other classes"
     model = tracking.load_keras_model(uri)
     x, y, _ = load_split(split_dir, "test", image_root, int(model.input_shape[1]))
     score = scores(y, predict_proba(model, x), classes)[test_metric.removeprefix("test_")]
-    return version, score, f"champion v{version.version} re-scored on the current test split"
+    return score, f"champion v{champion.version} re-scored on the current test split"
 
 
 def register(
@@ -164,19 +165,19 @@ def register(
         "data_version": best.get("data_version"),
         "candidate": _summary(best, reg.metric, test_metric),
     }
-    version, champ_score, note = _champion_score(
-        reg.model_name, test_metric, classes, split_dir, image_root
-    )
-    if version is not None:
-        tags = {k: version.tags.get(k) for k in ("backbone", "run_id")}
-        report["champion"] = {"version": str(version.version), test_metric: champ_score, **tags}
-        if version.tags.get("run_id") == best.get("run_id"):
+    champion = tracking.get_version_by_alias(reg.model_name, "champion")
+    if champion is not None:
+        report["champion"] = {k: champion.tags.get(k) for k in ("backbone", "run_id")}
+        report["champion"]["version"] = str(champion.version)
+        if champion.tags.get("run_id") == best.get("run_id"):
             reason = f"{best['backbone']} (run {best['run_id']}) is already the champion"
-            return _write(
-                out_path,
-                report
-                | {"decision": "rejected", "reason": reason, "version": str(version.version)},
-            )
+            done = {"decision": "rejected", "reason": reason, "version": str(champion.version)}
+            return _write(out_path, report | done)
+    champ_score, note = _champion_score(
+        champion, reg.model_name, test_metric, classes, split_dir, image_root
+    )
+    if champion is not None:
+        report["champion"][test_metric] = champ_score
     decision, reason = _decide(
         best[test_metric], champ_score, note, test_metric, reg.min_improvement
     )
@@ -184,8 +185,8 @@ def register(
     if decision == "promoted":
         tracking.set_alias(reg.model_name, "champion", new)
         tracking.delete_alias(reg.model_name, "challenger")
-        if version is not None:
-            tracking.set_version_tags(reg.model_name, version.version, {"superseded_by": new})
+        if champion is not None:
+            tracking.set_version_tags(reg.model_name, champion.version, {"superseded_by": new})
     else:
         tracking.set_alias(reg.model_name, "challenger", new)
     return _write(out_path, report | {"decision": decision, "reason": reason, "version": new})
