@@ -1,8 +1,9 @@
 """Prefect flow `bakeoff-pipeline`: the DVC pipeline as Prefect tasks, backbones in parallel.
 
 Each task is a thin adapter around the stage function the CLI calls, with the same paths
-(`bakeoff.paths`, for the project at `root`). The backbones train and evaluate concurrently
-on the task runner params.yaml `orchestration` names (threads, processes or a Dask cluster).
+(`bakeoff.paths`, for the project at `root`). The backbones train concurrently on the task
+runner params.yaml `orchestration` names (threads, processes or a Dask cluster); then each
+is evaluated in turn in the flow's own process, so latencies are measured alike and unloaded.
 When every stage has succeeded, one `dvc commit` records the run in dvc.lock, so `dvc status`
 is clean afterwards (see `bakeoff.orchestration` for why not `dvc repro`).
 
@@ -21,6 +22,7 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "bakeoff")
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
 
 from bakeoff import orchestration
 from bakeoff.config import Params, load_params
@@ -195,12 +197,14 @@ def bakeoff_pipeline(root: str | None = None, data_ready: bool = False) -> dict[
         version = validate_task(params, paths)
     print(f"data version {version}; backbones: {', '.join(params.backbones)}")
     split_task(params, paths)
-    evaluations = []
+    trainings = [train_task.submit(backbone, params, paths) for backbone in params.backbones]
+    wait(trainings)  # let every backbone finish (or save its resumable state) before failing
+    for future in trainings:
+        future.result()  # raises the first failure: nothing is evaluated or registered
+    # One at a time, in this process, once training is over: every backbone's latency is
+    # measured on the same machine with no training competing for its cores.
     for backbone in params.backbones:
-        trained = train_task.submit(backbone, params, paths)
-        evaluations.append(evaluate_task.submit(backbone, params, paths, wait_for=[trained]))
-    for future in evaluations:
-        future.result()  # raises the first failure: nothing is registered after a failure
+        evaluate_task(backbone, params, paths)
     register_task(params, paths)
     report_task(params, paths)
     dvc_commit_task(paths.root, stages)

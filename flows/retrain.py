@@ -14,8 +14,10 @@ the flow holds the global concurrency limit `bakeoff-retrain`, also when called 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "bakeoff")
@@ -45,6 +47,23 @@ def champion_data_version(params: Params) -> str | None:
     return None if champion is None else champion.tags.get("data_version")
 
 
+@contextlib.contextmanager
+def _exclusive(wait_seconds: float | None) -> Iterator[None]:
+    """Hold the `bakeoff-retrain` global concurrency slot (created with limit 1 if missing)."""
+    orchestration.ensure_concurrency_limit(orchestration.RETRAIN_LIMIT, limit=1)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(
+                concurrency(orchestration.RETRAIN_LIMIT, occupy=1, timeout_seconds=wait_seconds)
+            )
+        except TimeoutError:
+            raise RuntimeError(
+                f"another retrain run still holds the '{orchestration.RETRAIN_LIMIT}' "
+                f"concurrency limit after {wait_seconds} s: this run did nothing"
+            ) from None
+        yield
+
+
 @flow(name="retrain", log_prints=True)
 def retrain(
     root: str | None = None, force: bool | None = None, wait_seconds: float | None = None
@@ -55,7 +74,7 @@ def retrain(
         root: The project directory (default: bakeoff's project root).
         force: Retrain even on the champion's data (default: params.yaml `retrain.force`).
         wait_seconds: How long to wait for a running retrain to finish (None: as long as
-            it takes); after that this run fails with a TimeoutError.
+            it takes); after that this run fails, having done nothing.
 
     Returns:
         A Completed state whose message says what happened.
@@ -63,8 +82,7 @@ def retrain(
     paths = project_paths(root)
     params = load_params(paths.params_file)
     force = params.retrain.force if force is None else force
-    orchestration.ensure_concurrency_limit(orchestration.RETRAIN_LIMIT, limit=1)
-    with concurrency(orchestration.RETRAIN_LIMIT, occupy=1, timeout_seconds=wait_seconds):
+    with _exclusive(wait_seconds):
         ingest_task(params, paths)
         version = validate_task(params, paths)
         champion = champion_data_version(params)

@@ -189,7 +189,7 @@ def test_scheduled_retrain_trains_on_dask_registers_then_finds_no_new_data(serve
 
     first = run_deployment("retrain/scheduled-retrain", timeout=900)
     assert first.state.is_completed(), first.state.message
-    assert {"train_task", "evaluate_task"} <= set(dask_cluster.scheduler.task_prefixes)
+    assert "train_task" in dask_cluster.scheduler.task_prefixes, "no training ran on Dask"
     champion = tracking.get_version_by_alias("image-classifier", "champion")
     assert champion is not None, "no champion version in the MLflow server's registry"
     for backbone in BACKBONES:
@@ -248,5 +248,5 @@ def test_retrain_never_overlaps_a_running_retrain(prefect_api, source, tmp_path)
     with concurrency(orchestration.RETRAIN_LIMIT, occupy=1):
         state = retrain(root=str(project), wait_seconds=3, return_state=True)
     assert state.is_failed()
-    assert "TimeoutError" in state.message or "timeout" in state.message.lower()
+    assert "another retrain run still holds the 'bakeoff-retrain'" in state.message
     assert not (project / "data" / "raw").exists(), "the blocked run ingested anyway"
