@@ -148,3 +148,13 @@ def test_flow_tasks_reach_workers_that_only_have_bakeoff_installed(tmp_path):
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stdout.decode().strip() == "['train', 'evaluate']"
+
+
+def test_retries_are_for_transient_failures_not_user_errors():
+    from prefect.states import Failed
+
+    from bakeoff.errors import BakeoffError
+
+    retry = orchestration.retry_unless_user_error
+    assert retry(None, None, Failed(data=OSError("disk busy"))) is True
+    assert retry(None, None, Failed(data=BakeoffError("data.source does not exist"))) is False
