@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,10 @@ def _run_phases(model, tp: TrainParams, data: dict, state_dir: Path) -> list[dic
         history = read_history(state_dir)
     best = state_dir / "best.keras"
     if best.is_file():  # the best epoch over both phases and any restarts
-        model.load_weights(best)
+        with warnings.catch_warnings():
+            # It may hold another phase's optimizer state (or none): only weights matter.
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(best)
     return history
 
 
