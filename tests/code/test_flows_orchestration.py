@@ -13,6 +13,10 @@ from bakeoff import orchestration
 from bakeoff.config import OrchestrationParams
 from tests.conftest import REPO
 
+# After a flow ran in this process, bakeoff's logger also has Prefect's API handler, which
+# warns when it is used outside a flow run, as these tests do.
+pytestmark = pytest.mark.filterwarnings("ignore:Logger 'bakeoff:UserWarning")
+
 
 def _dvc(root: Path, *args: str) -> str:
     cmd = [sys.executable, "-m", "dvc", *args]
