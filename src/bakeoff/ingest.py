@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bakeoff import paths
 from bakeoff.config import DataParams
 from bakeoff.errors import BakeoffError
 
@@ -67,6 +68,10 @@ def ingest(params: DataParams, out_dir: Path) -> IngestResult:
         _clear(out_dir)
         return _write_fashion_mnist(images, labels, params.per_class, params.seed, out_dir)
     source = Path(params.source).expanduser()
+    if not source.is_absolute():
+        # params.yaml lives at the project root: a relative source means relative to it,
+        # whatever the current directory of the process (a Prefect worker, a test).
+        source = paths.PROJ_ROOT / source
     if not source.is_dir():
         what = "does not exist" if not source.exists() else "is not a folder"
         raise BakeoffError(
