@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (bakeoff needs Python 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync -q -p $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync -q --compile-bytecode -p $(BIN)/python requirements.lock
 	touch $@
 
 # The demo data set: Debian's dataset-fashion-mnist, installed when missing and apt is there.

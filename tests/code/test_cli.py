@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 from tests.conftest import REPO
 
 BAKEOFF = [sys.executable, "-m", "bakeoff.cli"]
@@ -27,8 +29,9 @@ def test_help_lists_every_stage_and_does_not_import_tensorflow():
 
 
 def test_bad_params_exit_1_with_one_line(tmp_path):
-    params = (REPO / "params.yaml").read_text().replace("epochs: 10", "epochz: 10")
-    (tmp_path / "params.yaml").write_text(params)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["train"]["epochz"] = params["train"].pop("epochs")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     proc = subprocess.run(
         [*BAKEOFF, "split", "--params", str(tmp_path / "params.yaml")],
         capture_output=True,
