@@ -6,6 +6,7 @@ Stage modules are imported inside the commands so that `bakeoff --help` stays fa
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -169,6 +170,8 @@ def predict(
 
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit 1."""
+    # TensorFlow's C++ start-up chatter would bury the progress bars and results.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         app()
     except BakeoffError as exc:
