@@ -176,20 +176,8 @@ def train(
             model = build_model(backbone, len(classes), size, tp.weights, tp.bn_momentum)
             history = _run_phases(model, tp, data, state_dir)
             seconds = time.perf_counter() - start
-            result = _write_outputs(
-                model,
-                backbone,
-                tp,
-                history,
-                classes,
-                run_id,
-                out_dir,
-                plots_dir,
-                state_dir,
-                seconds,
-                tags,
-                x_va[:4],
-            )
+            run = _Run(backbone, run_id, out_dir, plots_dir, state_dir, tags)
+            result = _write_outputs(model, run, tp, history, classes, seconds, x_va[:4])
     except BakeoffError:
         # A diverged run would diverge again from its backup: the next attempt starts afresh.
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -198,20 +186,23 @@ def train(
     return result
 
 
+@dataclass(frozen=True)
+class _Run:
+    """Where one training run writes, and the tags it carries."""
+
+    backbone: str
+    run_id: str
+    out_dir: Path
+    plots_dir: Path
+    state_dir: Path
+    tags: dict[str, str]
+
+
 def _write_outputs(
-    model,
-    backbone,
-    tp,
-    history,
-    classes,
-    run_id,
-    out_dir,
-    plots_dir,
-    state_dir,
-    seconds,
-    tags,
-    example,
+    model, run: _Run, tp: TrainParams, history, classes, seconds: float, example
 ) -> TrainResult:
+    backbone, run_id, tags = run.backbone, run.run_id, run.tags
+    out_dir, plots_dir, state_dir = run.out_dir, run.plots_dir, run.state_dir
     best = max(history, key=lambda row: row["val_accuracy"])
     plots_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -47,9 +47,9 @@ def test_default_store_is_under_the_project_root(params, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(tracking, "PROJ_ROOT", tmp_path)
-    monkeypatch.setattr(tracking, "MLRUNS_DIR", tmp_path / "mlruns")
-    monkeypatch.setattr(tracking, "_configured", {})
+    monkeypatch.setattr(tracking.store, "PROJ_ROOT", tmp_path)
+    monkeypatch.setattr(tracking.store, "MLRUNS_DIR", tmp_path / "mlruns")
+    monkeypatch.setattr(tracking.store, "_configured", {})
     assert params.tracking.tracking_uri == "sqlite:///mlruns/mlflow.db"
     experiment_id = tracking.configure(params.tracking)
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
@@ -57,7 +57,7 @@ def test_default_store_is_under_the_project_root(params, tmp_path, monkeypatch):
     experiment = MlflowClient(uri).get_experiment(experiment_id)
     assert experiment.artifact_location == (tmp_path / "mlruns" / "artifacts").as_uri()
     # a tracking server keeps its own artifacts
-    assert tracking._artifact_location("http://127.0.0.1:5000", from_env=True) is None
+    assert tracking.store._artifact_location("http://127.0.0.1:5000", from_env=True) is None
 
 
 def test_training_run_logs_flattened_params_and_finishes(params, tracking_uri):

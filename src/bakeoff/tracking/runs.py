@@ -1,16 +1,8 @@
-"""Everything bakeoff tells MLflow, and everything it asks MLflow: the only module importing it.
-
-mlflow is imported inside the functions: it takes about a second to import, and
-`bakeoff --help` must stay fast. Every function resolves the tracking URI itself (the
-`MLFLOW_TRACKING_URI` environment variable wins over params.yaml), so callers never need a
-global MLflow state and concurrent training threads each log to their own run.
-"""
+"""MLflow runs: training runs, per-epoch metrics, artifacts, logged models, the report run."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,98 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bakeoff.errors import BakeoffError
-from bakeoff.paths import MLRUNS_DIR, PROJ_ROOT
+from bakeoff.tracking.store import _client, configure, flatten, tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
 
     from bakeoff.config import Params, TrackingParams
-
-_ENV = "MLFLOW_TRACKING_URI"
-_configured: dict[str, str] = {}  # the last params-derived URI, for functions without params
-
-
-def _resolve(uri: str) -> str:
-    """A relative `sqlite:///x.db` is relative to the project root, not the working directory."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
-        return prefix + str(PROJ_ROOT / uri[len(prefix) :])
-    return uri
-
-
-def tracking_uri(params: TrackingParams | None = None) -> str:
-    """The tracking URI in force: `MLFLOW_TRACKING_URI`, else params, else the default."""
-    if os.environ.get(_ENV):
-        return _resolve(os.environ[_ENV])
-    if params is not None:
-        return _resolve(params.tracking_uri)
-    if "uri" in _configured:
-        return _configured["uri"]
-    from bakeoff.config import TrackingParams
-
-    return _resolve(TrackingParams().tracking_uri)
-
-
-def _artifact_location(uri: str, from_env: bool) -> str | None:
-    """Artifacts next to the sqlite store; on a server the server decides."""
-    if uri.startswith(("http://", "https://", "databricks")):
-        return None
-    if uri.startswith("sqlite:///") and from_env:
-        return (Path(uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
-    if from_env:
-        return None
-    return (MLRUNS_DIR / "artifacts").as_uri()
-
-
-def _client() -> MlflowClient:
-    import mlflow
-
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)  # the fluent API (start_run, register_model) reads the global
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def configure(params: TrackingParams) -> str:
-    """Point MLflow at the project's store and make sure the experiment exists.
-
-    Args:
-        params: The tracking section of params.yaml.
-
-    Returns:
-        The experiment id.
-    """
-    from mlflow.exceptions import MlflowException
-
-    uri = tracking_uri(params)
-    if not os.environ.get(_ENV):
-        _configured["uri"] = uri
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    client = _client()
-    experiment = client.get_experiment_by_name(params.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = _artifact_location(uri, from_env=bool(os.environ.get(_ENV)))
-    try:
-        return client.create_experiment(params.experiment, artifact_location=location)
-    except MlflowException:  # another process or thread created it first
-        experiment = client.get_experiment_by_name(params.experiment)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
-    """Nested params as flat `section.key` strings, the shape MLflow params take."""
-    if dataclasses.is_dataclass(tree):
-        tree = dataclasses.asdict(tree)
-    if isinstance(tree, dict):
-        flat: dict[str, str] = {}
-        for key, value in tree.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): str(tree)}
 
 
 def _run_exists(client: MlflowClient, run_id: str | None) -> bool:
@@ -295,100 +201,6 @@ def _pip_requirements() -> list[str]:
         if dist.startswith("tensorflow"):
             break
     return reqs
-
-
-def load_keras_model(model_uri: str) -> Any:
-    """Load a logged or registered Keras model (`models:/name@alias`, `models:/m-...`)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    import bakeoff.backbones  # noqa: F401  registers the serializable preprocessing layers
-
-    _client()
-    try:
-        return mlflow.keras.load_model(model_uri)
-    except (MlflowException, OSError) as exc:
-        raise BakeoffError(f"cannot load model {model_uri} from {tracking_uri()}: {exc}") from None
-
-
-def model_classes(model_uri: str) -> list[str] | None:
-    """The class names stored with a model: the registered version's tag, else its metadata."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    version = version_for_uri(model_uri)
-    if version is not None and "classes" in version.tags:
-        return json.loads(version.tags["classes"])
-    try:
-        info = mlflow.models.get_model_info(model_uri)
-    except MlflowException:
-        return None
-    return (info.metadata or {}).get("classes")
-
-
-def version_for_uri(model_uri: str) -> ModelVersion | None:
-    """The registry version a `models:/name@alias` or `models:/name/3` URI points at."""
-    from mlflow.exceptions import MlflowException
-
-    if not model_uri.startswith("models:/"):
-        return None
-    ref = model_uri[len("models:/") :]
-    try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            return _client().get_model_version_by_alias(name, alias)
-        if "/" in ref:
-            name, number = ref.split("/", 1)
-            return _client().get_model_version(name, number)
-    except MlflowException:
-        return None
-    return None
-
-
-def register_version(
-    model_uri: str, name: str, tags: dict[str, str], description: str | None = None
-) -> str:
-    """Register a logged model as a new version of `name` (created if new).
-
-    Returns:
-        The new version number.
-    """
-    import mlflow
-
-    client = _client()
-    tags = {k: str(v) for k, v in tags.items()}
-    version = mlflow.register_model(model_uri, name, tags=tags)
-    if description:
-        client.update_model_version(name, version.version, description=description)
-    return str(version.version)
-
-
-def get_version_by_alias(name: str, alias: str) -> ModelVersion | None:
-    """The version holding `alias`, or None (no such model or alias)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return _client().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
-def set_alias(name: str, alias: str, version: str) -> None:
-    """Point `alias` of registered model `name` at `version` (moving it if set elsewhere)."""
-    _client().set_registered_model_alias(name, alias, str(version))
-
-
-def delete_alias(name: str, alias: str) -> None:
-    """Remove `alias` from registered model `name` (no error when it is not set)."""
-    if get_version_by_alias(name, alias) is not None:
-        _client().delete_registered_model_alias(name, alias)
-
-
-def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
-    """Tag a model version (decision, reason, ...)."""
-    client = _client()
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), key, str(value))
 
 
 def run_info(run_id: str) -> dict[str, Any]:

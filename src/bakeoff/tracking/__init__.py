@@ -1,0 +1,57 @@
+"""Everything bakeoff tells MLflow, and everything it asks MLflow: the only module importing it.
+
+mlflow is imported inside the functions: it takes about a second to import, and
+`bakeoff --help` must stay fast. Every function resolves the tracking URI itself (the
+`MLFLOW_TRACKING_URI` environment variable wins over params.yaml), so callers never need a
+global MLflow state and concurrent training threads each log to their own run.
+
+The package is split by what it talks to: `store` (URI, client, experiment), `runs`
+(training runs and what they log) and `registry` (model versions and aliases). Callers use
+`bakeoff.tracking.<function>` and never import mlflow themselves.
+"""
+
+from bakeoff.tracking.registry import (
+    delete_alias,
+    get_version_by_alias,
+    load_keras_model,
+    model_classes,
+    register_version,
+    set_alias,
+    set_version_tags,
+    version_for_uri,
+)
+from bakeoff.tracking.runs import (
+    epoch_callback,
+    log_artifacts,
+    log_keras_model,
+    log_metrics,
+    log_report,
+    run_exists,
+    run_info,
+    search_runs,
+    training_run,
+)
+from bakeoff.tracking.store import configure, flatten, tracking_uri
+
+__all__ = [
+    "configure",
+    "delete_alias",
+    "epoch_callback",
+    "flatten",
+    "get_version_by_alias",
+    "load_keras_model",
+    "log_artifacts",
+    "log_keras_model",
+    "log_metrics",
+    "log_report",
+    "model_classes",
+    "register_version",
+    "run_exists",
+    "run_info",
+    "search_runs",
+    "set_alias",
+    "set_version_tags",
+    "tracking_uri",
+    "training_run",
+    "version_for_uri",
+]
