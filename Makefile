@@ -13,11 +13,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 setup: $(VENV)/.installed fashion-mnist
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+# requirements.lock: what bakeoff needs to run; requirements-dev.lock: that plus pytest and
+# ruff. Both are hashed (`make lock`); the project itself installs editable, without deps.
+$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (bakeoff needs Python 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync -q --compile-bytecode -p $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync -q --compile-bytecode -p $(BIN)/python requirements-dev.lock
+	$(BIN)/uv pip install -q --compile-bytecode --no-deps -p $(BIN)/python -e .
 	touch $@
 
 # The demo data set: Debian's dataset-fashion-mnist, installed when missing and apt is there.
@@ -48,8 +51,11 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+LOCK := $(BIN)/uv pip compile pyproject.toml -q --no-header --generate-hashes \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28
 lock:
-	uv pip compile requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra dev -o requirements-dev.lock
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000

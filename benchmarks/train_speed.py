@@ -94,7 +94,7 @@ def newcomer(
     """(a): the recipe as a tutorial writes it; (wall seconds: load + build + fit, val acc)."""
     import keras
 
-    from bakeoff.backbones import TABLE
+    from bakeoff.train.model import TABLE
 
     start = time.perf_counter()
     load = dict(image_size=(size, size), batch_size=batch, label_mode="categorical", seed=42)
@@ -131,7 +131,7 @@ def newcomer(
 
 def bakeoff_train(params, backbone: str, split: Path, raw: Path, work: Path, cache: bool):
     """(b)/(c): a whole `train()` call; returns (wall seconds, result)."""
-    from bakeoff.train import train
+    from bakeoff.train.stage import train
 
     tp = dataclasses.replace(params.train, cache_features=cache)
     tag = "cached" if cache else "uncached"
@@ -159,8 +159,8 @@ def pipeline_check(
     import keras
     import tensorflow as tf
 
-    from bakeoff.backbones import build_model
-    from bakeoff.dataset import load_split, to_dataset
+    from bakeoff.data.dataset import load_split, to_dataset
+    from bakeoff.train.model import build_model
 
     tp = params.train
     x, y, classes = load_split(split, "train", raw, tp.image_size)
@@ -203,7 +203,7 @@ def latencies_ms(names: list[str], size: int, repeats: int) -> dict[str, float]:
     """
     import tensorflow as tf
 
-    from bakeoff.backbones import build_model
+    from bakeoff.train.model import build_model
 
     x = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)), tf.float32)
     forwards = {}
@@ -281,8 +281,8 @@ def main() -> None:
         raw, split = make_images(work, args.train_per_class, args.val_per_class, args.size)
 
         from bakeoff import tracking
-        from bakeoff.backbones import build_base
         from bakeoff.config import load_params
+        from bakeoff.train.model import build_base
 
         weights = work / f"{args.backbone}.weights.h5"
         build_base(args.backbone, args.size).save_weights(weights)

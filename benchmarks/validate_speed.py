@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from bakeoff.config import DataParams, ValidateParams
-from bakeoff.ingest import ingest
-from bakeoff.validate import _inspect_all, _scan, validate
+from bakeoff.data.ingest import ingest
+from bakeoff.data.validate import _inspect_all, _scan, validate
 
 
 def make_pngs(root: Path, n: int, classes: int = 10, size: int = 32) -> Path:

@@ -43,7 +43,7 @@ _TASK = {
 @task(name="ingest", **_TASK)
 def ingest_task(params: Params, paths: ProjectPaths) -> str:
     """Copy the source images into data/raw."""
-    from bakeoff.ingest import ingest
+    from bakeoff.data.ingest import ingest
 
     orchestration.route_logs_to_prefect()
     result = ingest(params.data, paths.raw_dir)
@@ -58,7 +58,7 @@ def validate_task(params: Params, paths: ProjectPaths) -> str:
     Returns:
         The data version of the accepted images.
     """
-    from bakeoff.validate import validate
+    from bakeoff.data.validate import validate
 
     orchestration.route_logs_to_prefect()
     try:
@@ -84,7 +84,7 @@ def validate_task(params: Params, paths: ProjectPaths) -> str:
 @task(name="split", **_TASK)
 def split_task(params: Params, paths: ProjectPaths) -> str:
     """Split the accepted images into train/val/test manifests."""
-    from bakeoff.split import split
+    from bakeoff.data.split import split
 
     orchestration.route_logs_to_prefect()
     result = split(
@@ -97,7 +97,7 @@ def split_task(params: Params, paths: ProjectPaths) -> str:
 @task(name="train", task_run_name="train-{backbone}", **_TASK)
 def train_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
     """Train one backbone (resumable: a retry continues from the last completed epoch)."""
-    from bakeoff.train import train
+    from bakeoff.train.stage import train
 
     orchestration.route_logs_to_prefect()
     result = train(
@@ -154,7 +154,7 @@ def register_task(params: Params, paths: ProjectPaths) -> str:
 @task(name="report", **_TASK)
 def report_task(params: Params, paths: ProjectPaths) -> str:
     """Write the comparison report."""
-    from bakeoff.report import report
+    from bakeoff.report.stage import report
 
     orchestration.route_logs_to_prefect()
     out = report(

@@ -38,7 +38,7 @@ def _params(path: Path | None):
 def ingest(params_file: ParamsOption = None) -> None:
     """Copy the source images into data/raw/<class>/ (the source is only read)."""
     params = _params(params_file)
-    from bakeoff.ingest import ingest as run
+    from bakeoff.data.ingest import ingest as run
 
     result = run(params.data, paths.RAW_DIR)
     typer.echo(result)
@@ -48,7 +48,7 @@ def ingest(params_file: ParamsOption = None) -> None:
 def validate(params_file: ParamsOption = None) -> None:
     """Check every image, write the manifest, reports/validation.json and the data docs."""
     params = _params(params_file)
-    from bakeoff.validate import validate as run
+    from bakeoff.data.validate import validate as run
 
     result = run(
         params.validate,
@@ -63,7 +63,7 @@ def validate(params_file: ParamsOption = None) -> None:
 def split(params_file: ParamsOption = None) -> None:
     """Split the accepted images into stratified, leak-free train/val/test manifests."""
     params = _params(params_file)
-    from bakeoff.split import split as run
+    from bakeoff.data.split import split as run
 
     result = run(
         params.split,
@@ -80,7 +80,7 @@ def train(
 ) -> None:
     """Train one backbone with the recipe, tracked in MLflow."""
     params = _params(params_file)
-    from bakeoff.train import train as run
+    from bakeoff.train.stage import train as run
 
     result = run(
         backbone,
@@ -137,7 +137,7 @@ def register(params_file: ParamsOption = None) -> None:
 def report(params_file: ParamsOption = None) -> None:
     """Write reports/comparison.{md,html}: which backbone, and why."""
     params = _params(params_file)
-    from bakeoff.report import report as run
+    from bakeoff.report.stage import report as run
 
     out = run(
         params,

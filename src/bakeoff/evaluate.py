@@ -143,8 +143,8 @@ def evaluate(
     Returns:
         The metrics and the path they were written to.
     """
-    from bakeoff.backbones import load_trained
-    from bakeoff.dataset import load_split
+    from bakeoff.data.dataset import load_split
+    from bakeoff.train.model import load_trained
 
     info = read_train_info(model_dir)
     model = load_trained(Path(model_dir) / "model.keras")

@@ -98,7 +98,7 @@ def _classify(model, chunk: list[Prediction], size: int, classes: list[str], k: 
     """Fill in the top-k labels of one chunk; unreadable files get an error instead."""
     import numpy as np
 
-    from bakeoff.images import load_array
+    from bakeoff.data.images import load_array
 
     pixels, ok = [], []
     for result in chunk:

@@ -98,7 +98,7 @@ def _champion_score(
     Returns:
         (its score, or None when there is none or it is incomparable; a note saying which).
     """
-    from bakeoff.dataset import load_split
+    from bakeoff.data.dataset import load_split
     from bakeoff.evaluate import predict_proba, scores
 
     if champion is None:
@@ -135,7 +135,7 @@ def register(
     Returns:
         The decision and the path of its report.
     """
-    from bakeoff.dataset import read_classes
+    from bakeoff.data.dataset import read_classes
 
     reg = params.register
     if reg.metric not in METRICS:

@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from bakeoff import backbones  # noqa: E402
 from bakeoff.errors import BakeoffError  # noqa: E402
+from bakeoff.train import model as backbones  # noqa: E402
 
 MOBILENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"  # Keras's name for any non-listed size
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from bakeoff.config import DataParams
+from bakeoff.data.ingest import FASHION_MNIST_CLASSES, ingest
 from bakeoff.errors import BakeoffError
-from bakeoff.ingest import FASHION_MNIST_CLASSES, ingest
 from tests.data import imagegen as gen
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

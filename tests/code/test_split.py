@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bakeoff.config import SplitParams
+from bakeoff.data.split import split
 from bakeoff.errors import BakeoffError
-from bakeoff.split import split
 
 COLUMNS = ["path", "label", "format", "mode", "width", "height", "bytes", "sha256", "status",
            "reason", "conversion"]  # fmt: skip

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from bakeoff.config import DataParams, SplitParams, ValidateParams
+from bakeoff.data.ingest import ingest
+from bakeoff.data.split import split
+from bakeoff.data.validate import ValidationFailed, validate
 from bakeoff.errors import BakeoffError
-from bakeoff.ingest import ingest
-from bakeoff.split import split
-from bakeoff.validate import ValidationFailed, validate
 from tests.conftest import REPO
 from tests.data import imagegen as gen
 
@@ -232,7 +232,7 @@ def test_cli_exits_1_with_one_line_and_writes_reports(zoo, tmp_path, monkeypatch
 
 @pytest.mark.parametrize("limit", [100, 300])  # 400 px: PIL's error, and PIL's mere warning
 def test_inspect_flags_a_bomb_by_pixel_limit(tmp_path, monkeypatch, limit):
-    from bakeoff.validate import inspect_file
+    from bakeoff.data.validate import inspect_file
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
     path = gen.save(gen.noise(1, 20), tmp_path / "big.png")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from bakeoff.config import ValidateParams
-from bakeoff.expectations import COLUMNS, run_suites
+from bakeoff.data.expectations import COLUMNS, run_suites
 
 PARAMS = ValidateParams(min_size=16, min_images_per_class=3, max_class_imbalance=2.0)
 

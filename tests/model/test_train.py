@@ -18,7 +18,7 @@ pytest.importorskip("tensorflow")
 from mlflow import MlflowClient
 
 from bakeoff.errors import BakeoffError
-from bakeoff.train import train
+from bakeoff.train.stage import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,7 +85,7 @@ def test_nan_run_fails_and_writes_no_model(params, tiny_data, tmp_path, tracking
 
 
 def test_feature_cache_matches_end_to_end_training(params, tiny_data, tmp_path, tracking_uri):
-    from bakeoff.backbones import build_base
+    from bakeoff.train.model import build_base
 
     weights = tmp_path / "pretrained.weights.h5"
     build_base("SimpleCNN", 32).save_weights(weights)
@@ -112,7 +112,7 @@ def _slow_end(self, epoch, logs=None):
 keras.callbacks.CSVLogger.on_epoch_end = _slow_end
 sys.path.insert(0, sys.argv[3])
 from test_train import resume_params
-from bakeoff.train import train
+from bakeoff.train.stage import train
 root = Path(sys.argv[1])
 train("SimpleCNN", resume_params(int(sys.argv[2])), root / "split", root / "raw",
       root / "models" / "SimpleCNN", root / "state")
@@ -162,7 +162,7 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
 
 
 def test_fine_tune_phase_continues_the_history(params, tiny_data, tmp_path, tracking_uri):
-    from bakeoff.backbones import build_base
+    from bakeoff.train.model import build_base
 
     weights = tmp_path / "pretrained.weights.h5"
     build_base("SimpleCNN", 32).save_weights(weights)

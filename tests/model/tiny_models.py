@@ -63,7 +63,7 @@ def make_trained(
     Returns:
         The model folder.
     """
-    from bakeoff.dataset import load_split
+    from bakeoff.data.dataset import load_split
 
     size = params.train.image_size
     x, y, classes = load_split(split, "train", raw, size)
@@ -129,7 +129,7 @@ def shared_project(tmp_path_factory, monkeypatch) -> tuple:
         (root, params, raw_dir, split_dir); root holds models/, metrics/, plots/, mlruns/.
     """
     from bakeoff.evaluate import evaluate
-    from bakeoff.train import train
+    from bakeoff.train.stage import train
 
     if "project" not in _SHARED:
         root = module_store(tmp_path_factory, monkeypatch)

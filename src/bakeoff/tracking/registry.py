@@ -17,7 +17,7 @@ def load_keras_model(model_uri: str) -> Any:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    import bakeoff.backbones  # noqa: F401  registers the serializable preprocessing layers
+    import bakeoff.train.model  # noqa: F401  registers the serializable preprocessing layers
 
     _client()
     try:

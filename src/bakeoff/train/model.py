@@ -12,8 +12,8 @@ from pathlib import Path
 
 import keras
 
-from bakeoff.backbone_table import TABLE, Backbone, get_backbone
 from bakeoff.errors import BakeoffError
+from bakeoff.train.backbones import TABLE, Backbone, get_backbone
 
 __all__ = [
     "TABLE",

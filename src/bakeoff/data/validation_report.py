@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from bakeoff.config import ValidateParams
-from bakeoff.expectations import SuiteOutcome
+from bakeoff.data.expectations import SuiteOutcome
 
 _MAX_LISTED = 50  # problems listed in the Markdown summary; validation.json has them all
 

@@ -22,12 +22,12 @@ import numpy as np
 import tensorflow as tf
 
 from bakeoff import tracking
-from bakeoff.backbones import base_layer, build_model, get_backbone, resolve_weights
 from bakeoff.config import Params, TrainParams
-from bakeoff.dataset import load_split
+from bakeoff.data.dataset import load_split
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import data_version, file_sha256
-from bakeoff.train_phases import Phase, fit_phase, read_history, write_history
+from bakeoff.train.model import base_layer, build_model, get_backbone, resolve_weights
+from bakeoff.train.phases import Phase, fit_phase, read_history, write_history
 
 
 @dataclass(frozen=True)

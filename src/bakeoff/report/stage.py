@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bakeoff import report_figures, report_render, report_stats
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
+from bakeoff.report import figures as report_figures
+from bakeoff.report import render as report_render
+from bakeoff.report import stats as report_stats
 
 # What the table needs from metrics/<backbone>.json (the evaluate stage writes them all).
 _REQUIRED = [

@@ -11,7 +11,7 @@ import numpy as np
 
 from bakeoff import tracking
 from bakeoff.config import TrainParams
-from bakeoff.dataset import to_dataset
+from bakeoff.data.dataset import to_dataset
 from bakeoff.errors import BakeoffError
 
 HISTORY_COLUMNS = [

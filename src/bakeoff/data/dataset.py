@@ -18,7 +18,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from bakeoff.errors import BakeoffError
-from bakeoff.images import load_array
+from bakeoff.data.images import load_array
 
 
 def read_classes(split_dir: Path) -> list[str]:

@@ -24,9 +24,9 @@ from PIL import Image
 
 from bakeoff.config import ValidateParams
 from bakeoff.errors import BakeoffError
-from bakeoff.images import open_rgb_described
-from bakeoff.ingest import INGEST_REPORT, is_hidden, read_ingest_report
-from bakeoff.validation_report import ValidationResult
+from bakeoff.data.images import open_rgb_described
+from bakeoff.data.ingest import INGEST_REPORT, is_hidden, read_ingest_report
+from bakeoff.data.validation_report import ValidationResult
 
 log = logging.getLogger(__name__)
 _CHUNK = 64
@@ -183,7 +183,7 @@ def validate(
     """
     import pandas as pd
 
-    from bakeoff.expectations import COLUMNS, run_suites
+    from bakeoff.data.expectations import COLUMNS, run_suites
     from bakeoff.lineage import data_version
 
     if not raw_dir.is_dir():

@@ -1,0 +1,1 @@
+"""The report stage (stage): statistics, figures and rendering of the comparison."""

@@ -1,0 +1,2 @@
+"""The train stage (stage), its phases, the backbone registry (backbones) and model building
+(model)."""
