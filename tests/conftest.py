@@ -88,3 +88,19 @@ def tracking_uri(tmp_path, monkeypatch):
     (tmp_path / "mlruns").mkdir()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+def no_bakeoff_env(folder: Path) -> dict[str, str]:
+    """The environment of a Python that cannot import bakeoff (as on a machine without it).
+
+    A `sitecustomize` in `folder` blocks the package; PYTHONPATH holds only that folder, and
+    the venv's bin comes first on PATH (MLflow starts `uvicorn` from there).
+    """
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text("import sys\nsys.modules['bakeoff'] = None\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(folder)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env

@@ -80,10 +80,41 @@ def test_weights_file_is_loaded_and_missing_file_is_an_error(tmp_path):
         backbones.build_model("SimpleCNN", 3, 32, weights=str(tmp_path / "nope.weights.h5"))
 
 
-def test_saved_model_carries_its_preprocessing(tmp_path):
-    model = backbones.build_model("MobileNetV2", 3, 32)
+def test_saved_models_preprocess_like_keras_and_load_without_bakeoff(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import no_bakeoff_env
+
     x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    model.save(tmp_path / "m.keras")
-    loaded = backbones.load_trained(tmp_path / "m.keras")
-    assert loaded.get_layer("preprocess").mode == "mobilenet_v2"
-    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x), atol=1e-5)
+    cases = {"MobileNetV2": "mobilenet_v2", "VGG16": "vgg16", "DenseNet121": "densenet"}
+    for name, module in cases.items():  # tf, caffe and torch modes
+        model = backbones.build_model(name, 3, 32)
+        prefix = keras.Model(model.inputs, model.get_layer("preprocess").output)
+        expected = getattr(keras.applications, module).preprocess_input(x.copy())
+        np.testing.assert_allclose(prefix.predict_on_batch(x), expected, atol=1e-4)
+        model.save(tmp_path / f"{name}.keras")
+        np.save(tmp_path / f"{name}.npy", model.predict_on_batch(x))
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import json, sys, keras, numpy as np\n"
+        "x = np.load('x.npy')\n"
+        "print(json.dumps({n: float(np.abs(keras.saving.load_model(n + '.keras')"
+        ".predict_on_batch(x) - np.load(n + '.npy')).max()) for n in sys.argv[1:]}))\n"
+    )
+    env = no_bakeoff_env(tmp_path / "no_bakeoff")
+    done = subprocess.run([sys.executable, "-c", script, *cases], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    diffs = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(diffs) == set(cases) and max(diffs.values()) < 1e-5, diffs
+
+
+def test_models_with_the_old_preprocess_layer_still_load_in_bakeoff(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    x = backbones.Preprocess("vgg16", name="preprocess")(inputs)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    keras.Model(inputs, outputs).save(tmp_path / "old.keras")
+    loaded = backbones.load_trained(tmp_path / "old.keras")
+    assert loaded.get_layer("preprocess").mode == "vgg16"

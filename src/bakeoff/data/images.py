@@ -2,12 +2,15 @@
 
 Training, evaluation, predict and validate all go through `open_rgb`/`load_array`, so an
 image is seen identically everywhere (a CMYK JPEG or an EXIF-rotated photo never looks
-different at predict time than it did at training time).
+different at predict time than it did at training time). Every logged model carries a
+verbatim copy of this file for serving (tracking/served.py): keep it free of imports
+other than numpy and PIL.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -41,7 +44,7 @@ def _to_rgb(img: Image.Image) -> tuple[Image.Image, str]:
     return img.convert("RGB"), f"{mode}->RGB"
 
 
-def open_rgb_described(path: Path | str) -> tuple[Image.Image, str]:
+def open_rgb_described(path: Path | str | BinaryIO) -> tuple[Image.Image, str]:
     """Open an image as RGB and say what conversion it needed.
 
     Args:
@@ -67,7 +70,7 @@ def open_rgb_described(path: Path | str) -> tuple[Image.Image, str]:
     return rgb, "; ".join(steps)
 
 
-def open_rgb(path: Path | str) -> Image.Image:
+def open_rgb(path: Path | str | BinaryIO) -> Image.Image:
     """Open an image as an upright 8-bit RGB image.
 
     EXIF orientation is applied, only the first frame of a GIF/animated file is kept,
@@ -83,11 +86,11 @@ def open_rgb(path: Path | str) -> Image.Image:
     return open_rgb_described(path)[0]
 
 
-def load_array(path: Path | str, size: int) -> np.ndarray:
+def load_array(path: Path | str | BinaryIO, size: int) -> np.ndarray:
     """Load an image as a uint8 array of shape (size, size, 3), resized with PIL bilinear.
 
     Args:
-        path: An image file.
+        path: An image file (or its bytes as a file object: the served model's input).
         size: The side of the square output.
 
     Returns:

@@ -6,10 +6,12 @@ mlflow is imported inside the functions: it takes about a second to import, and
 global MLflow state and concurrent training threads each log to their own run.
 
 The package is split by what it talks to: `store` (URI, client, experiment), `runs`
-(training runs and what they log) and `registry` (model versions and aliases). Callers use
+(training runs and what they log), `models` (logged models that serve without bakeoff,
+with `served`, the serving code they carry) and `registry` (model versions and aliases). Callers use
 `bakeoff.tracking.<function>` and never import mlflow themselves.
 """
 
+from bakeoff.tracking.models import log_keras_model, png_base64
 from bakeoff.tracking.registry import (
     delete_alias,
     get_version_by_alias,
@@ -23,7 +25,6 @@ from bakeoff.tracking.registry import (
 from bakeoff.tracking.runs import (
     epoch_callback,
     log_artifacts,
-    log_keras_model,
     log_metrics,
     log_report,
     run_exists,
@@ -45,6 +46,7 @@ __all__ = [
     "log_metrics",
     "log_report",
     "model_classes",
+    "png_base64",
     "register_version",
     "run_exists",
     "run_info",

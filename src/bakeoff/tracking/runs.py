@@ -1,4 +1,4 @@
-"""MLflow runs: training runs, per-epoch metrics, artifacts, logged models, the report run."""
+"""MLflow runs: training runs, per-epoch metrics, artifacts, the report run."""
 
 from __future__ import annotations
 
@@ -143,64 +143,6 @@ def log_artifacts(paths: list[Path], run_id: str, artifact_path: str | None = No
             client.log_artifacts(run_id, str(path), sub)
         else:
             client.log_artifact(run_id, str(path), artifact_path)
-
-
-def log_keras_model(
-    model: Any,
-    input_example: Any,
-    run_id: str,
-    name: str = "model",
-    classes: list[str] | None = None,
-) -> str:
-    """Log a Keras model (MLflow's Keras flavour) with its signature to a run.
-
-    Args:
-        model: The keras.Model.
-        input_example: A batch of model inputs (float32, (n, size, size, 3)).
-        run_id: The run the model belongs to.
-        name: The model's name in the run.
-        classes: Class names, stored in the model metadata (predict reads them).
-
-    Returns:
-        The model URI (`models:/m-...`).
-    """
-    import keras
-    import mlflow
-    from mlflow.models import Model, infer_signature
-
-    _client()
-    if getattr(model, "optimizer", None) is not None:
-        # An inference copy: the optimizer's slots would double or triple the artifact.
-        model = keras.Model(model.inputs, model.outputs, name=model.name)
-    signature = infer_signature(input_example, model.predict(input_example, verbose=0))
-    info = Model.log(
-        artifact_path=None,
-        name=name,
-        flavor=mlflow.keras,
-        model=model,
-        run_id=run_id,
-        signature=signature,
-        # No input_example: the Keras flavour writes it before creating the model folder
-        # (mlflow/mlflow#16183), so the signature alone carries the input shape.
-        metadata={"classes": list(classes)} if classes else None,
-        # Pinned here: inferring them reloads the model in a subprocess (seconds per model).
-        pip_requirements=_pip_requirements(),
-    )
-    return info.model_uri
-
-
-def _pip_requirements() -> list[str]:
-    from importlib import metadata
-
-    reqs = []
-    for dist in ("keras", "tensorflow-cpu", "tensorflow"):
-        try:
-            reqs.append(f"{dist}=={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            continue
-        if dist.startswith("tensorflow"):
-            break
-    return reqs
 
 
 def run_info(run_id: str) -> dict[str, Any]:

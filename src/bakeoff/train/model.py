@@ -1,8 +1,8 @@
 """The recipe's model: input -> preprocess -> base -> BN -> Dense, and its weights.
 
 Every backbone is `include_top=False, pooling="avg"`, so one head fits all. Models take
-float32 RGB in 0..255 and carry their own preprocessing (a serializable layer), so
-evaluate/predict only resize and feed.
+float32 RGB in 0..255 and carry their own preprocessing as built-in Keras layers, so
+evaluate/predict only resize and feed, and the saved model loads without bakeoff.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from bakeoff.errors import BakeoffError
 from bakeoff.train.backbones import TABLE, Backbone, get_backbone
@@ -23,16 +24,73 @@ __all__ = [
     "build_model",
     "get_backbone",
     "load_trained",
+    "preprocessing",
     "resolve_weights",
 ]
 
 
-@keras.saving.register_keras_serializable(package="bakeoff")
-class Preprocess(keras.layers.Layer):
-    """A backbone's own `preprocess_input` as a layer, so a saved model takes 0..255 RGB.
+# keras.applications preprocessing, by the module name the backbone table gives, as the
+# mode of `keras.applications.imagenet_utils.preprocess_input`.
+_MODES = {
+    "none": "none",
+    "mobilenet": "tf",
+    "mobilenet_v2": "tf",
+    "resnet": "caffe",
+    "vgg16": "caffe",
+    "densenet": "torch",
+}
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+
+
+def preprocessing(preprocess: str) -> list[keras.layers.Layer]:
+    """A backbone's `preprocess_input` as built-in Keras layers, so that a saved model loads
+    anywhere Keras is installed (MLflow serving included), without bakeoff.
 
     Args:
-        mode: a keras.applications module name (e.g. "mobilenet", "vgg16") or "none".
+        preprocess: The backbone table's `preprocess` (a keras.applications module name).
+
+    Returns:
+        The layers to apply to 0..255 RGB, in order (none for "none").
+    """
+    mode = _MODES.get(preprocess)
+    if mode is None:
+        raise BakeoffError(f"unknown preprocessing '{preprocess}': use one of {sorted(_MODES)}")
+    if mode == "tf":
+        return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")]
+    if mode == "torch":
+        return [
+            keras.layers.Rescaling(1 / 255, name="preprocess_scale"),
+            keras.layers.Normalization(
+                mean=_TORCH_MEAN, variance=[s * s for s in _TORCH_STD], name="preprocess"
+            ),
+        ]
+    if mode == "caffe":
+        # RGB->BGR and mean subtraction in one frozen 1x1 convolution: exact (0/1 weights).
+        swap = np.zeros((1, 1, 3, 3), dtype="float32")
+        for out in range(3):
+            swap[0, 0, 2 - out, out] = 1.0
+        return [
+            keras.layers.Conv2D(
+                3,
+                1,
+                kernel_initializer=keras.initializers.Constant(swap),
+                bias_initializer=keras.initializers.Constant([-m for m in _CAFFE_MEAN_BGR]),
+                trainable=False,
+                name="preprocess",
+            )
+        ]
+    return []
+
+
+@keras.saving.register_keras_serializable(package="bakeoff")
+class Preprocess(keras.layers.Layer):
+    """The custom preprocessing layer of models saved before bakeoff used built-in layers.
+
+    Kept only so that those models (in models/ and the MLflow registry) still load inside
+    bakeoff; new models never contain it, and loading one outside bakeoff fails with
+    Keras's "Could not locate class 'Preprocess'" (retrain to get a portable model).
     """
 
     def __init__(self, mode: str = "none", **kwargs):
@@ -42,8 +100,7 @@ class Preprocess(keras.layers.Layer):
     def call(self, inputs):
         if self.mode == "none":
             return inputs
-        module = getattr(keras.applications, self.mode)
-        return module.preprocess_input(inputs)
+        return getattr(keras.applications, self.mode).preprocess_input(inputs)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}
@@ -173,7 +230,9 @@ def build_model(
                 layer.momentum = bn_momentum
     base.trainable = not frozen
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = Preprocess(entry.preprocess, name="preprocess")(inputs)
+    x = inputs
+    for layer in preprocessing(entry.preprocess):
+        x = layer(x)
     x = base(x, training=False) if frozen else base(x)
     momentum = 0.99 if bn_momentum is None else bn_momentum
     x = keras.layers.BatchNormalization(momentum=momentum, name="head_bn")(x)
@@ -187,5 +246,5 @@ def base_layer(model: keras.Model) -> keras.Model:
 
 
 def load_trained(path: Path | str) -> keras.Model:
-    """Load a saved bakeoff model (this module registers its Preprocess layer)."""
+    """Load a saved bakeoff model (older ones need this module's legacy Preprocess layer)."""
     return keras.saving.load_model(path)

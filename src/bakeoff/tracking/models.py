@@ -1,0 +1,148 @@
+"""Logging a trained model so that it loads and serves with MLflow alone.
+
+One logged model, two flavours over the same `model.keras`:
+- `keras`: `mlflow.keras.load_model(uri)` gives the Keras model (0..255 RGB in);
+- `python_function`: `mlflow.pyfunc.load_model(uri)` and `mlflow models serve` take base64
+  image files (or pixels) and answer labels with class probabilities (`served.py`).
+Both work in a Python that has never imported bakeoff: the model holds only built-in Keras
+layers, and its `code/bakeoff_serving/` package carries the serving code and the decoder.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bakeoff.tracking.store import _client
+
+PACKAGE = "bakeoff_serving"  # the code's name inside a logged model, distinct from bakeoff
+_SRC = Path(__file__).resolve().parents[1]
+# What the package holds: the serving module and a verbatim copy of training's decoder.
+_SHIPPED = {"served.py": _SRC / "tracking" / "served.py", "images.py": _SRC / "data" / "images.py"}
+
+
+def png_base64(pixels: Any) -> str:
+    """The base64 of a PNG file of (height, width, 3) 0..255 pixels: a served input row."""
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(pixels).clip(0, 255).astype(np.uint8), "RGB").save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _signature(example, output) -> Any:
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    inputs = Schema(
+        [
+            ColSpec("string", "image", required=False),
+            ColSpec(Array(Array(Array("long"))), "pixels", required=False),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=infer_signature(example, output).outputs)
+
+
+class _ServableKeras:
+    """A flavour module for `mlflow.models.Model.log`: saves both flavours in one folder."""
+
+    __name__ = "keras"
+
+    @staticmethod
+    def save_model(path: str, mlflow_model: Any, model: Any, classes: list[str], example) -> None:
+        import keras
+        import mlflow
+
+        from bakeoff.tracking import served
+
+        with tempfile.TemporaryDirectory() as tmp:
+            data, code = Path(tmp) / "model", Path(tmp) / PACKAGE
+            data.mkdir()
+            model.save(data / "model.keras")
+            (data / served.CONFIG_FILE).write_text(json.dumps({"classes": list(classes)}))
+            code.mkdir()
+            (code / "__init__.py").write_text(
+                '"""bakeoff\'s serving code, shipped with a model."""\n'
+            )
+            for name, source in _SHIPPED.items():
+                shutil.copy(source, code / name)
+            output = served.ImageClassifier(model, classes).predict(example)
+            mlflow.pyfunc.save_model(
+                path,
+                loader_module=f"{PACKAGE}.served",
+                data_path=str(data),
+                code_paths=[str(code)],
+                mlflow_model=mlflow_model,
+                signature=_signature(example, output),
+                input_example=example,
+                # Pinned here: inferring them reloads the model in a subprocess (seconds).
+                pip_requirements=_pip_requirements(),
+            )
+        # The keras flavour reads <data>/model.keras, the same file the pyfunc serves.
+        mlflow_model.add_flavor(
+            "keras",
+            data="data/model",
+            keras_version=keras.__version__,
+            keras_backend=keras.backend.backend(),
+            save_exported_model=False,
+        )
+        mlflow_model.save(str(Path(path) / "MLmodel"))
+
+
+def log_keras_model(
+    model: Any, input_example: Any, run_id: str, classes: list[str], name: str = "model"
+) -> str:
+    """Log a Keras classifier with both flavours, a signature and an input example.
+
+    Args:
+        model: The keras.Model (0..255 RGB in, softmax out).
+        input_example: A batch of model inputs (n, size, size, 3); the first image becomes
+            the logged input example, as a base64 PNG.
+        run_id: The run the model belongs to.
+        classes: Class names by output index (served with the probabilities; also in the
+            model metadata, where predict reads them).
+        name: The model's name in the run.
+
+    Returns:
+        The model URI (`models:/m-...`).
+    """
+    import keras
+    import pandas as pd
+    from mlflow.models import Model
+
+    _client()
+    if getattr(model, "optimizer", None) is not None:
+        # An inference copy: the optimizer's slots would double or triple the artifact.
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
+    example = pd.DataFrame({"image": [png_base64(input_example[0])]})
+    info = Model.log(
+        artifact_path=None,
+        name=name,
+        flavor=_ServableKeras,
+        run_id=run_id,
+        metadata={"classes": list(classes)},
+        model=model,
+        classes=classes,
+        example=example,
+    )
+    return info.model_uri
+
+
+def _pip_requirements() -> list[str]:
+    from importlib import metadata
+
+    reqs = []
+    for dist in ("keras", "tensorflow-cpu", "tensorflow", "pillow", "numpy", "pandas"):
+        try:
+            reqs.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    if any(r.startswith("tensorflow-cpu==") for r in reqs):
+        reqs = [r for r in reqs if not r.startswith("tensorflow==")]
+    return reqs

@@ -1,0 +1,121 @@
+"""The served model's input handling: base64 files of any format and size, pixels, bad rows."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+keras = pytest.importorskip("keras")
+
+from bakeoff.data.images import load_array  # noqa: E402
+from bakeoff.tracking.served import BadInput, ImageClassifier  # noqa: E402
+
+CLASSES = ["dark", "bright"]
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels: a decompression bomb's header, a few bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def encoded(img: Image.Image, fmt: str) -> str:
+    buffer = io.BytesIO()
+    img.save(buffer, fmt)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    """Mean brightness decides: a fixed two-class model on 16 px inputs."""
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    dense = keras.layers.Dense(2, activation="softmax")
+    outputs = dense(x)
+    dense.set_weights([np.array([[-4.0, 4.0]] * 3) / 3, np.array([2.0, -2.0])])
+    return ImageClassifier(keras.Model(inputs, outputs), CLASSES)
+
+
+def test_any_format_and_size_is_decoded_like_training(classifier, tmp_path):
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (40, 25, 3), dtype=np.uint8))
+    grey = Image.fromarray(np.full((70, 70), 240, np.uint8), "L")
+    rows = pd.DataFrame({"image": [encoded(photo, "PNG"), encoded(photo, "JPEG"),
+                                   encoded(grey, "GIF"), encoded(grey, "BMP")]})  # fmt: skip
+    x = classifier.pixels(rows)
+    assert x.shape == (4, 16, 16, 3) and x.dtype == np.float32
+    photo.save(tmp_path / "photo.png")
+    np.testing.assert_array_equal(x[0], load_array(tmp_path / "photo.png", 16))
+    out = classifier.predict(rows)
+    assert [r["label"] for r in out[2:]] == ["bright", "bright"]
+    assert all(set(r["probabilities"]) == set(CLASSES) for r in out)
+    assert all(sum(r["probabilities"].values()) == pytest.approx(1.0) for r in out)
+
+
+def test_pixels_and_the_inputs_form_work_too(classifier):
+    dark = np.full((16, 16, 3), 10).tolist()
+    bright_big = np.full((50, 30, 3), 250).tolist()  # resized to the model's size
+    out = classifier.predict(pd.DataFrame({"pixels": [dark, bright_big]}))
+    assert [r["label"] for r in out] == ["dark", "bright"]
+    white = encoded(Image.new("RGB", (8, 8), "white"), "PNG")
+    assert classifier.predict({"image": np.array([white])})[0]["label"] == "bright"
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_each_bad_row_is_named_with_its_reason(classifier):
+    from mlflow.exceptions import MlflowException
+
+    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    good = encoded(Image.fromarray(noise), "PNG")
+    truncated = base64.b64decode(good)[:2000]
+    rows = pd.DataFrame(
+        {
+            "image": [
+                good,
+                "this is not base64!",
+                base64.b64encode(b"plain text, not an image").decode(),
+                base64.b64encode(truncated).decode(),
+                base64.b64encode(png_header_only(20_000, 20_000)).decode(),  # PIL refuses
+                base64.b64encode(png_header_only(10_000, 10_000)).decode(),  # PIL only warns
+            ]
+        }
+    )
+    with pytest.raises(BadInput) as err:
+        classifier.pixels(rows)
+    message = str(err.value)
+    assert "row 0" not in message
+    assert "row 1: 'image' is not valid base64" in message
+    assert "row 2: not an image file" in message
+    assert "row 3: cannot decode the image" in message
+    assert "row 4: decompression bomb refused" in message
+    assert "row 5: decompression bomb refused: 10000x10000 pixels" in message
+    with pytest.raises(MlflowException) as served:
+        classifier.predict(rows)
+    assert served.value.get_http_status_code() == 400
+    assert "row 1:" in served.value.message
+
+
+@pytest.mark.parametrize(
+    ("rows", "match"),
+    [
+        (pd.DataFrame({"pixels": [np.zeros((4, 4)).tolist()]}), r"row 0: 'pixels' must be"),
+        (pd.DataFrame({"image": [None]}), "row 0: neither 'image' nor 'pixels'"),
+        (pd.DataFrame({"text": ["hi"]}), "expected rows with an 'image'"),
+        (pd.DataFrame({"image": [7]}), "row 0: 'image' must be a base64 string"),
+    ],
+)
+def test_malformed_rows_are_rejected(classifier, rows, match):
+    with pytest.raises(BadInput, match=match):
+        classifier.pixels(rows)
