@@ -9,18 +9,27 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Keep TensorFlow's C++ start-up chatter out of the logs.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-all lint format lock ui prefect-server retrain bench clean
+.PHONY: setup demo test test-all lint format lock ui prefect-server retrain bench clean \
+	stack stack-down pull
 
-setup: $(VENV)/.installed fashion-mnist
+# GPU hosts: `make setup GPU=1` installs requirements-gpu.lock (tensorflow[and-cuda] instead of
+# tensorflow-cpu); the venv remembers it (.venv/.gpu), so later targets keep the GPU build.
+GPU ?= $(if $(wildcard $(VENV)/.gpu),1,)
+DEPS_LOCK := $(if $(GPU),requirements-gpu.lock,requirements-dev.lock)
+INSTALLED := $(VENV)/.installed$(if $(GPU),-gpu,)
+
+setup: $(INSTALLED) fashion-mnist postgresql
 
 # requirements.lock: what bakeoff needs to run; requirements-dev.lock: that plus pytest and
 # ruff. Both are hashed (`make lock`); the project itself installs editable, without deps.
-$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
+$(INSTALLED): requirements.lock $(DEPS_LOCK) pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (bakeoff needs Python 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync -q --compile-bytecode -p $(BIN)/python requirements-dev.lock
+	$(BIN)/uv pip sync -q --compile-bytecode -p $(BIN)/python $(DEPS_LOCK)
 	$(BIN)/uv pip install -q --compile-bytecode --no-deps -p $(BIN)/python -e .
+	rm -f $(VENV)/.installed $(VENV)/.installed-gpu $(VENV)/.gpu
+	$(if $(GPU),touch $(VENV)/.gpu)
 	touch $@
 
 # The demo data set: Debian's dataset-fashion-mnist, installed when missing and apt is there.
@@ -31,6 +40,16 @@ fashion-mnist:
 	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
 	  else echo "warning: $(FMNIST_DIR) is missing and apt-get is not available"; fi; \
+	fi
+
+# PostgreSQL for `make stack` and the service tests: Debian's postgresql, when missing.
+.PHONY: postgresql
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; \
+	  else echo "warning: PostgreSQL is missing and apt-get is not available"; fi; \
 	fi
 
 demo: setup
@@ -56,6 +75,7 @@ LOCK := $(BIN)/uv pip compile pyproject.toml -q --no-header --generate-hashes \
 lock:
 	$(LOCK) -o requirements.lock
 	$(LOCK) --extra dev -o requirements-dev.lock
+	$(LOCK) --extra dev requirements-gpu.in --override overrides-gpu.txt -o requirements-gpu.lock
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
@@ -65,6 +85,20 @@ prefect-server: setup
 
 retrain: setup
 	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_API_URL=http://127.0.0.1:4200/api python flows/retrain.py
+
+# The scale-out stack on 127.0.0.1, state in $(STACK_DIR)/ (README "Scaling out").
+STACK_DIR ?= .stack
+stack: setup
+	python -m bakeoff.stack up --dir $(STACK_DIR) $(STACK_ARGS)
+
+stack-down:
+	python -m bakeoff.stack down --dir $(STACK_DIR)
+
+# A new clone or worker: the data and models of the last `dvc push`, then check that
+# `dvc repro` has nothing to do.
+pull: setup
+	dvc pull
+	dvc status
 
 bench: setup
 	python benchmarks/validate_speed.py

@@ -10,6 +10,11 @@ the flow holds the global concurrency limit `bakeoff-retrain`, also when called 
     make prefect-server   # a Prefect server on 127.0.0.1:4200, state in .prefect/
     make retrain          # python flows/retrain.py: serve the deployment on its schedule
     prefect deployment run retrain/scheduled-retrain   # a run now
+
+On several machines (`make stack`, README "Scaling out") the deployment goes to the
+`process` work pool `bakeoff` instead, and `prefect worker start --pool bakeoff` runs it:
+
+    python flows/retrain.py --deploy   # create or update the deployment on the pool
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from bakeoff.config import Params, load_params
 from bakeoff.paths import project_paths
 
 DEPLOYMENT = "scheduled-retrain"
+POOL = "bakeoff"
 ARTIFACT = "retrain-summary"
 
 
@@ -119,5 +125,30 @@ def serve() -> None:
     )
 
 
+def deploy(pool: str = POOL) -> None:
+    """Create (or update) `scheduled-retrain` on the `process` work pool `pool`.
+
+    The code comes from this project folder (`from_source`): each worker runs the flow
+    there, so the folder must be at the same path on every worker machine (a shared file
+    system, like the one Dask training needs). `concurrency_limit=1` keeps two workers
+    from running two retrains at once; the flow's `bakeoff-retrain` limit backs it up.
+    """
+    from prefect.schedules import Cron
+
+    paths = project_paths()
+    params = load_params(paths.params_file)
+    retrain.from_source(str(paths.root), "flows/retrain.py:retrain").deploy(
+        name=DEPLOYMENT,
+        work_pool_name=pool,
+        schedule=Cron(params.retrain.cron, timezone=params.retrain.timezone),
+        concurrency_limit=1,
+        parameters={"root": str(paths.root)},
+        ignore_warnings=True,  # the "use .serve for local development" hint
+    )
+
+
 if __name__ == "__main__":
-    serve()
+    if sys.argv[1:] == ["--deploy"]:
+        deploy()
+    else:
+        serve()

@@ -1,0 +1,148 @@
+"""Start long-running servers detached, wait until they answer, stop them by pid.
+
+Each server runs in its own session (process group), so stopping it also stops the
+processes it started (uvicorn workers, Dask nannies, Prefect flow runs), and the pid file
+records its command line, so a stale pid that the system gave to another program is
+never signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bakeoff.errors import BakeoffError
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> int:
+    """Start `cmd` detached (its own session), output appended to `log`.
+
+    Args:
+        cmd: The command line.
+        log: Its log file (created with its folder).
+        env: Its full environment.
+        cwd: Its working directory (default: ours).
+
+    Returns:
+        Its pid.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=cwd, start_new_session=True,
+        )  # fmt: skip
+    return proc.pid
+
+
+def alive(pid: int, cmd: list[str]) -> bool:
+    """Whether `pid` runs and is still the program started as `cmd` (not a reused pid)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # Console scripts re-exec as `python .../mlflow ...`: compare the arguments' tail.
+        return proc.cmdline()[-len(cmd) + 1 :] == cmd[1:]
+    except psutil.Error:
+        return False
+
+
+def stop(pid: int, cmd: list[str], timeout: float = 30.0) -> None:
+    """SIGTERM the process group of `pid` (if it is still `cmd`), SIGKILL it after `timeout`."""
+    import psutil
+
+    if not alive(pid, cmd):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        members = [p for p in psutil.process_iter(["pid"]) if _in_group(p, pid)]
+        if not members:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _in_group(proc: Any, pgid: int) -> bool:
+    import psutil
+
+    try:
+        return os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE
+    except (ProcessLookupError, psutil.Error):
+        return False
+
+
+def group_listens(pgid: int) -> list[tuple[str, int]]:
+    """The (address, port) pairs that the processes of group `pgid` listen on (TCP)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        if not _in_group(proc, pgid):
+            continue
+        with contextlib.suppress(psutil.Error):
+            for conn in proc.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN:
+                    found.append((conn.laddr.ip, conn.laddr.port))
+    return found
+
+
+def http_ok(url: str) -> bool:
+    """Whether GET `url` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_until(
+    check: Callable[[], bool], what: str, log: Path, pid: int, cmd: list[str], timeout: float
+) -> float:
+    """Poll `check` until it holds; fail with the log's tail if the process dies or times out.
+
+    Returns:
+        The seconds it took.
+    """
+    start = time.monotonic()
+    while time.monotonic() < start + timeout:
+        if check():
+            return time.monotonic() - start
+        if not alive(pid, cmd):
+            raise BakeoffError(f"{what} exited while starting; {log}:\n{tail(log)}")
+        time.sleep(0.5)
+    raise BakeoffError(f"{what} did not answer within {timeout:.0f} s; {log}:\n{tail(log)}")
+
+
+def tail(log: Path, chars: int = 3000) -> str:
+    """The end of a log file."""
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
