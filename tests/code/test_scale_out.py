@@ -98,8 +98,11 @@ def _clients(state: dict, home: Path) -> dict[str, str]:
 
 
 def test_stack_serves_on_loopback_only(stack):
-    """Every server of `make stack` answers, and none listens beyond 127.0.0.1."""
+    """Every server of `make stack` runs and answers, and none listens beyond 127.0.0.1."""
     state_dir, state = stack
+    status = _run([sys.executable, "-m", "bakeoff.stack", "status", "--dir", str(state_dir)],
+                  REPO, _env())  # fmt: skip
+    assert status.count("running") == 1 + len(state["pids"]) and "STOPPED" not in status
     assert procs.http_ok(state["urls"]["MLFLOW_TRACKING_URI"] + "/health")
     assert procs.http_ok(state["urls"]["PREFECT_API_URL"] + "/health")
     postmaster = int((state_dir / "pg" / "data" / "postmaster.pid").read_text().split()[0])
