@@ -87,14 +87,10 @@ def source(tmp_path_factory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("images") / "source", per_class=12)
 
 
-def _clients(state: dict, home: Path) -> dict[str, str]:
+def _clients(state_dir: Path, home: Path) -> dict[str, str]:
     """What a user's shell has after `set -a; . .stack/env; set +a`."""
-    urls = state["urls"]
-    return _env(
-        MLFLOW_TRACKING_URI=urls["MLFLOW_TRACKING_URI"],
-        PREFECT_API_URL=urls["PREFECT_API_URL"],
-        PREFECT_HOME=str(home),
-    )
+    lines = (state_dir / "env").read_text().splitlines()
+    return _env(**dict(line.split("=", 1) for line in lines), PREFECT_HOME=str(home))
 
 
 def test_stack_serves_on_loopback_only(stack):
@@ -118,7 +114,7 @@ def test_stack_serves_on_loopback_only(stack):
 @pytest.fixture(scope="module")
 def dask_run(stack, source, tmp_path_factory):
     """`python flows/pipeline.py` on a project whose backbones train on the stack's Dask."""
-    _, state = stack
+    state_dir, state = stack
     tmp = tmp_path_factory.mktemp("dask-run")
     address = state["urls"]["BAKEOFF_DASK_ADDRESS"]
     project = make_project(tmp / "project", source, task_runner="dask", dask_address=address)
@@ -126,7 +122,7 @@ def dask_run(stack, source, tmp_path_factory):
     params["backbones"] = BACKBONES
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copy(REPO / ".gitignore", project / ".gitignore")
-    env = _clients(state, tmp / "prefect-home")
+    env = _clients(state_dir, tmp / "prefect-home")
     start = time.monotonic()
     _run([sys.executable, str(REPO / "flows" / "pipeline.py")], project, env, timeout=600)
     print(f"pipeline on the external Dask cluster: {time.monotonic() - start:.0f} s")
@@ -188,15 +184,15 @@ def test_dvc_remote_fresh_clone_pulls_and_reproduces_nothing(dask_run, tmp_path)
 @pytest.fixture
 def second_worker(stack, tmp_path):
     """Another machine joins the pool: `prefect worker start --pool bakeoff`."""
-    _, state = stack
-    env = _clients(state, tmp_path / "prefect-home") | {"PREFECT_WORKER_QUERY_SECONDS": "1"}
+    state_dir, _ = stack
+    env = _clients(state_dir, tmp_path / "prefect-home") | {"PREFECT_WORKER_QUERY_SECONDS": "1"}
     cmd = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "bakeoff"]
     log = tmp_path / "second-worker.log"
     pid = procs.spawn([*cmd, "--name", "second"], log, env)
     try:
         yield log
     finally:
-        procs.stop(pid, [*cmd, "--name", "second"])
+        procs.stop([(pid, [*cmd, "--name", "second"])])
 
 
 def test_deployment_runs_on_pool_workers_one_retrain_at_a_time(stack, source, second_worker,
@@ -215,7 +211,7 @@ def test_deployment_runs_on_pool_workers_one_retrain_at_a_time(stack, source, se
     params["register"]["model_name"] = POOL_MODEL
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(REPO / "flows", project / "flows")
-    env = _clients(state, tmp_path / "prefect-home")
+    env = _clients(state_dir, tmp_path / "prefect-home")
     _run([sys.executable, "flows/retrain.py", "--deploy"], project, env)
 
     api = {PREFECT_API_URL: state["urls"]["PREFECT_API_URL"]}

@@ -93,6 +93,33 @@ def test_exception_marks_run_failed_and_propagates(params, tracking_uri):
     assert tracking.run_info(run_id)["status"] == "FAILED"
 
 
+def test_failure_while_logging_params_ends_the_run_so_a_retry_can_start(
+    params, tracking_uri, monkeypatch
+):
+    """A transient failure right after the run started (here: logging its params) must not
+    leave it active: the task's retry, in the same thread, starts a new run."""
+    from mlflow import MlflowClient
+
+    real = MlflowClient.log_batch
+    calls = []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("tracking server restarting")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", flaky)
+    with (
+        pytest.raises(ConnectionError),
+        tracking.training_run(params, "SimpleCNN", None, {}),
+    ):
+        pass
+    with tracking.training_run(params, "SimpleCNN", None, {}) as run_id:
+        pass
+    assert tracking.run_info(run_id)["status"] == "FINISHED"
+
+
 def test_resume_keeps_the_run_id(params, tracking_uri):
     with (
         pytest.raises(KeyboardInterrupt),

@@ -4,7 +4,7 @@
 `prefect`), an MLflow server on it with proxied artifacts in `<dir>/artifacts`, a Prefect
 server on it, the `process` work pool `bakeoff` and one worker, a Dask scheduler and two
 Dask workers (one thread each: one backbone at a time). It writes the URLs to `<dir>/env`
-(MLFLOW_TRACKING_URI, PREFECT_API_URL, BAKEOFF_DASK_ADDRESS, BAKEOFF_POSTGRES_URL) and the
+(MLFLOW_TRACKING_URI, PREFECT_API_URL, BAKEOFF_DASK_ADDRESS, BAKEOFF_POSTGRES_URL, ...) and the
 pids to `<dir>/stack.json`. The data stays in `<dir>` across `down` and `up`.
 """
 
@@ -25,6 +25,11 @@ PORTS = {"postgres": 5432, "mlflow": 5000, "prefect": 4200, "dask": 8786, "dask_
 POOL = "bakeoff"
 DASK_WORKERS = 2
 _BIN = Path(sys.executable).parent
+# For every process of the stack and its clients (in `<dir>/env`). MLflow's telemetry thread
+# sets and pops an environment variable while other threads read the environment: on this
+# offline host a Dask worker's MLflow request failed with KeyError('_MLFLOW_TELEMETRY_SESSION_ID')
+# mid-training. A private stack reports nothing anyway.
+QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def _ports(state_dir: Path, free: bool) -> dict[str, int]:
@@ -86,6 +91,7 @@ def _env_file(state_dir: Path, ports: dict[str, int], pg: Cluster) -> dict[str, 
         "PREFECT_API_URL": f"http://127.0.0.1:{ports['prefect']}/api",
         "BAKEOFF_DASK_ADDRESS": f"tcp://127.0.0.1:{ports['dask']}",
         "BAKEOFF_POSTGRES_URL": pg.url("postgres"),
+        **QUIET,
     }
     path = state_dir / "env"
     path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -123,7 +129,7 @@ def up(state_dir: Path, free_ports: bool = False) -> dict:
 
         def start(name: str) -> None:
             cmd, extra, _ = cmds[name]
-            pid = procs.spawn(cmd, logs / f"{name}.log", {**os.environ, **extra})
+            pid = procs.spawn(cmd, logs / f"{name}.log", {**os.environ, **QUIET, **extra})
             state["pids"][name], state["cmds"][name] = pid, cmd
             _save(state_dir, state)
 
@@ -155,7 +161,7 @@ def _wait_for_dask(address: str) -> None:
 
 def _create_pool(env: dict[str, str]) -> None:
     cmd = [str(_BIN / "prefect"), "work-pool", "create", POOL, "--type", "process"]
-    done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
+    done = subprocess.run(cmd, env={**os.environ, **QUIET, **env}, capture_output=True, text=True)
     if done.returncode != 0 and "already exists" not in done.stdout + done.stderr:
         raise BakeoffError(f"creating the work pool failed: {done.stdout}{done.stderr}")
 
@@ -165,9 +171,8 @@ def _save(state_dir: Path, state: dict) -> None:
 
 
 def _stop_all(state_dir: Path, state: dict, pg: Cluster) -> None:
-    # Clients first (they report to the servers), PostgreSQL last.
-    for name in reversed(list(state["pids"])):
-        procs.stop(state["pids"][name], state["cmds"][name])
+    # PostgreSQL last: the others write to it while they shut down.
+    procs.stop([(pid, state["cmds"][name]) for name, pid in state["pids"].items()])
     pg.stop()
     (state_dir / "stack.json").unlink(missing_ok=True)
 

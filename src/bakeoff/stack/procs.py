@@ -71,29 +71,31 @@ def alive(pid: int, cmd: list[str]) -> bool:
         return False
 
 
-def stop(pid: int, cmd: list[str], timeout: float = 30.0) -> None:
-    """SIGTERM the process group of `pid` (if it is still `cmd`), SIGKILL it after `timeout`."""
+def stop(servers: list[tuple[int, list[str]]], timeout: float = 30.0) -> None:
+    """SIGTERM the process groups of `servers` ((pid, cmd) of each, if it is still `cmd`) all
+    at once, then wait for them; SIGKILL what is left after `timeout`."""
     import psutil
 
-    if not alive(pid, cmd):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+    groups = [pid for pid, cmd in servers if alive(pid, cmd)]
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        members = [p for p in psutil.process_iter(["pid"]) if _in_group(p, pid)]
-        if not members:
-            return
+    while groups and time.monotonic() < deadline:
+        running = {os.getpgid(p.pid) for p in psutil.process_iter() if _in_group(p, groups)}
+        groups = [pgid for pgid in groups if pgid in running]
         time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
-def _in_group(proc: Any, pgid: int) -> bool:
+def _in_group(proc: Any, pgids: int | list[int]) -> bool:
     import psutil
 
+    pgids = [pgids] if isinstance(pgids, int) else pgids
     try:
-        return os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE
+        return os.getpgid(proc.pid) in pgids and proc.status() != psutil.STATUS_ZOMBIE
     except (ProcessLookupError, psutil.Error):
         return False
 

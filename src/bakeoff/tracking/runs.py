@@ -58,15 +58,19 @@ def training_run(
     experiment_id = configure(params.tracking)
     client = _client()
     all_tags = {"backbone": backbone, "git_commit": git_commit(), **tags}
-    if _run_exists(client, run_id):
+    resume = _run_exists(client, run_id)
+    if resume:
         run = mlflow.start_run(run_id=run_id, tags=all_tags)
     else:
         run = mlflow.start_run(experiment_id=experiment_id, run_name=backbone, tags=all_tags)
-        flat = flatten(dataclasses.replace(params, train=params.for_backbone(backbone)))
-        items = [Param(k, v) for k, v in flat.items()]
-        for start in range(0, len(items), 100):  # log_batch takes at most 100 params
-            client.log_batch(run.info.run_id, params=items[start : start + 100])
+    # From here the run is this thread's active run: any failure must end it, or a retry
+    # in the same thread (a Prefect task on a Dask worker) finds it "already active".
     try:
+        if not resume:
+            flat = flatten(dataclasses.replace(params, train=params.for_backbone(backbone)))
+            items = [Param(k, v) for k, v in flat.items()]
+            for start in range(0, len(items), 100):  # log_batch takes at most 100 params
+                client.log_batch(run.info.run_id, params=items[start : start + 100])
         yield run.info.run_id
     except BaseException:
         mlflow.end_run(status="FAILED")
