@@ -68,8 +68,29 @@ class TrainParams:
     fine_tune_learning_rate: float = 0.0001
     augment: bool = False
     cache_features: bool = True
-    seed: int = 42
+    # With cached features an epoch of the head costs milliseconds: train it to convergence
+    # (early stopping on val loss, best weights restored) under a high cap of its own.
+    head_epochs: int = 500
+    head_patience: int = 20
+    # One training (and tuning) per seed; the stage keeps the best seed by validation.
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [42])
     overrides: dict[str, BackboneOverride] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"train.seeds must be distinct and at least one, got {self.seeds}")
+
+    @property
+    def seed(self) -> int:
+        """The seed of one training: the first of `seeds` (the stage runs one per seed)."""
+        return self.seeds[0]
+
+
+@dataclass(config=_STRICT, frozen=True)
+class TuneParams:
+    """Head tuning on cached features: the same number of trials for every backbone."""
+
+    trials: int = 20  # 0: no tuning, the head trains with the train section's settings
 
 
 @dataclass(config=_STRICT, frozen=True)
@@ -85,6 +106,11 @@ class RegisterParams:
     max_latency_ms: float | None = None
     max_size_mb: float | None = None
     min_improvement: float = 0.0
+    # Promotion is a paired test on the current test images: the one-sided lower bound of
+    # the bootstrapped gain over the champion must exceed min_improvement at this confidence.
+    confidence: float = 0.95
+    bootstrap: int = 2000
+    seed: int = 42
 
 
 @dataclass(config=_STRICT, frozen=True)
@@ -128,6 +154,7 @@ class Params:
     validate: ValidateParams = ValidateParams()
     split: SplitParams = SplitParams()
     train: TrainParams = TrainParams()
+    tune: TuneParams = TuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     register: RegisterParams = RegisterParams()
     report: ReportParams = ReportParams()

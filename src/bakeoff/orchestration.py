@@ -205,6 +205,8 @@ def retrain_summary_markdown(
         "",
         f"**Why:** {decision.get('reason', '')}",
         "",
+        _paired_test_line(decision.get("paired_test")),
+        "",
         "| backbone | test accuracy | test macro F1 | val accuracy | size MB | latency ms (b1) |",
         "|---|---|---|---|---|---|",
     ]
@@ -220,6 +222,20 @@ def retrain_summary_markdown(
         ]
         lines.append(f"| {backbone} | " + " | ".join(_fmt(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _paired_test_line(test: dict[str, Any] | None) -> str:
+    """The promotion test of register.json in one line (or why there was none)."""
+    if not test:
+        return "**Paired test:** none (no comparable champion)"
+    low, high = test["interval"]
+    return (
+        f"**Paired test** (test_{test['metric']}, n={test['n']}): challenger "
+        f"{test['challenger']:.4f} vs champion {test['champion']:.4f}, difference "
+        f"{test['difference']:+.4f}, {100 * test['confidence']:g}% interval [{low:+.4f}, "
+        f"{high:+.4f}], one-sided lower bound {test['lower_bound']:+.4f}, "
+        f"McNemar p={test['mcnemar_p']:.3g}"
+    )
 
 
 def _fmt(value: Any) -> str:

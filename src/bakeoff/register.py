@@ -1,8 +1,9 @@
 """Stage `register`: register the best backbone; move `champion` only when it wins.
 
 Selection uses the validation metric (`register.metric`), so the test split stays an
-unbiased judge. The champion comparison re-scores the current champion on the current
-test split, so both models are measured on the same images.
+unbiased judge. The champion comparison re-scores the current champion and the candidate
+on the current test split, so both are measured on the same images, and promotes only
+when a paired test shows the gain (`bakeoff.promotion`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from bakeoff import tracking
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
+from bakeoff.promotion import decide
 
 METRICS = ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")
 
@@ -90,26 +92,39 @@ def eligible(
     return candidates, rejected
 
 
-def _champion_score(
-    champion: Any, name: str, test_metric: str, classes: list[str], split_dir, image_root
-) -> tuple[float | None, str]:
-    """Re-score the champion version on the current test split at its own input size.
+def _test_predictions(model_uri: str, split_dir, image_root) -> tuple[Any, Any]:
+    """(true labels, predicted labels) of a logged model on the current test split."""
+    from bakeoff.data.dataset import load_split
+    from bakeoff.evaluate import predict_proba
+
+    model = tracking.load_keras_model(model_uri)
+    x, y, _ = load_split(split_dir, "test", image_root, int(model.input_shape[1]))
+    return y, predict_proba(model, x).argmax(axis=1)
+
+
+def _champion_test(
+    params: Params, best: dict[str, Any], champion: Any, classes: list[str], split_dir, image_root
+) -> tuple[dict[str, Any] | None, str]:
+    """The paired test of the candidate against the champion on the current test split.
 
     Returns:
-        (its score, or None when there is none or it is incomparable; a note saying which).
+        (the test, or None when there is no champion or it is incomparable; a note why).
     """
-    from bakeoff.data.dataset import load_split
-    from bakeoff.evaluate import predict_proba, scores
+    from bakeoff.promotion import paired_test
 
+    reg = params.register
     if champion is None:
         return None, "no champion yet"
-    uri = f"models:/{name}/{champion.version}"
+    uri = f"models:/{reg.model_name}/{champion.version}"
     if tracking.model_classes(uri) != classes:
         return None, f"champion v{champion.version} was trained on other classes"
-    model = tracking.load_keras_model(uri)
-    x, y, _ = load_split(split_dir, "test", image_root, int(model.input_shape[1]))
-    score = scores(y, predict_proba(model, x), classes)[test_metric.removeprefix("test_")]
-    return score, f"champion v{champion.version} re-scored on the current test split"
+    y, old = _test_predictions(uri, split_dir, image_root)
+    y_new, new = _test_predictions(best["model_uri"], split_dir, image_root)
+    if (y_new != y).any():  # pragma: no cover - both read the same manifest
+        raise BakeoffError("candidate and champion were scored on different test images")
+    metric = reg.metric.split("_", 1)[1]
+    test = paired_test(y, new, old, metric, len(classes), reg.bootstrap, reg.confidence, reg.seed)
+    return test, f"champion v{champion.version}"
 
 
 def register(
@@ -173,14 +188,14 @@ def register(
             reason = f"{best['backbone']} (run {best['run_id']}) is already the champion"
             done = {"decision": "rejected", "reason": reason, "version": str(champion.version)}
             return _write(out_path, report | done)
-    champ_score, note = _champion_score(
-        champion, reg.model_name, test_metric, classes, split_dir, image_root
-    )
-    if champion is not None:
-        report["champion"][test_metric] = champ_score
-    decision, reason = _decide(
-        best[test_metric], champ_score, note, test_metric, reg.min_improvement
-    )
+    _check_logged(best)
+    test, note = _champion_test(params, best, champion, classes, split_dir, image_root)
+    report["paired_test"] = test
+    if test is None:
+        decision, reason = "promoted", f"{note}: promoted"
+    else:
+        report["champion"][test_metric] = test["champion"]
+        decision, reason = decide(test, reg.min_improvement, note)
     new = _register_version(best, reg.model_name, classes, decision, reason)
     if decision == "promoted":
         tracking.set_alias(reg.model_name, "champion", new)
@@ -190,22 +205,6 @@ def register(
     else:
         tracking.set_alias(reg.model_name, "challenger", new)
     return _write(out_path, report | {"decision": decision, "reason": reason, "version": new})
-
-
-def _decide(
-    cand: float, champ: float | None, note: str, metric: str, min_improvement: float
-) -> tuple[str, str]:
-    """`promoted` when there is no comparable champion or the candidate beats it by
-    `min_improvement` (strictly better at 0); `challenger` otherwise."""
-    if champ is None:
-        return "promoted", f"{note}: promoted"
-    gain = cand - champ
-    if gain > 0 and gain >= min_improvement:
-        return "promoted", f"{metric} {cand:.4f} beats {note} ({champ:.4f})"
-    return "challenger", (
-        f"{metric} {cand:.4f} does not beat {note} ({champ:.4f}) "
-        f"by register.min_improvement={min_improvement}"
-    )
 
 
 def _summary(c: dict[str, Any], metric: str, test_metric: str) -> dict[str, Any]:
@@ -223,16 +222,19 @@ def _summary(c: dict[str, Any], metric: str, test_metric: str) -> dict[str, Any]
     return {k: c.get(k) for k in keys}
 
 
-def _register_version(
-    best: dict[str, Any], name: str, classes: list[str], decision: str, reason: str
-) -> str:
-    """A new registry version of the candidate's logged model, tagged with its numbers."""
-    uri = best.get("model_uri")
-    if not uri:
+def _check_logged(best: dict[str, Any]) -> None:
+    if not best.get("model_uri"):
         raise BakeoffError(
             f"models/{best['backbone']}/train.json has no model_uri (the model was not logged "
             f"to MLflow): re-run `bakeoff train {best['backbone']}`"
         )
+
+
+def _register_version(
+    best: dict[str, Any], name: str, classes: list[str], decision: str, reason: str
+) -> str:
+    """A new registry version of the candidate's logged model, tagged with its numbers."""
+    uri = best["model_uri"]
     tags = {
         "backbone": best["backbone"],
         "run_id": best.get("run_id"),

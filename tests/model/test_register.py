@@ -11,7 +11,7 @@ import pytest
 
 from bakeoff import tracking
 from bakeoff.register import register
-from tests.model.tiny_models import shared_project
+from tests.model.tiny_models import make_trained, shared_project
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,8 @@ def test_promotion_never_regresses(project):
 
     worse = _register(project, ["Constant"], model_name=name)
     assert worse["decision"] == "challenger"
-    assert "does not beat" in worse["reason"]
+    assert "the gain is not shown" in worse["reason"]
+    assert worse["paired_test"]["difference"] < 0 and worse["paired_test"]["n"] == 9
     assert worse["champion"]["test_accuracy"] > worse["candidate"]["test_accuracy"]
     assert str(tracking.get_version_by_alias(name, "champion").version) == first["version"]
     challenger = tracking.get_version_by_alias(name, "challenger")
@@ -74,14 +75,38 @@ def test_promotion_never_regresses(project):
     assert str(tracking.get_version_by_alias(name, "champion").version) == first["version"]
 
 
-def test_a_better_candidate_needs_min_improvement(project):
+def test_a_better_candidate_needs_a_gain_shown_beyond_min_improvement(project):
     assert _register(project, ["Constant"], model_name="margin")["decision"] == "promoted"
     small = _register(project, ["StripeNet"], model_name="margin", min_improvement=0.9)
     assert small["decision"] == "challenger" and "min_improvement=0.9" in small["reason"]
-    enough = _register(project, ["StripeNet"], model_name="margin", min_improvement=0.5)
-    assert enough["decision"] == "promoted" and "beats" in enough["reason"]
+    test = small["paired_test"]
+    assert test["difference"] > 0.5 and 0 < test["lower_bound"] < 0.9
+    enough = _register(project, ["StripeNet"], model_name="margin", min_improvement=0.2)
+    assert enough["decision"] == "promoted" and "promoted" in enough["reason"]
+    assert enough["paired_test"]["lower_bound"] > 0.2
     assert str(tracking.get_version_by_alias("margin", "champion").version) == enough["version"]
     assert tracking.get_version_by_alias("margin", "challenger") is None
+
+
+def test_a_reseeded_retrain_on_unchanged_data_is_not_promoted_on_noise(project):
+    from bakeoff.evaluate import evaluate
+
+    root, params, raw, split = project
+    # The same recipe and data, another seed: a new run whose test accuracy may differ by
+    # an image or two, which no paired test takes for a gain.
+    make_trained("Reseeded", params, raw, split, root / "models", "good", seed=1)
+    evaluate("Reseeded", params, split, raw, root / "models" / "Reseeded",
+             root / "metrics" / "Reseeded.json", root / "plots" / "Reseeded")  # fmt: skip
+    first = _register(project, ["StripeNet"], model_name="reseed")
+    assert first["decision"] == "promoted" and first["paired_test"] is None
+    again = _register(project, ["Reseeded"], model_name="reseed")
+    assert (again["decision"], again["backbone"]) == ("challenger", "Reseeded")
+    test = again["paired_test"]
+    assert test["n"] == 9 and test["confidence"] == 0.95 and test["lower_bound"] <= 0
+    assert {"difference", "interval", "mcnemar_p", "discordant"} <= test.keys()
+    assert f"gain {test['difference']:+.4f}" in again["reason"]
+    assert str(tracking.get_version_by_alias("reseed", "champion").version) == first["version"]
+    assert str(tracking.get_version_by_alias("reseed", "challenger").version) == again["version"]
 
 
 def test_failed_and_nan_runs_are_never_registered(project):

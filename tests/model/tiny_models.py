@@ -16,11 +16,11 @@ from bakeoff import tracking
 from tests.conftest import make_image_folder, write_split
 
 
-def tiny_model(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int):
+def tiny_model(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0):
     """A fitted keras model taking 0..255 RGB: `good` (learns the stripes) or `constant`."""
     import keras
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
             keras.Input(x.shape[1:], name="image"),
@@ -57,6 +57,7 @@ def make_trained(
     models_dir: Path,
     kind: str = "good",
     status: str = "FINISHED",
+    seed: int = 0,
 ) -> Path:
     """models/<backbone>/{model.keras,train.json} plus a real MLflow run with the logged model.
 
@@ -67,7 +68,7 @@ def make_trained(
 
     size = params.train.image_size
     x, y, classes = load_split(split, "train", raw, size)
-    model = tiny_model(kind, x, y, len(classes))
+    model = tiny_model(kind, x, y, len(classes), seed)
     out = Path(models_dir) / backbone
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
