@@ -71,7 +71,7 @@ class TrainParams:
     # With cached features an epoch of the head costs milliseconds: train it to convergence
     # (early stopping on val loss, best weights restored) under a high cap of its own.
     head_epochs: int = 500
-    head_patience: int = 20
+    head_patience: int = 10
     # One training (and tuning) per seed; the stage keeps the best seed by validation.
     seeds: list[int] = dataclasses.field(default_factory=lambda: [42])
     overrides: dict[str, BackboneOverride] | None = None

@@ -25,11 +25,14 @@ from bakeoff.tracking.registry import (
 from bakeoff.tracking.runs import (
     epoch_callback,
     log_artifacts,
+    log_child_run,
+    log_history,
     log_metrics,
     log_report,
     run_exists,
     run_info,
     search_runs,
+    set_tags,
     training_run,
 )
 from bakeoff.tracking.store import configure, flatten, tracking_uri
@@ -42,6 +45,8 @@ __all__ = [
     "get_version_by_alias",
     "load_keras_model",
     "log_artifacts",
+    "log_child_run",
+    "log_history",
     "log_keras_model",
     "log_metrics",
     "log_report",
@@ -52,6 +57,7 @@ __all__ = [
     "run_info",
     "search_runs",
     "set_alias",
+    "set_tags",
     "set_version_tags",
     "tracking_uri",
     "training_run",

@@ -220,3 +220,65 @@ def log_report(params: Params, paths: list[Path], metrics: dict[str, float]) -> 
         raise
     client.set_terminated(run_id, status="FINISHED")
     return run_id
+
+
+def log_history(rows: list[dict[str, float]], run_id: str) -> None:
+    """Log per-epoch rows (`epoch` 1-based, the rest metrics) at step = epoch - 1, batched."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [
+        Metric(k, float(v), now, int(row["epoch"]) - 1)
+        for row in rows
+        for k, v in row.items()
+        if k not in ("epoch", "phase") and _is_number(v)
+    ]
+    client = _client()
+    for start in range(0, len(items), 1000):  # log_batch takes at most 1000 metrics
+        client.log_batch(run_id, metrics=items[start : start + 1000])
+
+
+def log_child_run(
+    parent_run_id: str,
+    name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str] | None = None,
+) -> str:
+    """A finished child run of `parent_run_id` (e.g. one tuning trial), in its experiment.
+
+    Returns:
+        The child run's id.
+    """
+    from mlflow.entities import Metric, Param
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    client = _client()
+    parent = client.get_run(parent_run_id)
+    all_tags = {**parent_tags(parent), **(tags or {}), MLFLOW_PARENT_RUN_ID: parent_run_id}
+    run = client.create_run(parent.info.experiment_id, run_name=name, tags=all_tags)
+    now = int(time.time() * 1000)
+    try:
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if _is_number(v)],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
+    except BaseException:
+        client.set_terminated(run.info.run_id, status="FAILED")
+        raise
+    client.set_terminated(run.info.run_id, status="FINISHED")
+    return run.info.run_id
+
+
+def parent_tags(parent: Any) -> dict[str, str]:
+    """The lineage tags a child run inherits from its parent run."""
+    keep = ("backbone", "data_version", "git_commit", "seed")
+    return {k: v for k, v in parent.data.tags.items() if k in keep}
+
+
+def set_tags(tags: dict[str, str], run_id: str) -> None:
+    """Tag a run, active or finished."""
+    from mlflow.entities import RunTag
+
+    _client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])

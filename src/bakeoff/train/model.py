@@ -205,6 +205,7 @@ def build_model(
     image_size: int,
     weights: str = "none",
     bn_momentum: float | None = None,
+    l2: float = 0.0,
 ) -> keras.Model:
     """The recipe's model: 0..255 RGB -> preprocess -> base -> BatchNormalization -> softmax.
 
@@ -214,6 +215,7 @@ def build_model(
         image_size: Square input side in pixels.
         weights: "imagenet" (Keras's cache), "none" (random, all trainable) or a file.
         bn_momentum: Set on every BatchNormalization, head included (None: Keras's 0.99).
+        l2: L2 penalty on the softmax layer's kernel (a tuned head).
 
     Returns:
         The uncompiled model; the base is the layer named by `base_layer(model)` and is
@@ -236,7 +238,10 @@ def build_model(
     x = base(x, training=False) if frozen else base(x)
     momentum = 0.99 if bn_momentum is None else bn_momentum
     x = keras.layers.BatchNormalization(momentum=momentum, name="head_bn")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+    outputs = keras.layers.Dense(
+        n_classes, activation="softmax", kernel_regularizer=regularizer, name="predictions"
+    )(x)
     return keras.Model(inputs, outputs, name=f"bakeoff_{name}")
 
 

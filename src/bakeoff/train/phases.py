@@ -1,13 +1,13 @@
-"""One training phase (the recipe's callbacks, the feature cache) and its history files."""
+"""One Keras training phase (the recipe's callbacks) and the history files of all phases."""
 
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from bakeoff import tracking
 from bakeoff.config import TrainParams
@@ -36,60 +36,30 @@ class Phase:
     min_epochs: int  # early stopping never stops before this epoch
 
 
-class _FullModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that saves the full model even when `fit` trains only the head."""
-
-    def __init__(self, full_model: keras.Model, **kwargs):
-        super().__init__(**kwargs)
-        self.full_model = full_model
-
-    def set_model(self, model):
-        super().set_model(self.full_model)
-
-
-def _head_on_features(model: keras.Model, data: dict, batch_size: int):
-    """(head model, train features, val features): the frozen base runs once per image."""
-    bn, dense = model.get_layer("head_bn"), model.get_layer("predictions")
-    # Before the head gets a second inbound node: `.input` needs a single one.
-    extractor = keras.Model(model.inputs, bn.input)
-    feats = [
-        extractor.predict(data[name][0].astype(np.float32), batch_size=batch_size, verbose=0)
-        for name in ("train", "val")
-    ]
-    # Start the head's BatchNorm at the features' true statistics: its moving averages
-    # would otherwise lag for many steps and validation would sit near chance.
-    bn.moving_mean.assign(feats[0].mean(axis=0))
-    bn.moving_variance.assign(feats[0].var(axis=0))
-    inputs = keras.Input(shape=feats[0].shape[1:], name="features")
-    head = keras.Model(inputs, dense(bn(inputs)), name="head")  # shares the model's layers
-    return head, feats[0], feats[1]
-
-
 def fit_phase(
     model: keras.Model,
     phase: Phase,
     tp: TrainParams,
     data: dict,
     state_dir: Path,
-    cache_features: bool,
 ) -> None:
-    """Run one phase of the recipe, resuming from its backup in `state_dir` if any.
+    """Run one phase of the recipe with Keras's `fit`, resuming from its backup if any.
+
+    (A head on cached features trains in `bakeoff.train.head_phase` instead.)
 
     Args:
-        model: The full model (trained in place; with `cache_features` only its head).
+        model: The full model, trained in place.
         phase: Learning rate and epochs of this phase.
         tp: The train params of this backbone.
         data: {"train": (x, y), "val": (x, y), "n_classes": n}.
-        state_dir: Backups, history_phase<n>.csv and best.keras.
-        cache_features: Train the head on the frozen base's features, computed once.
+        state_dir: Backups, history_phase<n>.csv and best.keras (best.json, when an
+            earlier phase chose its best epoch by another rule, holds that epoch's row).
 
     Raises:
         BakeoffError: The loss became NaN or infinite.
     """
     (x_tr, y_tr), (x_va, y_va) = data["train"], data["val"]
     target = model
-    if cache_features:
-        target, x_tr, x_va = _head_on_features(model, data, tp.batch_size)
     target.compile(
         optimizer=keras.optimizers.Adamax(phase.learning_rate),
         loss="categorical_crossentropy",
@@ -98,17 +68,18 @@ def fit_phase(
         jit_compile=False,
     )
     n = data["n_classes"]
-    augment = tp.augment and not cache_features
-    train_ds = to_dataset(x_tr, y_tr, n, tp.batch_size, shuffle=True, seed=tp.seed, augment=augment)
+    train_ds = to_dataset(
+        x_tr, y_tr, n, tp.batch_size, shuffle=True, seed=tp.seed, augment=tp.augment
+    )
     val_ds = to_dataset(x_va, y_va, n, tp.batch_size)
     best = state_dir / "best.keras"
-    done = read_history(state_dir)
-    threshold = max((r["val_accuracy"] for r in done), default=None) if best.is_file() else None
+    threshold = (
+        best_row(read_history(state_dir), state_dir)["val_accuracy"] if best.is_file() else None
+    )
     callbacks = [
         # First: it puts `learning_rate` into the logs the later callbacks write.
         keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, tp.patience // 2)),
-        _FullModelCheckpoint(
-            model,
+        keras.callbacks.ModelCheckpoint(
             filepath=str(best),
             monitor="val_accuracy",
             mode="max",
@@ -146,6 +117,20 @@ def fit_phase(
             f"training diverged (loss became NaN/Inf in phase {phase.number}): "
             f"lower the learning rate (now {phase.learning_rate})"
         ) from None
+
+
+def best_row(history: list[dict], state_dir: Path) -> dict:
+    """The history row of the weights in best.keras: the best val accuracy, unless a head
+    phase chose its epoch by val loss (best.json), then only a later epoch beating it."""
+    chosen = Path(state_dir) / "best.json"
+    if not chosen.is_file():
+        return max(history, key=lambda row: row["val_accuracy"])
+    pick = json.loads(chosen.read_text())
+    later = [r for r in history if r["epoch"] > pick["epoch"]]
+    better = [r for r in later if r["val_accuracy"] > pick["val_accuracy"]]
+    if better:
+        return max(better, key=lambda row: row["val_accuracy"])
+    return next(r for r in history if r["epoch"] == pick["epoch"])
 
 
 def read_history(state_dir: Path) -> list[dict]:

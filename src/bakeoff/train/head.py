@@ -1,0 +1,219 @@
+"""The recipe's head trained on cached features, fast enough to tune and to run to convergence.
+
+With a frozen base, the features of every image are computed once; only the head trains:
+BatchNormalization -> softmax Dense (L2 on its kernel), as `build_model` builds it. Here the BatchNorm is a fixed standardiser (the features' own mean and variance, scale
+1, offset 0, frozen): with a trainable scale the L2 penalty on the kernel could be undone by
+a larger scale, and a standardised linear head is exactly the model family of the tuned
+logistic-regression probe it must match. Keras's `fit` costs about a millisecond per step in
+overhead alone, which would make a tuning trial of ~100 epochs slower than the feature pass
+it is meant to be cheap next to, so the head is plain TensorFlow variables with one compiled
+epoch function, reused by every trial (the hyper-parameters are variables too): the same
+maths as the Keras layers and optimizer (Adamax), whose weights `set_head_weights` copies
+into the Keras model. Every random draw is stateless and seeded, so a fit is a pure
+function of (features, hyper-parameters, seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+_BN_EPSILON = 1e-3  # keras.layers.BatchNormalization's default
+_ADAMAX = (0.9, 0.999, 1e-7)  # keras.optimizers.Adamax's beta_1, beta_2, epsilon
+
+
+@dataclass(frozen=True)
+class HeadParams:
+    """The head's hyper-parameters (what tuning searches)."""
+
+    learning_rate: float
+    batch_size: int
+    l2: float = 0.0
+    label_smoothing: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    """A fitted head: the weights of its best epoch (lowest val loss) and its history."""
+
+    weights: dict[str, np.ndarray]
+    history: list[dict[str, float]]
+    best_epoch: int  # 1-based
+    val_accuracy: float
+    val_loss: float
+
+
+class HeadTrainer:
+    """Fits the head on one set of cached features, as often as tuning asks.
+
+    Args:
+        x_tr, y_tr: Train features (n, d) and integer labels.
+        x_va, y_va: Validation features and labels (early stopping and selection).
+        n_classes: Number of classes.
+    """
+
+    def __init__(self, x_tr, y_tr, x_va, y_va, n_classes: int):
+        import tensorflow as tf
+
+        x_tr = np.asarray(x_tr, dtype=np.float32)
+        self.n, dim = x_tr.shape
+        self.n_classes = n_classes
+        self.stats = {"mean": x_tr.mean(axis=0), "var": x_tr.var(axis=0)}
+        scale = 1.0 / np.sqrt(self.stats["var"] + _BN_EPSILON)
+
+        def standardise(x) -> Any:
+            return tf.constant((np.asarray(x, np.float32) - self.stats["mean"]) * scale)
+
+        self.x_tr, self.y_tr = standardise(x_tr), tf.one_hot(np.asarray(y_tr), n_classes)
+        self.x_va, self.y_va = standardise(x_va), tf.one_hot(np.asarray(y_va), n_classes)
+        shapes = {"kernel": (dim, n_classes), "bias": (n_classes,)}
+        self.trainable = {k: tf.Variable(tf.zeros(s), name=k) for k, s in shapes.items()}
+        self.slots = {
+            (slot, k): tf.Variable(tf.zeros(s)) for k, s in shapes.items() for slot in "mu"
+        }
+        self.step = tf.Variable(0.0)
+        self.hp = {k: tf.Variable(0.0, name=k) for k in HeadParams.__dataclass_fields__}
+        self._epoch = tf.function(self._epoch_fn, jit_compile=False)
+        self._evaluate = tf.function(self._evaluate_fn, jit_compile=False)
+
+    def _logits(self, x):
+        import tensorflow as tf
+
+        return tf.matmul(x, self.trainable["kernel"]) + self.trainable["bias"]
+
+    def _apply_adamax(self, grads) -> None:
+        import tensorflow as tf
+
+        beta_1, beta_2, eps = _ADAMAX
+        self.step.assign_add(1.0)
+        lr = self.hp["learning_rate"] / (1.0 - beta_1**self.step)
+        for k, var in self.trainable.items():
+            m, u = self.slots[("m", k)], self.slots[("u", k)]
+            m.assign(beta_1 * m + (1 - beta_1) * grads[k])
+            u.assign(tf.maximum(beta_2 * u, tf.abs(grads[k])))
+            var.assign_sub(lr * m / (u + eps))
+
+    def _epoch_fn(self, seed):
+        import tensorflow as tf
+
+        batch = tf.cast(self.hp["batch_size"], tf.int32)
+        order = tf.random.experimental.stateless_shuffle(tf.range(self.n), seed=seed)
+        steps = (self.n + batch - 1) // batch
+        smooth = self.hp["label_smoothing"]
+        loss_sum, right = tf.constant(0.0), tf.constant(0.0)
+        for i in tf.range(steps):
+            idx = order[i * batch : tf.minimum((i + 1) * batch, self.n)]
+            x, y = tf.gather(self.x_tr, idx), tf.gather(self.y_tr, idx)
+            target = y * (1.0 - smooth) + smooth / self.n_classes
+            with tf.GradientTape() as tape:
+                logits = self._logits(x)
+                ce = tf.nn.softmax_cross_entropy_with_logits(target, logits)
+                penalty = self.hp["l2"] * tf.reduce_sum(tf.square(self.trainable["kernel"]))
+                loss = tf.reduce_mean(ce) + penalty
+            grads = tape.gradient(loss, self.trainable)
+            self._apply_adamax(grads)
+            size = tf.cast(tf.shape(idx)[0], tf.float32)
+            loss_sum += loss * size
+            hits = tf.equal(tf.argmax(logits, 1), tf.argmax(y, 1))
+            right += tf.reduce_sum(tf.cast(hits, tf.float32))
+        return loss_sum / self.n, right / self.n
+
+    def _evaluate_fn(self):
+        import tensorflow as tf
+
+        logits = self._logits(self.x_va)
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(self.y_va, logits))
+        hits = tf.equal(tf.argmax(logits, 1), tf.argmax(self.y_va, 1))
+        return loss, tf.reduce_mean(tf.cast(hits, tf.float32))
+
+    def _reset(self, hp: HeadParams, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        dim = self.trainable["kernel"].shape[0]
+        limit = np.sqrt(6.0 / (dim + self.n_classes))  # Glorot uniform, as Dense
+        kernel = rng.uniform(-limit, limit, (dim, self.n_classes)).astype(np.float32)
+        self.trainable["kernel"].assign(kernel)
+        self.trainable["bias"].assign(np.zeros(self.n_classes, np.float32))
+        for var in [*self.slots.values(), self.step]:
+            var.assign(np.zeros(var.shape, np.float32))
+        for k, value in hp.as_dict().items():
+            self.hp[k].assign(float(value))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The head's weights, BatchNorm's included (scale 1, offset 0, feature statistics)."""
+        dim = self.trainable["kernel"].shape[0]
+        bn = {"gamma": np.ones(dim, np.float32), "beta": np.zeros(dim, np.float32)}
+        return bn | self.stats | {k: v.numpy() for k, v in self.trainable.items()}
+
+    def fit(
+        self,
+        hp: HeadParams,
+        seed: int,
+        max_epochs: int,
+        patience: int,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> HeadFit:
+        """Train from a seeded start until val loss stops improving; keep its best epoch.
+
+        Args:
+            hp: The hyper-parameters.
+            seed: Seed of the initial kernel and the shuffles.
+            max_epochs: The epoch cap.
+            patience: Epochs without a lower val loss before stopping.
+            on_epoch: Called with (epoch, history row) after every epoch (Optuna's pruning
+                raises from here).
+
+        Returns:
+            The fit, with the weights of the epoch of lowest val loss.
+        """
+        import tensorflow as tf
+
+        self._reset(hp, seed)
+        history: list[dict[str, float]] = []
+        best: tuple[float, int, dict[str, np.ndarray], float] | None = None
+        for epoch in range(1, max_epochs + 1):
+            loss, acc = self._epoch(tf.constant([seed, epoch], tf.int32))
+            val_loss, val_acc = (float(v) for v in self._evaluate())
+            row = {
+                "epoch": epoch,
+                "loss": float(loss),
+                "accuracy": float(acc),
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "learning_rate": hp.learning_rate,
+            }
+            history.append(row)
+            if not np.isfinite(row["loss"]):
+                break
+            if best is None or val_loss < best[0]:
+                best = (val_loss, epoch, self.weights(), val_acc)
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+            if epoch - best[1] >= patience:
+                break
+        if best is None:
+            return HeadFit(self.weights(), history, 1, float("nan"), float("nan"))
+        return HeadFit(best[2], history, best[1], best[3], best[0])
+
+
+def set_head_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
+    """Copy a fitted head into a model from `build_model` (layers head_bn, predictions).
+
+    The head's BatchNorm stays frozen (a fixed standardiser, inference mode), also in phase 2.
+    """
+    bn, dense = model.get_layer("head_bn"), model.get_layer("predictions")
+    bn.set_weights([weights[k] for k in ("gamma", "beta", "mean", "var")])
+    bn.trainable = False
+    dense.set_weights([weights["kernel"], weights["bias"]])
+
+
+def predict_head(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Class indices the fitted head predicts for features `x` (inference BatchNorm)."""
+    scale = weights["gamma"] / np.sqrt(weights["var"] + _BN_EPSILON)
+    h = (np.asarray(x, np.float32) - weights["mean"]) * scale + weights["beta"]
+    return (h @ weights["kernel"] + weights["bias"]).argmax(axis=1)

@@ -1,0 +1,135 @@
+"""Phase 1 with a frozen pretrained base: features once, then the head tuned and converged.
+
+The base runs once per image; the head then trains on the cached features with
+`bakeoff.train.head` (early stopping on val loss, best epoch restored, `train.head_epochs`
+cap), after `tune.trials` Optuna trials chose its hyper-parameters on the validation split
+(`bakeoff.train.tune`). Each trial is an MLflow child run of the backbone's run. The
+result is written like a Keras phase (history_phase1.csv, best.keras) so that phase 2,
+the history plots and a resumed run read it as they read any phase.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from bakeoff import tracking
+from bakeoff.config import TrainParams
+from bakeoff.errors import BakeoffError
+from bakeoff.train.head import HeadParams, set_head_weights
+from bakeoff.train.tune import tune
+
+# build(l2) -> the full model with that head's L2 (fresh base weights from the file).
+Builder = Callable[[float], keras.Model]
+
+
+def tuning_off_reason(tp: TrainParams, trials: int) -> str | None:
+    """Why the head is not tuned for these params, or None when it is."""
+    if tp.weights == "none":
+        return (
+            "train.weights is none: the whole network trains from scratch, so there are no "
+            "cached features and every trial would be a full training"
+        )
+    if tp.augment:
+        return "train.augment is on: augmented images change every epoch, so no feature cache"
+    if not tp.cache_features:
+        return "train.cache_features is false: no feature cache to tune the head on"
+    if trials <= 0:
+        return "tune.trials is 0"
+    return None
+
+
+def cached_head(tp: TrainParams) -> bool:
+    """Whether phase 1 trains only the head, on features computed once."""
+    return tp.weights != "none" and tp.cache_features and not tp.augment
+
+
+def extract_features(model: keras.Model, data: dict, batch_size: int) -> list[np.ndarray]:
+    """[train features, val features]: what the frozen base gives the head, once per image."""
+    extractor = keras.Model(model.inputs, model.get_layer("head_bn").input)
+    return [
+        extractor.predict(data[name][0].astype(np.float32), batch_size=batch_size, verbose=0)
+        for name in ("train", "val")
+    ]
+
+
+def _log_trial(run_id: str) -> Callable[[dict[str, Any]], None]:
+    def log(record: dict[str, Any]) -> None:
+        metrics = {k: record[k] for k in ("val_accuracy", "val_loss", "epochs", "seconds")}
+        if record["best_epoch"] is not None:
+            metrics["best_epoch"] = record["best_epoch"]
+        tags = {"tuning_trial": str(record["number"]), "optuna_state": record["state"]}
+        tracking.log_child_run(run_id, f"trial-{record['number']}", record["params"], metrics, tags)
+
+    return log
+
+
+def _write_phase(history: list[dict], state_dir: Path) -> None:
+    """history_phase1.csv as Keras's CSVLogger writes it (0-based epochs)."""
+    columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
+    with open(state_dir / "history_phase1.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({**row, "epoch": row["epoch"] - 1} for row in history)
+
+
+def load_phase(build: Builder, state_dir: Path) -> keras.Model:
+    """The model phase 1 finished with (phase 2 crashed and resumes)."""
+    selected = HeadParams(**json.loads((state_dir / "tune.json").read_text())["selected"])
+    model = build(selected.l2)
+    model.load_weights(state_dir / "phase1.weights.h5")
+    return model
+
+
+def train_head(
+    build: Builder, tp: TrainParams, trials: int, data: dict, state_dir: Path, run_id: str
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Tune and train the head on cached features; write phase 1's state files.
+
+    Args:
+        build: Builds the full model with a given head L2.
+        tp: This backbone's train params (one seed).
+        trials: tune.trials (0: the default head only).
+        data: {"train": (x, y), "val": (x, y), "n_classes": n}.
+        state_dir: Receives history_phase1.csv, tune.json, best.keras, best.json.
+        run_id: The backbone's MLflow run (the trials become its child runs).
+
+    Returns:
+        (the model with the selected head's best epoch, the tuning summary).
+
+    Raises:
+        BakeoffError: The head diverged (NaN) even with the default settings.
+    """
+    model = build(0.0)
+    f_tr, f_va = extract_features(model, data, tp.batch_size)
+    off = tuning_off_reason(tp, trials)
+    result = tune(
+        f_tr, data["train"][1], f_va, data["val"][1], data["n_classes"],
+        default=HeadParams(tp.learning_rate, tp.batch_size),
+        trials=0 if off else trials, seed=tp.seed, max_epochs=tp.head_epochs,
+        patience=tp.head_patience, on_trial=_log_trial(run_id),
+    )  # fmt: skip
+    fit = result.best_fit
+    if not np.isfinite(fit.val_loss):
+        raise BakeoffError(
+            "training diverged (the head's loss became NaN/Inf in phase 1): "
+            f"lower the learning rate (now {tp.learning_rate})"
+        )
+    if result.best.l2 > 0:  # the Keras model carries the penalty into phase 2
+        model = build(result.best.l2)
+    set_head_weights(model, fit.weights)
+    summary = result.summary() | {"status": "off" if off else "on", "reason": off}
+    history = [row | {"phase": 1} for row in fit.history]
+    _write_phase(history, state_dir)
+    tracking.log_history(history, run_id)
+    (state_dir / "tune.json").write_text(json.dumps(summary, indent=2))
+    best = fit.history[fit.best_epoch - 1]
+    (state_dir / "best.json").write_text(json.dumps(best))
+    model.save(state_dir / "best.keras")
+    return model, summary
