@@ -1,16 +1,17 @@
 """The recipe's head trained on cached features, fast enough to tune and to run to convergence.
 
 With a frozen base, the features of every image are computed once; only the head trains:
-BatchNormalization -> softmax Dense (L2 on its kernel), as `build_model` builds it. Here the BatchNorm is a fixed standardiser (the features' own mean and variance, scale
-1, offset 0, frozen): with a trainable scale the L2 penalty on the kernel could be undone by
-a larger scale, and a standardised linear head is exactly the model family of the tuned
-logistic-regression probe it must match. Keras's `fit` costs about a millisecond per step in
-overhead alone, which would make a tuning trial of ~100 epochs slower than the feature pass
-it is meant to be cheap next to, so the head is plain TensorFlow variables with one compiled
-epoch function, reused by every trial (the hyper-parameters are variables too): the same
-maths as the Keras layers and optimizer (Adamax), whose weights `set_head_weights` copies
-into the Keras model. Every random draw is stateless and seeded, so a fit is a pure
-function of (features, hyper-parameters, seed).
+BatchNormalization -> softmax Dense (L2 on its kernel), as `build_model` builds it. Here
+the BatchNorm is a fixed standardiser (the features' own mean and variance, scale 1,
+offset 0, frozen): with a trainable scale the L2 penalty on the kernel could be undone by a
+larger scale, and a standardised linear head is exactly the model family of the tuned
+logistic-regression probe it must match. Keras's `fit` costs about a millisecond per step
+in overhead alone, which would make a tuning trial of ~100 epochs slower than the feature
+pass it is meant to be cheap next to, so the head is plain TensorFlow variables with one
+compiled epoch function, reused by every trial (the hyper-parameters are variables too):
+the same maths as the Keras layers and optimizer (Adamax), whose weights
+`set_head_weights` copies into the Keras model. Every random draw is stateless and seeded,
+so a fit is a pure function of (features, hyper-parameters, seed).
 """
 
 from __future__ import annotations
