@@ -114,6 +114,16 @@ class RegisterParams:
 
 
 @dataclass(config=_STRICT, frozen=True)
+class ExportParams:
+    max_accuracy_drop: float = 0.02  # a variant losing more test accuracy: not recommended
+    representative_images: int = 200  # int8 calibration images, drawn from the train split
+    threads: int = 1  # LiteRT interpreter threads, fixed so latencies compare
+    latency_repeats: int = 50
+    latency_warmup: int = 5
+    seed: int = 42  # of the calibration sample
+
+
+@dataclass(config=_STRICT, frozen=True)
 class Budget:
     max_latency_ms: float | None = None
     max_size_mb: float | None = None
@@ -157,6 +167,7 @@ class Params:
     tune: TuneParams = TuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     register: RegisterParams = RegisterParams()
+    export: ExportParams = ExportParams()
     report: ReportParams = ReportParams()
     tracking: TrackingParams = TrackingParams()
     orchestration: OrchestrationParams = OrchestrationParams()

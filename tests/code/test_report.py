@@ -101,7 +101,33 @@ def make_inputs(root: Path) -> dict[str, dict]:
             }
         )
     )
+    (root / "reports" / "export.json").write_text(json.dumps(EXPORT))
     return all_metrics
+
+
+def _variant(name: str, accuracy: float, recommended: bool, note: str = "") -> dict:
+    return {"variant": name, "test_accuracy": accuracy, "accuracy_change": accuracy - 0.8,
+            "agreement": 0.95, "size_mb": 1.5, "latency_ms_b1": 0.25, "input_dtype": "float32",
+            "recommended": recommended, "note": note}  # fmt: skip
+
+
+# reports/export.json as the export stage writes it (the champion is Big, version 1).
+EXPORT = {
+    "backbone": "Big",
+    "source": "champion: image-classifier version 1",
+    "version": "1",
+    "image_size": 32,
+    "n_test": N_TEST,
+    "threads": 1,
+    "max_accuracy_drop": 0.02,
+    "keras": {"test_accuracy": 0.8, "size_mb": 6.0},
+    "variants": [
+        _variant("float32", 0.8, True),
+        _variant("float16", 0.7, False, "not recommended: loses 0.1000 test accuracy (...)"),
+        _variant("int8", 0.79, True) | {"input_dtype": "uint8"},
+    ],
+    "pick": "int8",
+}
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +159,11 @@ def made(tmp_path_factory, report_params):
         yield root, metrics, html
 
 
-def _table(md: str) -> dict[str, list[str]]:
-    rows = [line for line in md.splitlines() if line.startswith("| ")]
+def _table(md: str, title: str = "# Backbone comparison") -> dict[str, list[str]]:
+    """The first markdown table after the line `title`, by its first column."""
+    lines = md.split(title + "\n", 1)[1].strip().splitlines()
+    rows = lines[: next((i for i, line in enumerate(lines) if not line.startswith("|")), None)]
+    rows = [line for line in rows if line.startswith("| ")]
     header = [c.strip() for c in rows[0].strip("|").split("|")]
     return {
         cells[0]: dict(zip(header, cells, strict=True))
@@ -276,3 +305,27 @@ def test_recommendation_keeps_the_best_when_no_tied_backbone_is_faster():
     assert name == "A" and "tied with it (B) are not faster" in reason
     name, reason = recommend(candidates, {})
     assert name == "A" and "no other backbone is statistically tied" in reason
+
+
+def test_the_tflite_export_table_and_its_verdicts(made):
+    root, _, html = made
+    md = (root / "reports" / "comparison.md").read_text()
+    title = "## Mobile export (TFLite): Big (champion: image-classifier version 1)"
+    table = _table(md, title)
+    assert list(table) == ["float32", "float16", "int8", "Keras (reference)"]
+    assert table["float16"]["Change vs Keras"] == "-0.1000"
+    assert table["float16"]["Verdict"].startswith("not recommended: loses 0.1000")
+    assert table["int8"]["Verdict"] == "recommended: smallest within the threshold"
+    assert table["int8"]["Input"] == "uint8"
+    assert table["Keras (reference)"]["Size (MB)"] == "6.00"
+    assert "not of the current champion" not in md
+    page = html.read_text()
+    assert "Mobile export (TFLite)" in page and "not recommended: loses 0.1000" in page
+
+
+def test_an_export_of_another_model_is_flagged():
+    from bakeoff.report.render import export_section
+
+    stale = export_section(EXPORT, champion_version="2")
+    assert "not of the current champion (version 2): run `bakeoff export`" in stale["notes"][-1]
+    assert export_section(None, "2")["title"].startswith("not run")

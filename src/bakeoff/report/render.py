@@ -27,6 +27,16 @@ COLUMNS = [
     ("Epochs", "epochs_run", "{}"),
 ]
 FIGURES = ("accuracy_vs_latency.png", "training_curves.png", "champion_confusion.png")
+EXPORT_COLUMNS = [
+    ("Variant", "variant", "{}"),
+    ("Test accuracy", "test_accuracy", "{:.4f}"),
+    ("Change vs Keras", "accuracy_change", "{:+.4f}"),
+    ("Agreement with Keras", "agreement", "{:.1%}"),
+    ("Size (MB)", "size_mb", "{:.2f}"),
+    ("Latency b1 (ms)", "latency_ms_b1", "{:.3f}"),
+    ("Input", "input_dtype", "{}"),
+    ("Verdict", "verdict", "{}"),
+]
 
 
 def cells(table: pd.DataFrame) -> list[list[str]]:
@@ -34,6 +44,50 @@ def cells(table: pd.DataFrame) -> list[list[str]]:
         [fmt.format(row[key]) if row[key] is not None else "-" for _, key, fmt in COLUMNS]
         for _, row in table.iterrows()
     ]
+
+
+def export_section(export: dict[str, Any] | None, champion_version: str | None) -> dict:
+    """The TFLite table of reports/export.json: a title, header, rows and notes."""
+    if export is None:
+        return {"title": "not run (`bakeoff export`, a stage of `dvc repro`)", "rows": []}
+    rows = []
+    for v in export["variants"]:
+        verdict = "recommended" if v["recommended"] else v["note"]
+        if v["variant"] == export.get("pick"):
+            verdict = "recommended: smallest within the threshold"
+        rows.append([fmt.format({**v, "verdict": verdict}[k]) for _, k, fmt in EXPORT_COLUMNS])
+    keras = export["keras"]
+    rows.append(["Keras (reference)", f"{keras['test_accuracy']:.4f}", "-", "-",
+                 f"{keras['size_mb']:.2f}", "-", "float32", "-"])  # fmt: skip
+    notes = [
+        f"On the {export['n_test']} test images at {export['image_size']} px; LiteRT "
+        f"interpreter, {export['threads']} thread(s). A variant losing more than "
+        f"export.max_accuracy_drop = {export['max_accuracy_drop']} is not recommended. "
+        "int8 is calibrated on training images and takes uint8 pixels as they are."
+    ]
+    if export.get("version") != champion_version:
+        notes.append(
+            f"This export is of {export['source']}, not of the current champion "
+            f"(version {champion_version}): run `bakeoff export`."
+        )
+    return {
+        "title": f"{export['backbone']} ({export['source']})",
+        "header": [title for title, _, _ in EXPORT_COLUMNS],
+        "rows": rows,
+        "notes": notes,
+    }
+
+
+def _export_markdown(section: dict) -> str:
+    lines = [f"## Mobile export (TFLite): {section['title']}", ""]
+    if section["rows"]:
+        lines += [
+            "| " + " | ".join(section["header"]) + " |",
+            "|" + "---|" * len(section["header"]),
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in section["rows"]]
+        lines += [""] + section["notes"]
+    return "\n".join(lines)
 
 
 def limit(value: float | None, unit: str) -> str:
@@ -62,6 +116,8 @@ ms per image at batch 1, and per image within a batch of 32.
 ![Training curves](figures/{fig1})
 
 ![Champion confusion matrix](figures/{fig2})
+
+{export}
 """
 
 
@@ -90,6 +146,7 @@ def render_markdown(params: Params, table: pd.DataFrame, ctx: dict[str, Any]) ->
         fig0=FIGURES[0],
         fig1=FIGURES[1],
         fig2=FIGURES[2],
+        export=_export_markdown(ctx["export"]),
     )
 
 
@@ -121,6 +178,11 @@ ms per image at batch 1, and per image within a batch of 32, on the evaluation m
 {% for b in budgets %}<li>{{ b.label }} ({{ b.limits }}): {{ b.fits -}}
 {% if b.best %}; most accurate: <b>{{ b.best }}</b>{% endif %}</li>
 {% endfor %}</ul>
+<h2>Mobile export (TFLite): {{ export.title }}</h2>
+{% if export.rows %}<table><tr>{% for h in export.header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in export.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+{% for n in export.notes %}<p class="note">{{ n }}</p>{% endfor %}{% endif %}
 {% for title, uri in figures %}<figure><img alt="{{ title }}" src="{{ uri }}">
 <figcaption class="note">{{ title }}</figcaption></figure>{% endfor %}
 </body></html>

@@ -83,6 +83,17 @@ def _champion(register: dict[str, Any]) -> tuple[str | None, str]:
     return name, f"{name} ({model}; last register decision: {decision}, {reason})"
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _champion_version(register: dict[str, Any]) -> str | None:
+    """The version holding `champion` after the register stage."""
+    if register.get("decision") == "promoted":
+        return register.get("version")
+    return (register.get("champion") or {}).get("version")
+
+
 def build_table(params: Params, data: dict[str, _Backbone]) -> pd.DataFrame:
     """One row per backbone: the metrics files' numbers plus the bootstrap interval."""
     rows = {}
@@ -223,6 +234,9 @@ def report(
     table = build_table(params, data)
     ctx = _summary(params, table, analyse(params, table, data))
     champion, ctx["champion_text"] = _champion(register)
+    ctx["export"] = report_render.export_section(
+        _read_json(Path(out_dir) / "export.json"), _champion_version(register)
+    )
     ctx["n_test"] = len(next(iter(data.values())).actual)
     figures = _figures(table, ctx, data, champion, Path(out_dir) / "figures")
     # The table as data: `dvc plots show` draws it (the top-level plot in dvc.yaml).

@@ -1,0 +1,232 @@
+"""Stage `export`: the champion (or a named backbone) as four TFLite variants, each one
+re-evaluated on the test split with the LiteRT interpreter against the Keras model.
+
+Writes exports/<backbone>/<variant>.tflite and reports/export.json, and logs both to the
+model's MLflow training run. A variant losing more test accuracy than
+`export.max_accuracy_drop` is marked "not recommended", with the figure.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bakeoff import tracking
+from bakeoff.config import ExportParams, Params
+from bakeoff.errors import BakeoffError
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export` wrote: the report (as in reports/export.json) and its path."""
+
+    report: dict[str, Any]
+    path: Path
+
+    def __str__(self) -> str:
+        r = self.report
+        parts = [
+            f"{v['variant']} {v['test_accuracy']:.4f} ({v['accuracy_change']:+.4f}, "
+            f"{v['size_mb']:.2f} MB, {v['latency_ms_b1']:.2f} ms)"
+            + ("" if v["recommended"] else " NOT RECOMMENDED")
+            for v in r["variants"]
+        ]
+        head = f"{r['backbone']} ({r['source']}; Keras {r['keras']['test_accuracy']:.4f})"
+        return f"{head}: " + ", ".join(parts) + f" -> {self.path}"
+
+
+def _check(ep: ExportParams) -> None:
+    bad = [
+        f"export.{key} must be {rule}"
+        for key, ok, rule in (
+            ("max_accuracy_drop", ep.max_accuracy_drop >= 0, ">= 0"),
+            ("representative_images", ep.representative_images >= 1, ">= 1"),
+            ("threads", ep.threads >= 1, ">= 1"),
+            ("latency_repeats", ep.latency_repeats >= 1, ">= 1"),
+        )
+        if not ok
+    ]
+    if bad:
+        raise BakeoffError("params.yaml: " + "; ".join(bad))
+
+
+def _source(params: Params, backbone: str | None, models_dir: Path) -> tuple[Any, dict]:
+    """The Keras model to export and where it comes from (champion, or models/<backbone>)."""
+    from bakeoff.evaluate import read_train_info
+    from bakeoff.train.model import load_trained
+
+    if backbone is None:
+        name = params.register.model_name
+        champion = tracking.get_version_by_alias(name, "champion")
+        if champion is None:
+            raise BakeoffError(
+                f"no champion for model '{name}' in {tracking.tracking_uri()}: run "
+                "`bakeoff register` first, or name a trained backbone (`bakeoff export SimpleCNN`)"
+            )
+        uri = f"models:/{name}/{champion.version}"
+        source = {
+            "backbone": champion.tags.get("backbone"),
+            "run_id": champion.tags.get("run_id"),
+            "model_uri": uri,
+            "version": str(champion.version),
+            "source": f"champion: {name} version {champion.version}",
+            "classes": tracking.model_classes(uri),
+        }
+        return tracking.load_keras_model(uri), source
+    info = read_train_info(Path(models_dir) / backbone)
+    source = {
+        "backbone": backbone,
+        "run_id": info.get("run_id"),
+        "model_uri": info.get("model_uri"),
+        "version": None,
+        "source": f"models/{backbone}/model.keras",
+        "classes": info.get("classes"),
+    }
+    return load_trained(Path(models_dir) / backbone / "model.keras"), source
+
+
+def _calibration(split_dir: Path, image_root: Path, size: int, ep: ExportParams) -> np.ndarray:
+    """A seeded sample of training images (uint8), for int8 calibration."""
+    from bakeoff.data.dataset import read_manifest
+    from bakeoff.data.images import load_array
+
+    rows = read_manifest(split_dir, "train")
+    rng = np.random.default_rng(ep.seed)
+    pick = np.sort(rng.permutation(len(rows))[: ep.representative_images])
+    return np.stack([load_array(Path(image_root) / rows[i]["path"], size) for i in pick])
+
+
+def _keras_size_mb(model: Any) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        return path.stat().st_size / 1e6
+
+
+def export(
+    params: Params,
+    backbone: str | None,
+    split_dir: Path,
+    image_root: Path,
+    models_dir: Path,
+    exports_dir: Path,
+    out_path: Path,
+) -> Exported:
+    """Convert, re-evaluate and log the TFLite variants of one model.
+
+    Args:
+        params: All params (`export`, `register.model_name`, `tracking`).
+        backbone: A trained backbone (models/<backbone>/), or None for the champion.
+        split_dir: data/split (test images to evaluate, train images to calibrate).
+        image_root: data/raw.
+        models_dir: models/ (only read for a named backbone).
+        exports_dir: exports/ (receives <backbone>/<variant>.tflite).
+        out_path: reports/export.json.
+
+    Returns:
+        The report and where it was written.
+    """
+    from bakeoff.data.dataset import load_split
+    from bakeoff.evaluate import predict_proba
+    from bakeoff.export import tflite
+
+    ep = params.export
+    _check(ep)
+    tracking.configure(params.tracking)
+    model, source = _source(params, backbone, models_dir)
+    size = int(model.input_shape[1])
+    x_test, y_test, classes = load_split(split_dir, "test", image_root, size)
+    if source["classes"] and list(source["classes"]) != classes:
+        raise BakeoffError(
+            f"{source['source']} was trained on classes {source['classes']}, the split has "
+            f"{classes}: re-run the pipeline (`dvc repro`) before exporting"
+        )
+    keras_proba = predict_proba(model, x_test)
+    keras_pred = keras_proba.argmax(axis=1)
+    keras_accuracy = float((keras_pred == y_test).mean())
+    inference = tflite.fold_head_bn(model)
+    drift = float(np.abs(predict_proba(inference, x_test[:64]) - keras_proba[:64]).max())
+    if drift > 1e-4:  # the fold is exact algebra: a gap means a bug, never export it
+        raise RuntimeError(f"folding head_bn changed the probabilities by {drift}")
+    contents = tflite.convert_all(inference, _calibration(split_dir, image_root, size, ep))
+    paths = tflite.write(contents, Path(exports_dir) / source["backbone"])
+    variants = [
+        _variant(name, content, paths[name], x_test, y_test, keras_proba, keras_accuracy, ep)
+        for name, content in contents.items()
+    ]
+    recommended = [v for v in variants if v["recommended"]]
+    pick = min(recommended, key=lambda v: (v["size_mb"], v["latency_ms_b1"]), default=None)
+    report = {
+        **{k: v for k, v in source.items() if k != "classes"},
+        "image_size": size,
+        "n_test": len(y_test),
+        "threads": ep.threads,
+        "max_accuracy_drop": ep.max_accuracy_drop,
+        "head_bn_folded": inference is not model,
+        "keras": {"test_accuracy": keras_accuracy, "size_mb": _keras_size_mb(model)},
+        "variants": variants,
+        "pick": pick["variant"] if pick else None,
+    }
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(report, indent=2) + "\n")
+    _log(report, [*paths.values(), out_path])
+    return Exported(report, out_path)
+
+
+def verdict(accuracy: float, keras_accuracy: float, max_drop: float) -> tuple[bool, str]:
+    """(recommended, the note saying why not): a variant may lose at most `max_drop`."""
+    drop = keras_accuracy - accuracy
+    if drop <= max_drop + 1e-9:  # 1e-9: accuracies are ratios of counts, not exact floats
+        return True, ""
+    return False, (
+        f"not recommended: loses {drop:.4f} test accuracy ({keras_accuracy:.4f} -> "
+        f"{accuracy:.4f}), more than export.max_accuracy_drop = {max_drop}"
+    )
+
+
+def _variant(name, content, path, x, y, keras_proba, keras_accuracy, ep) -> dict[str, Any]:
+    """One variant's row: accuracy and its change against Keras, size, latency, verdict."""
+    from bakeoff.export import tflite
+
+    proba = tflite.predict(content, x, ep.threads)
+    accuracy = float((proba.argmax(axis=1) == y).mean())
+    change = accuracy - keras_accuracy
+    recommended, note = verdict(accuracy, keras_accuracy, ep.max_accuracy_drop)
+    return {
+        "variant": name,
+        "file": str(path),
+        "size_mb": len(content) / 1e6,
+        "test_accuracy": accuracy,
+        "accuracy_change": change,
+        "agreement": float((proba.argmax(axis=1) == keras_proba.argmax(axis=1)).mean()),
+        "max_probability_diff": float(np.abs(proba - keras_proba).max()),
+        "latency_ms_b1": tflite.latency_ms(
+            content, x[0], ep.threads, ep.latency_warmup, ep.latency_repeats
+        ),
+        "recommended": recommended,
+        "note": note,
+        **tflite.describe(content),
+    }
+
+
+def _log(report: dict[str, Any], files: list[Path]) -> None:
+    """The files and numbers on the model's training run (which stays FINISHED)."""
+    run_id = report.get("run_id")
+    if not run_id or not tracking.run_exists(run_id):
+        raise BakeoffError(
+            f"MLflow run {run_id!r} of {report['source']} is not in {tracking.tracking_uri()}: "
+            "the export cannot be logged with its model; re-run `dvc repro`"
+        )
+    tracking.log_artifacts(files, run_id, artifact_path="export")
+    numbers = {
+        f"tflite_{v['variant']}_{key}": float(v[key])
+        for v in report["variants"]
+        for key in ("test_accuracy", "accuracy_change", "size_mb", "latency_ms_b1")
+    }
+    tracking.log_metrics(numbers, run_id)

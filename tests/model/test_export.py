@@ -1,0 +1,108 @@
+"""Stage `export`: four TFLite variants of a trained model, each re-evaluated with LiteRT."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from bakeoff import tracking
+from bakeoff.errors import BakeoffError
+from tests.model.tiny_models import shared_project
+
+VARIANTS = ["float32", "float16", "dynamic_range", "int8"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        yield shared_project(tmp_path_factory, mp)
+
+
+def _params(params, **export):
+    return dataclasses.replace(params, export=dataclasses.replace(params.export, **export))
+
+
+def _export(project, backbone, params=None, tag="x"):
+    from bakeoff.export.stage import export
+
+    root, base, raw, split = project
+    params = params or _params(base, representative_images=12, latency_repeats=3)
+    out = root / "reports" / f"export_{tag}.json"
+    result = export(params, backbone, split, raw, root / "models", root / f"exports_{tag}", out)
+    assert json.loads(out.read_text()) == result.report
+    return result.report
+
+
+def _logged(run_id: str) -> set[str]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking.tracking_uri())
+    return {a.path for a in client.list_artifacts(run_id, "export")}
+
+
+def test_every_variant_of_a_trained_model_stays_within_the_threshold(project):
+    """SimpleCNN from a real (shrunk) training run: its head BatchNorm gets folded."""
+    report = _export(project, "SimpleCNN", tag="simple")
+    assert report["head_bn_folded"] is True
+    assert [v["variant"] for v in report["variants"]] == VARIANTS
+    keras_accuracy = report["keras"]["test_accuracy"]
+    for v in report["variants"]:
+        assert abs(v["test_accuracy"] - keras_accuracy) <= 0.02, v
+        assert v["accuracy_change"] == pytest.approx(v["test_accuracy"] - keras_accuracy)
+        assert v["recommended"] and v["note"] == ""
+        assert v["latency_ms_b1"] > 0 and v["size_mb"] > 0
+    by_name = {v["variant"]: v for v in report["variants"]}
+    assert by_name["float32"]["agreement"] == 1.0
+    assert by_name["float32"]["max_probability_diff"] < 1e-4
+    int8 = by_name["int8"]
+    # Raw camera pixels go straight in: uint8 input, identity quantization.
+    assert (int8["input_dtype"], int8["input_scale"], int8["input_zero_point"]) == ("uint8", 1, 0)
+    assert int8["per_channel_tensors"] > 0  # per-channel weights stayed on
+    # Quantized weights shrink the file: float16 about half, int8 about a quarter.
+    assert by_name["float16"]["size_mb"] < 0.6 * by_name["float32"]["size_mb"]
+    assert int8["size_mb"] < 0.35 * by_name["float32"]["size_mb"]
+    assert report["pick"] in VARIANTS
+    run_id = json.loads((project[0] / "models" / "SimpleCNN" / "train.json").read_text())["run_id"]
+    assert _logged(run_id) == {f"export/{v}.tflite" for v in VARIANTS} | {
+        "export/export_simple.json"
+    }
+    assert tracking.run_info(run_id)["metrics"]["tflite_int8_test_accuracy"] == pytest.approx(
+        int8["test_accuracy"]
+    )
+
+
+def test_default_is_the_champion(project):
+    """StripeNet learnt the data: the int8 variant keeps its accuracy on the test images."""
+    from bakeoff.register import register
+
+    root, params, raw, split = project
+    params = dataclasses.replace(
+        params, register=dataclasses.replace(params.register, model_name="exported")
+    )
+    with pytest.raises(BakeoffError, match="no champion for model 'exported'"):
+        _export(project, None, _params(params, representative_images=12), tag="none")
+    out = root / "reports" / "register_exported.json"
+    register(params, ["StripeNet"], root / "models", root / "metrics", split, raw, out)
+    report = _export(project, None, _params(params, representative_images=12), tag="champ")
+    assert (report["backbone"], report["version"]) == ("StripeNet", "1")
+    assert report["source"] == "champion: exported version 1"
+    assert report["keras"]["test_accuracy"] >= 0.8
+    for v in report["variants"]:
+        assert v["test_accuracy"] >= report["keras"]["test_accuracy"] - 0.02, v
+    assert (root / "exports_champ" / "StripeNet" / "int8.tflite").is_file()
+
+
+def test_a_variant_that_loses_more_than_the_threshold_is_not_recommended():
+    from bakeoff.export.stage import verdict
+
+    assert verdict(0.84, 0.85, 0.02) == (True, "")
+    assert verdict(0.83, 0.85, 0.02) == (True, "")  # exactly the threshold
+    assert verdict(0.86, 0.85, 0.0) == (True, "")
+    ok, note = verdict(0.80, 0.85, 0.02)
+    assert not ok
+    assert note == (
+        "not recommended: loses 0.0500 test accuracy (0.8500 -> 0.8000), "
+        "more than export.max_accuracy_drop = 0.02"
+    )
