@@ -144,6 +144,7 @@ def bakeoff_train(params, backbone: str, split: Path, raw: Path, work: Path, cac
         work / "models" / tag,
         work / "state" / tag,
         work / "plots" / tag,
+        cache_dir=work / "cache" / tag,
     )
     return time.perf_counter() - start, result
 
@@ -156,16 +157,22 @@ def pipeline_check(
     The two feeds train two identical models one epoch at a time, alternately, so a load
     spike from other processes hits both alike; each one's first epoch (tracing) is dropped.
     """
+    import tempfile
+
     import keras
     import tensorflow as tf
 
-    from bakeoff.data.dataset import load_split, to_dataset
+    from bakeoff.data.dataset import stream
+    from bakeoff.data.pixels import split_pixels
     from bakeoff.train.model import build_model
 
     tp = params.train
-    x, y, classes = load_split(split, "train", raw, tp.image_size)
+    cache = Path(tempfile.mkdtemp(prefix="bakeoff-pipeline-"))
+    pixels = split_pixels(split, "train", raw, tp.image_size, cache)
+    x, y, classes = np.asarray(pixels.array()), pixels.labels, pixels.classes
+    streamed = stream(pixels.path, y, len(classes), tp.batch_size, shuffle=True, seed=tp.seed)
     feeds = {
-        "tf.data": (to_dataset(x, y, len(classes), tp.batch_size, shuffle=True, seed=tp.seed),),
+        "tf.data": (streamed,),
         "tensor": (tf.constant(x.astype(np.float32)), tf.one_hot(y, len(classes))),
     }
     models, times = {}, {feed: [] for feed in feeds}

@@ -14,13 +14,16 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bakeoff import tracking
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
+
+if TYPE_CHECKING:
+    from bakeoff.data.pixels import PixelSplit
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,18 @@ def read_train_info(model_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def predict_proba(model: Any, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities for uint8 images (the model holds its own preprocessing)."""
-    return np.asarray(model.predict(x.astype("float32"), batch_size=batch_size, verbose=0))
+def predict_proba(model: Any, pixels: PixelSplit, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities of a split, its pixels streamed from the decode cache.
+
+    The model holds its own preprocessing; only the (N, classes) output is in memory.
+    """
+    from bakeoff.data.dataset import stream
+    from bakeoff.resources import memory_guard
+
+    ds = stream(pixels.path, pixels.labels, len(pixels.classes), batch_size)
+    size = pixels.rows().row_shape[0]
+    with memory_guard(f"predicting {len(pixels)} images", batch_size, size):
+        return np.asarray(model.predict(ds, verbose=0))
 
 
 def scores(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -128,6 +140,8 @@ def evaluate(
     model_dir: Path,
     metrics_path: Path,
     plots_dir: Path,
+    *,
+    cache_dir: Path | None = None,
 ) -> Evaluation:
     """Evaluate one trained backbone on the val and test splits.
 
@@ -139,25 +153,30 @@ def evaluate(
         model_dir: models/<backbone> (model.keras + train.json).
         metrics_path: metrics/<backbone>.json to write.
         plots_dir: plots/<backbone> (confusion.csv and confusion.png).
+        cache_dir: The decode cache, shared with train (default: the project's
+            .bakeoff/cache/, next to data/).
 
     Returns:
         The metrics and the path they were written to.
     """
-    from bakeoff.data.dataset import load_split
+    from bakeoff.data.pixels import default_cache_dir, split_pixels
     from bakeoff.train.model import load_trained
+
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
 
     info = read_train_info(model_dir)
     model = load_trained(Path(model_dir) / "model.keras")
     size = int(info.get("image_size") or model.input_shape[1])
-    x_test, y_test, classes = load_split(split_dir, "test", image_root, size)
-    x_val, y_val, _ = load_split(split_dir, "val", image_root, size)
+    test_px = split_pixels(split_dir, "test", image_root, size, cache_dir)
+    val_px = split_pixels(split_dir, "val", image_root, size, cache_dir)
+    classes, y_test, y_val = test_px.classes, test_px.labels, val_px.labels
     if info.get("classes") and list(info["classes"]) != list(classes):
         raise BakeoffError(
             f"{backbone} was trained on classes {info['classes']} but the split has {classes}: "
             f"re-run `bakeoff train {backbone}`"
         )
-    test = scores(y_test, predict_proba(model, x_test), classes)
-    val = scores(y_val, predict_proba(model, x_val), classes)
+    test = scores(y_test, predict_proba(model, test_px), classes)
+    val = scores(y_val, predict_proba(model, val_px), classes)
     model_file = Path(model_dir) / "model.keras"
     metrics = {
         "backbone": backbone,
@@ -168,7 +187,7 @@ def evaluate(
         "per_class": test["per_class"],
         "params": int(model.count_params()),
         "size_mb": model_file.stat().st_size / 1e6,
-        **measure_latency(model, x_test[:1], params.evaluate.latency_warmup,
+        **measure_latency(model, test_px.rows().read([0]), params.evaluate.latency_warmup,
                           params.evaluate.latency_repeats),
         "train_seconds": info.get("train_seconds"),
         "run_id": info.get("run_id"),

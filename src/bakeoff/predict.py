@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from bakeoff import tracking
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
 
-CHUNK = 256  # images decoded and classified at a time
+CHUNK = 64  # images decoded and classified at a time: memory is flat in the folder's size
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -100,13 +102,18 @@ def _classify(model, chunk: list[Prediction], size: int, classes: list[str], k: 
 
     from bakeoff.data.images import load_array
 
-    pixels, ok = [], []
-    for result in chunk:
+    def decode(result: Prediction):
         try:
-            pixels.append(load_array(result.path, size))
-            ok.append(result)
+            return load_array(result.path, size)
         except Exception as exc:  # any reason: one bad file must not stop the batch
             result.error = f"cannot read image: {type(exc).__name__}: {exc}"
+            return None
+
+    # PIL releases the GIL while decoding and resizing: threads keep both cores busy.
+    with ThreadPoolExecutor(min(8, (os.cpu_count() or 1) + 2)) as pool:
+        decoded = list(pool.map(decode, chunk))
+    pixels = [p for p in decoded if p is not None]
+    ok = [r for r, p in zip(chunk, decoded, strict=True) if p is not None]
     if not pixels:
         return
     # The model holds its own preprocessing: it takes 0..255 RGB at its input size.

@@ -92,18 +92,24 @@ def eligible(
     return candidates, rejected
 
 
-def _test_predictions(model_uri: str, split_dir, image_root) -> tuple[Any, Any]:
+def _test_predictions(model_uri: str, split_dir, image_root, cache_dir) -> tuple[Any, Any]:
     """(true labels, predicted labels) of a logged model on the current test split."""
-    from bakeoff.data.dataset import load_split
+    from bakeoff.data.pixels import split_pixels
     from bakeoff.evaluate import predict_proba
 
     model = tracking.load_keras_model(model_uri)
-    x, y, _ = load_split(split_dir, "test", image_root, int(model.input_shape[1]))
-    return y, predict_proba(model, x).argmax(axis=1)
+    pixels = split_pixels(split_dir, "test", image_root, int(model.input_shape[1]), cache_dir)
+    return pixels.labels, predict_proba(model, pixels).argmax(axis=1)
 
 
 def _champion_test(
-    params: Params, best: dict[str, Any], champion: Any, classes: list[str], split_dir, image_root
+    params: Params,
+    best: dict[str, Any],
+    champion: Any,
+    classes: list[str],
+    split_dir,
+    image_root,
+    cache_dir,
 ) -> tuple[dict[str, Any] | None, str]:
     """The paired test of the candidate against the champion on the current test split.
 
@@ -118,8 +124,8 @@ def _champion_test(
     uri = f"models:/{reg.model_name}/{champion.version}"
     if tracking.model_classes(uri) != classes:
         return None, f"champion v{champion.version} was trained on other classes"
-    y, old = _test_predictions(uri, split_dir, image_root)
-    y_new, new = _test_predictions(best["model_uri"], split_dir, image_root)
+    y, old = _test_predictions(uri, split_dir, image_root, cache_dir)
+    y_new, new = _test_predictions(best["model_uri"], split_dir, image_root, cache_dir)
     if (y_new != y).any():  # pragma: no cover - both read the same manifest
         raise BakeoffError("candidate and champion were scored on different test images")
     metric = reg.metric.split("_", 1)[1]
@@ -135,6 +141,8 @@ def register(
     split_dir: Path,
     image_root: Path,
     out_path: Path,
+    *,
+    cache_dir: Path | None = None,
 ) -> Decision:
     """Choose, register and (maybe) promote the best backbone; write reports/register.json.
 
@@ -146,12 +154,16 @@ def register(
         split_dir: data/split (the champion is re-scored on its test split).
         image_root: data/raw.
         out_path: reports/register.json.
+        cache_dir: The decode cache: the test split as evaluate read it (default: the
+            project's .bakeoff/cache/, next to data/).
 
     Returns:
         The decision and the path of its report.
     """
     from bakeoff.data.dataset import read_classes
+    from bakeoff.data.pixels import default_cache_dir
 
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
     reg = params.register
     if reg.metric not in METRICS:
         raise BakeoffError(f"register.metric '{reg.metric}' unknown: use one of {METRICS}")
@@ -189,7 +201,7 @@ def register(
             done = {"decision": "rejected", "reason": reason, "version": str(champion.version)}
             return _write(out_path, report | done)
     _check_logged(best)
-    test, note = _champion_test(params, best, champion, classes, split_dir, image_root)
+    test, note = _champion_test(params, best, champion, classes, split_dir, image_root, cache_dir)
     report["paired_test"] = test
     if test is None:
         decision, reason = "promoted", f"{note}: promoted"

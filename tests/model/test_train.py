@@ -1,4 +1,4 @@
-"""Training behaviour: outputs and tracking, determinism, crash resume, NaN, feature cache."""
+"""Training behaviour: outputs and tracking, determinism, crash resume, NaN, fine-tuning."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _train(params, tiny_data, tmp_path, tag="a", backbone="SimpleCNN", **changes
     root = tmp_path / tag
     result = train(
         backbone, params, split, raw, root / "models" / backbone, root / "state" / backbone,
-        plots_dir=root / "plots" / backbone,
+        plots_dir=root / "plots" / backbone, cache_dir=root / "cache",
     )  # fmt: skip
     return result, root
 
@@ -84,20 +84,7 @@ def test_nan_run_fails_and_writes_no_model(params, tiny_data, tmp_path, tracking
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
-def test_feature_cache_matches_end_to_end_training(params, tiny_data, tmp_path, tracking_uri):
-    from bakeoff.train.model import build_base
-
-    weights = tmp_path / "pretrained.weights.h5"
-    build_base("SimpleCNN", 32).save_weights(weights)
-    # Small batches: enough steps for the uncached head's BatchNorm statistics to settle.
-    common = {
-        "epochs": 5, "batch_size": 2, "weights": str(weights), "learning_rate": 0.01,
-        "augment": False,  # the cache needs fixed inputs
-    }  # fmt: skip
-    cached, _ = _train(params, tiny_data, tmp_path, "cache", cache_features=True, **common)
-    full, _ = _train(params, tiny_data, tmp_path, "full", cache_features=False, **common)
-    assert abs(cached.val_accuracy - full.val_accuracy) <= 0.12  # one val image of nine
-    assert cached.val_accuracy > 0.5, "the head learns on the cached features"
+# The feature cache (used, keyed, bit-equal on rerun): tests/model/test_caches.py.
 
 
 DRIVER = """
@@ -115,7 +102,7 @@ from test_train import resume_params
 from bakeoff.train.stage import train
 root = Path(sys.argv[1])
 train("SimpleCNN", resume_params(int(sys.argv[2])), root / "split", root / "raw",
-      root / "models" / "SimpleCNN", root / "state")
+      root / "models" / "SimpleCNN", root / "state", cache_dir=root / "cache")
 """
 
 
@@ -150,7 +137,7 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
     # Started again (here, in-process: TensorFlow is already imported) with the same params.
     result = train(
         "SimpleCNN", resume_params(8), split, raw, tmp_path / "models" / "SimpleCNN",
-        tmp_path / "state",
+        tmp_path / "state", cache_dir=tmp_path / "cache",
     )  # fmt: skip
     out = capsys.readouterr().out
     assert f"Epoch {saved_epoch + 1}/8" in out

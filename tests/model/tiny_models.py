@@ -64,10 +64,11 @@ def make_trained(
     Returns:
         The model folder.
     """
-    from bakeoff.data.dataset import load_split
+    from bakeoff.data.pixels import split_pixels
 
     size = params.train.image_size
-    x, y, classes = load_split(split, "train", raw, size)
+    pixels = split_pixels(split, "train", raw, size, Path(models_dir).parent / "cache")
+    x, y, classes = np.asarray(pixels.array()), pixels.labels, pixels.classes
     model = tiny_model(kind, x, y, len(classes), seed)
     out = Path(models_dir) / backbone
     out.mkdir(parents=True, exist_ok=True)

@@ -1,24 +1,24 @@
-"""The input pipeline: split manifests -> decoded, resized pixels -> a cached tf.data pipeline.
+"""The input pipeline: split manifests, and batches streamed from an on-disk `.npy`.
 
-Every image is decoded once (PIL, through `images.load_array`, in parallel threads) and
-kept in memory, so after the first pass an epoch costs what `fit` on a preloaded tensor
-costs: the input pipeline is never the bottleneck.
+Pixels come from the decode cache (`bakeoff.data.pixels`) and features from the feature
+cache (`bakeoff.train.features`), both row-major `.npy` files. `stream` reads one batch of
+rows at a time (shuffled by index, seeded), so memory is flat in the number of images.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
-from tqdm import tqdm
 
 from bakeoff.errors import BakeoffError
-from bakeoff.data.images import load_array
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 
 def read_classes(split_dir: Path) -> list[str]:
@@ -41,51 +41,7 @@ def read_manifest(split_dir: Path, name: str) -> list[dict[str, str]]:
     return rows
 
 
-def load_split(
-    split_dir: Path, name: str, image_root: Path, image_size: int
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Decode and resize every image of one split.
-
-    Args:
-        split_dir: Folder with {train,val,test}.csv and classes.json.
-        name: "train", "val" or "test".
-        image_root: The folder the manifest paths are relative to (data/raw).
-        image_size: Square side in pixels.
-
-    Returns:
-        (x uint8 (N, size, size, 3), y int64 (N,), classes).
-    """
-    classes = read_classes(split_dir)
-    index = {label: i for i, label in enumerate(classes)}
-    rows = read_manifest(split_dir, name)
-    unknown = sorted({r["label"] for r in rows} - index.keys())
-    if unknown:
-        raise BakeoffError(f"{name}.csv has labels not in classes.json: {unknown}: re-run split")
-    files = [Path(image_root) / r["path"] for r in rows]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise BakeoffError(
-            f"{len(missing)} images of {name}.csv are missing (e.g. {missing[0]}): "
-            "re-run ingest/validate/split"
-        )
-    # PIL releases the GIL while decoding and resizing, so threads scale over cores.
-    workers = min(32, (os.cpu_count() or 1) + 2)
-    with ThreadPoolExecutor(workers) as pool:
-        arrays = list(
-            tqdm(
-                pool.map(lambda f: load_array(f, image_size), files),
-                total=len(files),
-                desc=f"loading {name} images",
-                unit="img",
-                leave=False,
-            )
-        )
-    x = np.stack(arrays).astype(np.uint8)
-    y = np.array([index[r["label"]] for r in rows], dtype=np.int64)
-    return x, y, classes
-
-
-def augmenter(seed: int) -> tf.keras.Sequential:
+def augmenter(seed: int) -> keras.Sequential:
     """Random horizontal flip and a small translation, seeded."""
     import keras
 
@@ -98,57 +54,53 @@ def augmenter(seed: int) -> tf.keras.Sequential:
     )
 
 
-def to_dataset(
-    x: np.ndarray,
-    y: np.ndarray,
+def stream(
+    source: Path,
+    labels: np.ndarray,
     n_classes: int,
     batch_size: int,
     shuffle: bool = False,
     seed: int = 42,
     augment: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of (float32 0..255 pixels, one-hot labels), cached, shuffled, prefetched.
+    """Batches of (float32 rows, one-hot labels) read from a `.npy` file as they are needed.
 
     Args:
-        x: Inputs (uint8 images, or any features).
-        y: Integer labels.
+        source: A row-major `.npy` (uint8 pixels or float32 features), rows = `labels`.
+        labels: Integer labels, one per row.
         n_classes: For one-hot labels (categorical_crossentropy).
         batch_size: Batch size.
         shuffle: Reshuffle every epoch (seeded), for training.
         seed: Shuffle and augmentation seed.
-        augment: Random flip/translation (training only).
+        augment: Random flip/translation (training on pixels only).
 
     Returns:
-        The dataset.
+        The dataset; only a few batches are in memory at any time.
     """
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    ds = ds.map(
-        lambda a, b: (tf.cast(a, tf.float32), tf.one_hot(b, n_classes)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    ).cache()
+    import tensorflow as tf
+
+    from bakeoff.data.pixels import NpyRows
+
+    rows = NpyRows(source)
+    if len(rows) != len(labels):
+        raise BakeoffError(f"{source} has {len(rows)} rows for {len(labels)} labels: delete it")
+    labels = np.asarray(labels, dtype=np.int64)
+
+    def read(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return rows.read(indices).astype(np.float32), labels[indices]
+
+    def load(indices):
+        x, y = tf.numpy_function(read, [indices], [tf.float32, tf.int64], stateful=False)
+        x.set_shape((None, *rows.row_shape))
+        y.set_shape((None,))
+        return x, tf.one_hot(y, n_classes)
+
+    # Shuffling indices, not rows: the shuffle buffer costs 8 bytes per image.
+    ds = tf.data.Dataset.range(len(labels))
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if augment:
         aug = augmenter(seed)
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def make_dataset(
-    split_dir: Path,
-    name: str,
-    image_root: Path,
-    image_size: int,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 42,
-    augment: bool = False,
-) -> tuple[tf.data.Dataset, list[str]]:
-    """`load_split` then `to_dataset`: one split as a training-ready dataset.
-
-    Returns:
-        (dataset, classes).
-    """
-    x, y, classes = load_split(split_dir, name, image_root, image_size)
-    return to_dataset(x, y, len(classes), batch_size, shuffle, seed, augment), classes

@@ -21,11 +21,13 @@ import numpy as np
 from bakeoff import paths
 from bakeoff.config import DataParams
 from bakeoff.errors import BakeoffError
+from bakeoff.resources import ensure_free_disk
 
 FASHION_MNIST_CLASSES = [
     "T-shirt_top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot",
 ]  # fmt: skip
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 INGEST_REPORT = ".ingest.json"
 _HIDDEN = {"Thumbs.db", "desktop.ini", "Icon\r"}
 
@@ -57,7 +59,8 @@ def ingest(params: DataParams, out_dir: Path) -> IngestResult:
     """Write the source images to `out_dir/<class>/<file>`, clearing `out_dir` first.
 
     Args:
-        params: The `data` section: `source` is `fashion-mnist` or an image folder.
+        params: The `data` section: `source` is an image folder, a folder of Fashion-MNIST
+            idx files (the demo) or `fashion-mnist` (that folder, `data.fashion_mnist_dir`).
         out_dir: The raw data folder (a DVC output: rebuilt from scratch every time).
 
     Returns:
@@ -72,6 +75,11 @@ def ingest(params: DataParams, out_dir: Path) -> IngestResult:
         # params.yaml lives at the project root: a relative source means relative to it,
         # whatever the current directory of the process (a Prefect worker, a test).
         source = paths.PROJ_ROOT / source
+    if is_fashion_mnist_dir(source):
+        # The demo as a path, so that dvc.yaml can name it as ingest's dependency.
+        images, labels = _load_fashion_mnist(source)
+        _clear(out_dir)
+        return _write_fashion_mnist(images, labels, params.per_class, params.seed, out_dir)
     if not source.is_dir():
         what = "does not exist" if not source.exists() else "is not a folder"
         raise BakeoffError(
@@ -85,8 +93,33 @@ def ingest(params: DataParams, out_dir: Path) -> IngestResult:
             f"data.source {source} overlaps the output folder {out_dir}: keep the source "
             "images outside it"
         )
+    ensure_free_disk(
+        out_dir.parent,
+        _folder_bytes(source),
+        f"copying {source} into {out_dir}",
+        "free disk space (DVC's cache shares these files: ingest needs the folder's size once)",
+    )
     _clear(out_dir)
     return _copy_folder(source, out_dir)
+
+
+def is_fashion_mnist_dir(folder: Path) -> bool:
+    """A folder of Fashion-MNIST idx files (Debian's dataset-fashion-mnist), not of images."""
+    return all((folder / name).is_file() for name in FASHION_MNIST_FILES)
+
+
+def _folder_bytes(source: Path) -> int:
+    """The bytes ingest will copy: visible files, symlinks followed as the copy does."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames[:] = [d for d in dirnames if not is_hidden(d)]
+        for name in filenames:
+            if not is_hidden(name):
+                try:
+                    total += (Path(dirpath) / name).stat().st_size
+                except OSError:  # a broken link: validate reports it
+                    continue
+    return total
 
 
 def _clear(out_dir: Path) -> None:

@@ -102,6 +102,10 @@ def split(params: SplitParams, accepted: Path, out_dir: Path) -> SplitResult:
             counts[name][label] = counts[name].get(label, 0) + len(groups[label][sha])
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    # New files, never old ones rewritten: with DVC's hardlink cache they are links into
+    # .dvc/cache, and writing through them would corrupt the cached version.
+    for old in [out_dir / f"{name}.csv" for name in SPLITS] + [out_dir / "classes.json"]:
+        old.unlink(missing_ok=True)
     for name, items in assigned.items():
         with open(out_dir / f"{name}.csv", "w", newline="") as fh:
             columns = ["path", "label", "sha256"]

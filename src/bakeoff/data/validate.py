@@ -157,6 +157,9 @@ def _mark_label_conflicts(rows: list[dict]) -> None:
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    # A new file, never the old one rewritten: with DVC's hardlink cache the old one is
+    # a link into .dvc/cache, and writing through it would corrupt the cached version.
+    path.unlink(missing_ok=True)
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
         writer.writeheader()

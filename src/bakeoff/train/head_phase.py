@@ -22,7 +22,9 @@ import numpy as np
 from bakeoff import tracking
 from bakeoff.config import TrainParams
 from bakeoff.errors import BakeoffError
+from bakeoff.train.features import Features
 from bakeoff.train.head import HeadParams, set_head_weights
+from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.tune import tune
 
 # build(l2) -> the full model with that head's L2 (fresh base weights from the file).
@@ -50,13 +52,11 @@ def cached_head(tp: TrainParams) -> bool:
     return tp.weights != "none" and tp.cache_features and not tp.augment
 
 
-def extract_features(model: keras.Model, data: dict, batch_size: int) -> list[np.ndarray]:
-    """[train features, val features]: what the frozen base gives the head, once per image."""
+def extract_features(model: keras.Model, data: TrainInputs) -> Features:
+    """What the frozen base gives the head: computed once per image, ever, into the feature
+    cache (`bakeoff.train.features`), and read from there by every later run."""
     extractor = keras.Model(model.inputs, model.get_layer("head_bn").input)
-    return [
-        extractor.predict(data[name][0].astype(np.float32), batch_size=batch_size, verbose=0)
-        for name in ("train", "val")
-    ]
+    return data.features(extractor)
 
 
 def _log_trial(run_id: str) -> Callable[[dict[str, Any]], None]:
@@ -88,7 +88,7 @@ def load_phase(build: Builder, state_dir: Path) -> keras.Model:
 
 
 def train_head(
-    build: Builder, tp: TrainParams, trials: int, data: dict, state_dir: Path, run_id: str
+    build: Builder, tp: TrainParams, trials: int, data: TrainInputs, state_dir: Path, run_id: str
 ) -> tuple[keras.Model, dict[str, Any]]:
     """Tune and train the head on cached features; write phase 1's state files.
 
@@ -96,7 +96,7 @@ def train_head(
         build: Builds the full model with a given head L2.
         tp: This backbone's train params (one seed).
         trials: tune.trials (0: the default head only).
-        data: {"train": (x, y), "val": (x, y), "n_classes": n}.
+        data: The backbone's inputs (the features come from the feature cache).
         state_dir: Receives history_phase1.csv, tune.json, best.keras, best.json.
         run_id: The backbone's MLflow run (the trials become its child runs).
 
@@ -107,10 +107,10 @@ def train_head(
         BakeoffError: The head diverged (NaN) even with the default settings.
     """
     model = build(0.0)
-    f_tr, f_va = extract_features(model, data, tp.batch_size)
+    feats = extract_features(model, data)
     off = tuning_off_reason(tp, trials)
     result = tune(
-        f_tr, data["train"][1], f_va, data["val"][1], data["n_classes"],
+        feats.x_train, feats.y_train, feats.x_val, feats.y_val, data.n_classes,
         default=HeadParams(tp.learning_rate, tp.batch_size),
         trials=0 if off else trials, seed=tp.seed, max_epochs=tp.head_epochs,
         patience=tp.head_patience, on_trial=_log_trial(run_id),

@@ -11,8 +11,10 @@ import keras
 
 from bakeoff import tracking
 from bakeoff.config import TrainParams
-from bakeoff.data.dataset import to_dataset
+from bakeoff.data.dataset import stream
 from bakeoff.errors import BakeoffError
+from bakeoff.resources import memory_guard
+from bakeoff.train.inputs import TrainInputs
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -40,7 +42,7 @@ def fit_phase(
     model: keras.Model,
     phase: Phase,
     tp: TrainParams,
-    data: dict,
+    data: TrainInputs,
     state_dir: Path,
 ) -> None:
     """Run one phase of the recipe with Keras's `fit`, resuming from its backup if any.
@@ -51,14 +53,14 @@ def fit_phase(
         model: The full model, trained in place.
         phase: Learning rate and epochs of this phase.
         tp: The train params of this backbone.
-        data: {"train": (x, y), "val": (x, y), "n_classes": n}.
+        data: The backbone's inputs: pixels streamed from the decode cache.
         state_dir: Backups, history_phase<n>.csv and best.keras (best.json, when an
             earlier phase chose its best epoch by another rule, holds that epoch's row).
 
     Raises:
         BakeoffError: The loss became NaN or infinite.
     """
-    (x_tr, y_tr), (x_va, y_va) = data["train"], data["val"]
+    train_px, val_px = data.pixels("train"), data.pixels("val")
     target = model
     target.compile(
         optimizer=keras.optimizers.Adamax(phase.learning_rate),
@@ -67,11 +69,12 @@ def fit_phase(
         # XLA compiles for minutes on CPU for the bigger backbones; plain graphs start fast.
         jit_compile=False,
     )
-    n = data["n_classes"]
-    train_ds = to_dataset(
-        x_tr, y_tr, n, tp.batch_size, shuffle=True, seed=tp.seed, augment=tp.augment
-    )
-    val_ds = to_dataset(x_va, y_va, n, tp.batch_size)
+    n = data.n_classes
+    train_ds = stream(
+        train_px.path, train_px.labels, n, tp.batch_size, shuffle=True, seed=tp.seed,
+        augment=tp.augment,
+    )  # fmt: skip
+    val_ds = stream(val_px.path, val_px.labels, n, tp.batch_size)
     best = state_dir / "best.keras"
     threshold = (
         best_row(read_history(state_dir), state_dir)["val_accuracy"] if best.is_file() else None
@@ -101,15 +104,18 @@ def fit_phase(
             str(state_dir / "backup" / f"phase{phase.number}"), double_checkpoint=True
         ),
     ]
+    what = f"training {data.backbone} (phase {phase.number})"
     try:
-        target.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=phase.epochs,
-            initial_epoch=phase.initial_epoch,
-            callbacks=callbacks,
-            verbose=1,
-        )
+        with memory_guard(what, tp.batch_size, data.image_size):
+            target.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=phase.epochs,
+                initial_epoch=phase.initial_epoch,
+                callbacks=callbacks,
+                shuffle=False,  # the dataset shuffles itself, seeded
+                verbose=1,
+            )
     except RuntimeError as exc:
         if "NaN or Inf" not in str(exc):
             raise

@@ -32,6 +32,7 @@ from bakeoff.train.head_phase import (
     train_head,
     tuning_off_reason,
 )
+from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.model import base_layer, build_model
 from bakeoff.train.phases import Phase, best_row, fit_phase, read_history, write_history
 
@@ -86,7 +87,12 @@ def _unfreeze_top(model: keras.Model, n_layers: int) -> None:
 
 
 def _run_phases(
-    build: Builder, tp: TrainParams, trials: int, data: dict, state_dir: Path, run_id: str
+    build: Builder,
+    tp: TrainParams,
+    trials: int,
+    data: TrainInputs,
+    state_dir: Path,
+    run_id: str,
 ) -> tuple[keras.Model, list[dict], dict]:
     """Phase 1 (the head on cached features, or Keras `fit`), then the optional phase 2.
 
@@ -135,7 +141,7 @@ class SeedInputs:
     size: int
     weights_file: Path | None
     version: str
-    data: dict
+    data: TrainInputs
     classes: list[str]
 
 
@@ -173,8 +179,8 @@ def train_seed(inputs: SeedInputs, params: Params, where: RunPaths) -> TrainResu
             )
             seconds = time.perf_counter() - start
             run = dataclasses.replace(where, run_id=run_id, tags=tags)
-            x_va = data["val"][0]
-            result = _write_outputs(model, run, tp, history, classes, seconds, x_va[:4], tuning)
+            example = data.example()
+            result = _write_outputs(model, run, tp, history, classes, seconds, example, tuning)
     except BakeoffError:
         # A diverged run would diverge again from its backup: the next attempt starts afresh.
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -15,8 +15,10 @@ import shutil
 from pathlib import Path
 
 from bakeoff.config import Params
-from bakeoff.data.dataset import load_split
+from bakeoff.data.dataset import read_classes
+from bakeoff.data.pixels import default_cache_dir
 from bakeoff.lineage import data_version
+from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.model import get_backbone, resolve_weights
 from bakeoff.train.run import RunPaths, SeedInputs, TrainResult, train_seed
 
@@ -44,6 +46,8 @@ def train(
     out_dir: Path,
     state_dir: Path,
     plots_dir: Path | None = None,
+    *,
+    cache_dir: Path | None = None,
 ) -> TrainResult:
     """Train one backbone with the recipe, once per seed of `train.seeds`; write models/<backbone>/.
 
@@ -59,6 +63,8 @@ def train(
         out_dir: models/<backbone>/ (model.keras, train.json).
         state_dir: Resumable state (.bakeoff/train/<backbone>/; per seed when several).
         plots_dir: plots/<backbone>/ (default: next to models/, from out_dir).
+        cache_dir: The decode and feature caches, shared by backbones, seeds and reruns
+            (default: the project's .bakeoff/cache/, next to data/).
 
     Returns:
         The result of the selected seed's run.
@@ -75,9 +81,10 @@ def train(
     for stale in ("model.keras", "train.json"):
         (out_dir / stale).unlink(missing_ok=True)
     shutil.rmtree(out_dir / "seeds", ignore_errors=True)
-    x_tr, y_tr, classes = load_split(split_dir, "train", image_root, size)
-    x_va, y_va, _ = load_split(split_dir, "val", image_root, size)
-    data = {"train": (x_tr, y_tr), "val": (x_va, y_va), "n_classes": len(classes)}
+    classes = read_classes(split_dir)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
+    # Streamed from the disk caches: nothing here grows with the number of images.
+    data = TrainInputs(backbone, tp, split_dir, image_root, cache_dir, size, classes)
     inputs = SeedInputs(backbone, size, weights_file, split_data_version(split_dir), data, classes)
     if len(tp.seeds) == 1:
         result = train_seed(
