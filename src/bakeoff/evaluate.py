@@ -53,14 +53,16 @@ def read_train_info(model_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def predict_proba(model: Any, pixels: PixelSplit, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities of a split, its pixels streamed from the decode cache.
+def predict_proba(model: Any, pixels: PixelSplit | np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities of a split streamed from the decode cache (or of a few images).
 
     The model holds its own preprocessing; only the (N, classes) output is in memory.
     """
     from bakeoff.data.dataset import stream
     from bakeoff.resources import memory_guard
 
+    if isinstance(pixels, np.ndarray):  # a handful of uint8 images already in memory
+        return np.asarray(model.predict(pixels.astype("float32"), batch_size=batch_size, verbose=0))
     ds = stream(pixels.path, pixels.labels, len(pixels.classes), batch_size)
     size = pixels.rows().row_shape[0]
     with memory_guard(f"predicting {len(pixels)} images", batch_size, size):

@@ -131,7 +131,7 @@ def export(
     Returns:
         The report and where it was written.
     """
-    from bakeoff.data.dataset import load_split
+    from bakeoff.data.pixels import default_cache_dir, split_pixels
     from bakeoff.evaluate import predict_proba
     from bakeoff.export import tflite
 
@@ -140,13 +140,15 @@ def export(
     tracking.configure(params.tracking)
     model, source = _source(params, backbone, models_dir)
     size = int(model.input_shape[1])
-    x_test, y_test, classes = load_split(split_dir, "test", image_root, size)
+    # The decode cache evaluate filled: a read-only memory map, not a copy in memory.
+    test_px = split_pixels(split_dir, "test", image_root, size, default_cache_dir(split_dir))
+    x_test, y_test, classes = test_px.array(), test_px.labels, test_px.classes
     if source["classes"] and list(source["classes"]) != classes:
         raise BakeoffError(
             f"{source['source']} was trained on classes {source['classes']}, the split has "
             f"{classes}: re-run the pipeline (`dvc repro`) before exporting"
         )
-    keras_proba = predict_proba(model, x_test)
+    keras_proba = predict_proba(model, test_px)
     keras_pred = keras_proba.argmax(axis=1)
     keras_accuracy = float((keras_pred == y_test).mean())
     inference = tflite.fold_head_bn(model)
