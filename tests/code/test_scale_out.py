@@ -23,7 +23,7 @@ from tests.conftest import REPO, make_image_folder
 
 pytestmark = pytest.mark.services
 
-BACKBONES = ["SimpleCNN", "MobileNetV3Small"]
+BACKBONES = ["SimpleCNN", "MobileNet"]
 POOL_MODEL = "image-classifier-pool"
 MAKE = ["make", "-C", str(REPO), "-o", "setup"]  # the tests run in the set-up venv already
 GIT = ["git", "-c", "user.name=bakeoff-test", "-c", "user.email=test@localhost"]
@@ -75,7 +75,9 @@ def stack():
     try:
         yield state_dir, state
     finally:
+        start = time.monotonic()
         _run([*MAKE, "stack-down", f"STACK_DIR={state_dir}"], REPO, env)
+        print(f"make stack-down: {time.monotonic() - start:.0f} s")
         still = [n for n, pid in state["pids"].items() if procs.alive(pid, state["cmds"][n])]
         postmaster = (state_dir / "pg" / "data" / "postmaster.pid").exists()
         shutil.rmtree(folder, ignore_errors=True)
@@ -192,7 +194,9 @@ def second_worker(stack, tmp_path):
     try:
         yield log
     finally:
+        start = time.monotonic()
         procs.stop([(pid, [*cmd, "--name", "second"])])
+        print(f"second worker stopped in {time.monotonic() - start:.0f} s")
 
 
 def test_deployment_runs_on_pool_workers_one_retrain_at_a_time(stack, source, second_worker,

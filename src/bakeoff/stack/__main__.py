@@ -21,6 +21,8 @@ from bakeoff.errors import BakeoffError
 from bakeoff.stack import procs
 from bakeoff.stack.postgres import Cluster
 
+# dask_dashboard: the scheduler's HTTP server (/health, /metrics; the dashboard pages need
+# bokeh, which is not in the lock).
 PORTS = {"postgres": 5432, "mlflow": 5000, "prefect": 4200, "dask": 8786, "dask_dashboard": 8787}
 POOL = "bakeoff"
 DASK_WORKERS = 2
@@ -219,13 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     except BakeoffError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    urls = state["urls"]
-    print(f"""bakeoff stack up (state in {args.dir}, logs in {args.dir}/logs):
-  PostgreSQL   127.0.0.1:{state["ports"]["postgres"]} (user bakeoff, password in {args.dir}/env)
-  MLflow       {urls["MLFLOW_TRACKING_URI"]}
-  Prefect      {urls["PREFECT_API_URL"].removesuffix("/api")} (work pool {POOL}, 1 worker)
-  Dask         {urls["BAKEOFF_DASK_ADDRESS"]} ({DASK_WORKERS} workers), dashboard http://127.0.0.1:{state["ports"]["dask_dashboard"]}
-Use it from this shell:  set -a; . {args.dir}/env; set +a""")
+    urls, ports, where = state["urls"], state["ports"], args.dir
+    print(
+        f"bakeoff stack up (state in {where}, logs in {where}/logs):\n"
+        f"  PostgreSQL  127.0.0.1:{ports['postgres']} (user bakeoff, password in {where}/env)\n"
+        f"  MLflow      {urls['MLFLOW_TRACKING_URI']}\n"
+        f"  Prefect     {urls['PREFECT_API_URL'].removesuffix('/api')} (pool {POOL}, 1 worker)\n"
+        f"  Dask        {urls['BAKEOFF_DASK_ADDRESS']} ({DASK_WORKERS} workers; /health on "
+        f"127.0.0.1:{ports['dask_dashboard']})\n"
+        f"Use it from this shell:  set -a; . {where}/env; set +a"
+    )
     return 0
 
 
