@@ -1,0 +1,44 @@
+"""`bakeoff.stack` refuses what would fail later, with a message that says what to change
+(the stack itself runs in tests/code/test_scale_out.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bakeoff.errors import BakeoffError
+from bakeoff.stack import __main__ as stack
+from bakeoff.stack.postgres import Cluster
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to `postgres`")
+def test_a_cluster_postgres_cannot_reach_is_an_error_naming_the_folder():
+    with tempfile.TemporaryDirectory() as private:  # mode 0700, owned by root
+        with pytest.raises(BakeoffError, match=f"{private} is not searchable by others"):
+            Cluster(Path(private) / "pg", 5432).init()
+        assert not (Path(private) / "pg" / "data").exists()
+
+
+def test_up_refuses_a_busy_port_and_says_how_to_pick_others(tmp_path):
+    state_dir = tmp_path / ".stack"
+    state_dir.mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ports = dict(stack.PORTS, mlflow=port)
+        (state_dir / "ports.json").write_text(json.dumps(ports))
+        with pytest.raises(BakeoffError, match=rf"mlflow {port}.*--free-ports"):
+            stack.up(state_dir)
+    assert not (state_dir / "pg").exists(), "PostgreSQL was set up anyway"
+
+
+def test_status_and_down_without_a_stack_say_so(tmp_path, capsys):
+    assert stack.main(["status", "--dir", str(tmp_path)]) == 1
+    assert stack.main(["down", "--dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count(f"no stack runs from {tmp_path}") == 2
