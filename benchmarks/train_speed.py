@@ -94,13 +94,13 @@ def newcomer(
     """(a): the recipe as a tutorial writes it; (wall seconds: load + build + fit, val acc)."""
     import keras
 
-    from bakeoff.train.model import TABLE
+    from bakeoff.train.backbones import REGISTRY
 
     start = time.perf_counter()
     load = dict(image_size=(size, size), batch_size=batch, label_mode="categorical", seed=42)
     train_ds = keras.utils.image_dataset_from_directory(raw / "train", **load, verbose=False)
     val_ds = keras.utils.image_dataset_from_directory(raw / "val", **load, verbose=False)
-    entry = TABLE[backbone]
+    entry = REGISTRY[backbone]
     base = entry.constructor(
         input_shape=(size, size, 3), include_top=False, pooling="avg", weights=str(weights)
     )
@@ -133,18 +133,19 @@ def bakeoff_train(params, backbone: str, split: Path, raw: Path, work: Path, cac
     """(b)/(c): a whole `train()` call; returns (wall seconds, result)."""
     from bakeoff.train.stage import train
 
-    tp = dataclasses.replace(params.train, cache_features=cache)
+    recipe = dataclasses.replace(params.train, cache_features=cache)
     tag = "cached" if cache else "uncached"
     start = time.perf_counter()
     result = train(
         backbone,
-        dataclasses.replace(params, train=tp),
+        dataclasses.replace(params, train=recipe),
         split,
         raw,
         work / "models" / tag,
         work / "state" / tag,
         work / "plots" / tag,
         cache_dir=work / "cache" / tag,
+        root=work,
     )
     return time.perf_counter() - start, result
 
@@ -166,11 +167,13 @@ def pipeline_check(
     from bakeoff.data.pixels import split_pixels
     from bakeoff.train.model import build_model
 
-    tp = params.train
+    recipe = params.train
     cache = Path(tempfile.mkdtemp(prefix="bakeoff-pipeline-"))
-    pixels = split_pixels(split, "train", raw, tp.image_size, cache)
+    pixels = split_pixels(split, "train", raw, recipe.image_size, cache)
     x, y, classes = np.asarray(pixels.array()), pixels.labels, pixels.classes
-    streamed = stream(pixels.path, y, len(classes), tp.batch_size, shuffle=True, seed=tp.seed)
+    streamed = stream(
+        pixels.path, y, len(classes), recipe.batch_size, shuffle=True, seed=recipe.seed
+    )
     feeds = {
         "tf.data": (streamed,),
         "tensor": (tf.constant(x.astype(np.float32)), tf.one_hot(y, len(classes))),
@@ -178,10 +181,10 @@ def pipeline_check(
     models, times = {}, {feed: [] for feed in feeds}
     for feed in feeds:
         models[feed] = build_model(
-            backbone, len(classes), tp.image_size, tp.weights, tp.bn_momentum
+            backbone, len(classes), recipe.image_size, recipe.weights, recipe.bn_momentum
         )
         models[feed].compile(
-            optimizer=keras.optimizers.Adamax(tp.learning_rate),
+            optimizer=keras.optimizers.Adamax(recipe.learning_rate),
             loss="categorical_crossentropy",
             metrics=["accuracy"],
             jit_compile=False,
@@ -195,7 +198,7 @@ def pipeline_check(
                     time.perf_counter() - start[0]
                 ),
             )
-            extra = {} if feed == "tf.data" else {"batch_size": tp.batch_size, "shuffle": True}
+            extra = {} if feed == "tf.data" else {"batch_size": recipe.batch_size, "shuffle": True}
             models[feed].fit(
                 *data, initial_epoch=epoch, epochs=epoch + 1, verbose=0, callbacks=[timer], **extra
             )
@@ -284,7 +287,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "mlruns").mkdir()
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # the benchmark's own store, in work
         raw, split = make_images(work, args.train_per_class, args.val_per_class, args.size)
 
         from bakeoff import tracking
@@ -295,7 +298,7 @@ def main() -> None:
         build_base(args.backbone, args.size).save_weights(weights)
         real = load_params(REPO / "params.yaml")
         e = args.epochs
-        tp = dataclasses.replace(
+        recipe = dataclasses.replace(
             real.train,
             weights=str(weights),
             image_size=args.size,
@@ -307,8 +310,9 @@ def main() -> None:
             augment=False,
             overrides=None,
         )
-        params = dataclasses.replace(real, backbones=[args.backbone], train=tp)
-        tracking.configure(params.tracking)  # create the MLflow store before timing
+        params = dataclasses.replace(real, backbones=[args.backbone], train=recipe)
+        # work is the project root: params' relative sqlite URI puts the store in work/mlruns.
+        tracking.configure(params.tracking, work)  # create the MLflow store before timing
         n_train = 10 * args.train_per_class
         print(
             f"\nTraining {args.backbone}, frozen base, {args.size} px, {n_train} train + "

@@ -1,11 +1,12 @@
 """Prefect flow `bakeoff-pipeline`: the DVC pipeline as Prefect tasks, backbones in parallel.
 
-Each task is a thin adapter around the stage function the CLI calls, with the same paths
-(`bakeoff.paths`, for the project at `root`). The backbones train concurrently on the task
-runner params.yaml `orchestration` names (threads, processes or a Dask cluster); then each
-is evaluated in turn in the flow's own process, so latencies are measured alike and unloaded.
-When every stage has succeeded, one `dvc commit` records the run in dvc.lock, so `dvc status`
-is clean afterwards (see `bakeoff.orchestration` for why not `dvc repro`).
+Each task is a thin adapter around the stage function the CLI calls, with the same
+arguments (`bakeoff.paths.stage_kwargs`, for the project at `root`). The backbones train
+concurrently on the task runner params.yaml `orchestration` names (threads, processes or a
+Dask cluster); then each is evaluated in turn in the flow's own process, so latencies are
+measured alike and unloaded. When every stage has succeeded, one `dvc commit` records the
+run in dvc.lock, so `dvc status` is clean afterwards (see `bakeoff.orchestration` for why
+not `dvc repro`).
 
     python flows/pipeline.py            # run once, against $PREFECT_API_URL or a temporary server
 """
@@ -28,7 +29,7 @@ from bakeoff import orchestration
 from bakeoff.config import Params, load_params
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import data_version
-from bakeoff.paths import ProjectPaths, project_paths
+from bakeoff.paths import ProjectPaths, project_paths, stage_kwargs
 
 # DVC decides what is up to date, not Prefect's cache. Transient failures (a busy disk, an
 # MLflow server restarting) are retried; training resumes from its last completed epoch.
@@ -46,7 +47,7 @@ def ingest_task(params: Params, paths: ProjectPaths) -> str:
     from bakeoff.data.ingest import ingest
 
     orchestration.route_logs_to_prefect()
-    result = ingest(params.data, paths.raw_dir)
+    result = ingest(params.data, **stage_kwargs(paths)["ingest"])
     get_run_logger().info("%s", result)
     return str(result)
 
@@ -62,12 +63,7 @@ def validate_task(params: Params, paths: ProjectPaths) -> str:
 
     orchestration.route_logs_to_prefect()
     try:
-        result = validate(
-            params.validate,
-            raw_dir=paths.raw_dir,
-            out_dir=paths.validated_dir,
-            reports_dir=paths.reports_dir,
-        )
+        result = validate(params.validate, **stage_kwargs(paths)["validate"])
     except BakeoffError as exc:
         summary = getattr(exc, "result", None)
         if summary is not None:
@@ -78,7 +74,7 @@ def validate_task(params: Params, paths: ProjectPaths) -> str:
             )
         raise
     get_run_logger().info("%s", result)
-    return data_version(paths.validated_dir / "accepted.csv")
+    return data_version(paths.accepted_manifest)
 
 
 @task(name="split", **_TASK)
@@ -87,9 +83,7 @@ def split_task(params: Params, paths: ProjectPaths) -> str:
     from bakeoff.data.split import split
 
     orchestration.route_logs_to_prefect()
-    result = split(
-        params.split, accepted=paths.validated_dir / "accepted.csv", out_dir=paths.split_dir
-    )
+    result = split(params.split, **stage_kwargs(paths)["split"])
     get_run_logger().info("%s", result)
     return str(result)
 
@@ -100,15 +94,7 @@ def train_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
     from bakeoff.train.stage import train
 
     orchestration.route_logs_to_prefect()
-    result = train(
-        backbone,
-        params,
-        split_dir=paths.split_dir,
-        image_root=paths.raw_dir,
-        out_dir=paths.models_dir / backbone,
-        state_dir=paths.state_dir / "train" / backbone,
-        plots_dir=paths.plots_dir / backbone,
-    )
+    result = train(backbone, params, **stage_kwargs(paths, backbone)["train"])
     get_run_logger().info("%s", result)
     return str(result)
 
@@ -119,15 +105,7 @@ def evaluate_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
     from bakeoff.evaluate import evaluate
 
     orchestration.route_logs_to_prefect()
-    result = evaluate(
-        backbone,
-        params,
-        split_dir=paths.split_dir,
-        image_root=paths.raw_dir,
-        model_dir=paths.models_dir / backbone,
-        metrics_path=paths.metrics_dir / f"{backbone}.json",
-        plots_dir=paths.plots_dir / backbone,
-    )
+    result = evaluate(backbone, params, **stage_kwargs(paths, backbone)["evaluate"])
     get_run_logger().info("%s", result)
     return str(result)
 
@@ -138,15 +116,7 @@ def register_task(params: Params, paths: ProjectPaths) -> str:
     from bakeoff.register import register
 
     orchestration.route_logs_to_prefect()
-    decision = register(
-        params,
-        backbones=params.backbones,
-        models_dir=paths.models_dir,
-        metrics_dir=paths.metrics_dir,
-        split_dir=paths.split_dir,
-        image_root=paths.raw_dir,
-        out_path=paths.reports_dir / "register.json",
-    )
+    decision = register(params, backbones=params.backbones, **stage_kwargs(paths)["register"])
     get_run_logger().info("%s", decision)
     return str(decision)
 
@@ -157,13 +127,7 @@ def report_task(params: Params, paths: ProjectPaths) -> str:
     from bakeoff.report.stage import report
 
     orchestration.route_logs_to_prefect()
-    out = report(
-        params,
-        backbones=params.backbones,
-        metrics_dir=paths.metrics_dir,
-        models_dir=paths.models_dir,
-        out_dir=paths.reports_dir,
-    )
+    out = report(params, backbones=params.backbones, **stage_kwargs(paths)["report"])
     get_run_logger().info("%s", out)
     return str(out)
 
@@ -191,7 +155,7 @@ def bakeoff_pipeline(root: str | None = None, data_ready: bool = False) -> dict[
     params = load_params(paths.params_file)
     stages = orchestration.pipeline_stages(params.backbones)
     if data_ready:
-        version = data_version(paths.validated_dir / "accepted.csv")
+        version = data_version(paths.accepted_manifest)
     else:
         ingest_task(params, paths)
         version = validate_task(params, paths)

@@ -44,11 +44,11 @@ POOL = "bakeoff"
 ARTIFACT = "retrain-summary"
 
 
-def champion_data_version(params: Params) -> str | None:
+def champion_data_version(params: Params, root: Path) -> str | None:
     """The `data_version` tag of the registered model's `champion` version, if any."""
     from bakeoff import tracking
 
-    tracking.configure(params.tracking)
+    tracking.configure(params.tracking, root)
     champion = tracking.get_version_by_alias(params.register.model_name, "champion")
     return None if champion is None else champion.tags.get("data_version")
 
@@ -91,7 +91,7 @@ def retrain(
     with _exclusive(wait_seconds):
         ingest_task(params, paths)
         version = validate_task(params, paths)
-        champion = champion_data_version(params)
+        champion = champion_data_version(params, paths.root)
         if version == champion and not force:
             message = f"no new data: data version {version} is the champion's; nothing to train"
             print(message)

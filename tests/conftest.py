@@ -83,11 +83,13 @@ def tiny_data(tmp_path):
 
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch):
-    """A fresh MLflow store in tmp_path, through MLFLOW_TRACKING_URI."""
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    (tmp_path / "mlruns").mkdir()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
+    """The MLflow store of a project rooted at tmp_path: where params.yaml's relative
+    `sqlite:///mlruns/mlflow.db` resolves when the stages get `root=tmp_path`.
+
+    A user's MLFLOW_TRACKING_URI is cleared: it would win, and receive the test runs.
+    """
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
 
 
 def no_bakeoff_env(folder: Path) -> dict[str, str]:

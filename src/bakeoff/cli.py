@@ -34,14 +34,18 @@ def _params(path: Path | None):
     return load_params(path)
 
 
+def _stage(name: str, backbone: str | None = None) -> dict:
+    """The stage's path arguments for the project bakeoff runs in (`paths.find_root`)."""
+    return paths.stage_kwargs(paths.project_paths(), backbone)[name]
+
+
 @app.command()
 def ingest(params_file: ParamsOption = None) -> None:
     """Copy the source images into data/raw/<class>/ (the source is only read)."""
     params = _params(params_file)
     from bakeoff.data.ingest import ingest as run
 
-    result = run(params.data, paths.RAW_DIR)
-    typer.echo(result)
+    typer.echo(run(params.data, **_stage("ingest")))
 
 
 @app.command()
@@ -50,13 +54,7 @@ def validate(params_file: ParamsOption = None) -> None:
     params = _params(params_file)
     from bakeoff.data.validate import validate as run
 
-    result = run(
-        params.validate,
-        raw_dir=paths.RAW_DIR,
-        out_dir=paths.VALIDATED_DIR,
-        reports_dir=paths.REPORTS_DIR,
-    )
-    typer.echo(result)
+    typer.echo(run(params.validate, **_stage("validate")))
 
 
 @app.command()
@@ -65,12 +63,7 @@ def split(params_file: ParamsOption = None) -> None:
     params = _params(params_file)
     from bakeoff.data.split import split as run
 
-    result = run(
-        params.split,
-        accepted=paths.VALIDATED_DIR / "accepted.csv",
-        out_dir=paths.SPLIT_DIR,
-    )
-    typer.echo(result)
+    typer.echo(run(params.split, **_stage("split")))
 
 
 @app.command()
@@ -79,19 +72,11 @@ def train(
     params_file: ParamsOption = None,
 ) -> None:
     """Train one backbone with the recipe, tracked in MLflow."""
+    kwargs = _stage("train", backbone)  # an unknown name fails before anything is read
     params = _params(params_file)
     from bakeoff.train.stage import train as run
 
-    result = run(
-        backbone,
-        params,
-        split_dir=paths.SPLIT_DIR,
-        image_root=paths.RAW_DIR,
-        out_dir=paths.MODELS_DIR / backbone,
-        state_dir=paths.STATE_DIR / "train" / backbone,
-        plots_dir=paths.PLOTS_DIR / backbone,
-    )
-    typer.echo(result)
+    typer.echo(run(backbone, params, **kwargs))
 
 
 @app.command()
@@ -100,19 +85,11 @@ def evaluate(
     params_file: ParamsOption = None,
 ) -> None:
     """Test accuracy, per-class scores, confusion matrix, size and latency of one backbone."""
+    kwargs = _stage("evaluate", backbone)
     params = _params(params_file)
     from bakeoff.evaluate import evaluate as run
 
-    result = run(
-        backbone,
-        params,
-        split_dir=paths.SPLIT_DIR,
-        image_root=paths.RAW_DIR,
-        model_dir=paths.MODELS_DIR / backbone,
-        metrics_path=paths.METRICS_DIR / f"{backbone}.json",
-        plots_dir=paths.PLOTS_DIR / backbone,
-    )
-    typer.echo(result)
+    typer.echo(run(backbone, params, **kwargs))
 
 
 @app.command()
@@ -121,16 +98,7 @@ def register(params_file: ParamsOption = None) -> None:
     params = _params(params_file)
     from bakeoff.register import register as run
 
-    decision = run(
-        params,
-        backbones=params.backbones,
-        models_dir=paths.MODELS_DIR,
-        metrics_dir=paths.METRICS_DIR,
-        split_dir=paths.SPLIT_DIR,
-        image_root=paths.RAW_DIR,
-        out_path=paths.REPORTS_DIR / "register.json",
-    )
-    typer.echo(decision)
+    typer.echo(run(params, backbones=params.backbones, **_stage("register")))
 
 
 @app.command()
@@ -139,14 +107,7 @@ def report(params_file: ParamsOption = None) -> None:
     params = _params(params_file)
     from bakeoff.report.stage import report as run
 
-    out = run(
-        params,
-        backbones=params.backbones,
-        metrics_dir=paths.METRICS_DIR,
-        models_dir=paths.MODELS_DIR,
-        out_dir=paths.REPORTS_DIR,
-    )
-    typer.echo(out)
+    typer.echo(run(params, backbones=params.backbones, **_stage("report")))
 
 
 @app.command()
@@ -164,7 +125,7 @@ def predict(
     from bakeoff.predict import format_predictions
     from bakeoff.predict import predict as run
 
-    results = run(images, params, top_k=top_k, model_uri=model_uri)
+    results = run(images, params, top_k=top_k, model_uri=model_uri, root=paths.find_root())
     typer.echo(format_predictions(results, as_json=as_json))
 
 

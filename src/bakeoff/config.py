@@ -16,7 +16,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from bakeoff.errors import BakeoffError
-from bakeoff.paths import PARAMS_FILE
+from bakeoff.paths import project_paths
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -214,21 +214,21 @@ def load_params(path: Path | None = None) -> Params:
     """Read and validate params.yaml (the project's own by default) through `dvc.api`.
 
     Args:
-        path: A params file; default the project's params.yaml.
+        path: A params file; default the params.yaml of `bakeoff.paths.find_root()`.
 
     Returns:
         The frozen params.
     """
     import yaml
 
-    path = Path(path or PARAMS_FILE)
+    path = Path(path) if path is not None else project_paths().params_file
     if not path.is_file():
         raise BakeoffError(f"no params file at {path}: run bakeoff from the project root")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise BakeoffError(f"{path} is not valid YAML: {exc}") from None
-    if path.resolve() == PARAMS_FILE.resolve() and (path.parent / ".dvc").is_dir():
+    if path.name == "params.yaml" and (path.parent / ".dvc").is_dir():
         # Inside the DVC project, read through dvc.api so that what a stage sees is exactly
         # what DVC records in dvc.lock (and a broken dvc.yaml is reported, not ignored).
         import dvc.api

@@ -144,6 +144,7 @@ def evaluate(
     plots_dir: Path,
     *,
     cache_dir: Path | None = None,
+    root: Path,
 ) -> Evaluation:
     """Evaluate one trained backbone on the val and test splits.
 
@@ -157,6 +158,7 @@ def evaluate(
         plots_dir: plots/<backbone> (confusion.csv and confusion.png).
         cache_dir: The decode cache, shared with train (default: the project's
             .bakeoff/cache/, next to data/).
+        root: The project root (MLflow store).
 
     Returns:
         The metrics and the path they were written to.
@@ -200,7 +202,7 @@ def evaluate(
         "n_test": len(y_test),
     }  # fmt: skip
     files = _write_outputs(metrics, y_test, test["pred"], classes, Path(metrics_path), plots_dir)
-    tracking.configure(params.tracking)
+    tracking.configure(params.tracking, root)
     _log_to_run(metrics, files)
     return Evaluation(metrics, Path(metrics_path))
 

@@ -6,8 +6,6 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from bakeoff.paths import PROJ_ROOT
-
 
 def data_version(accepted_manifest: Path) -> str:
     """The data version: sha256 (first 16 hex digits) of the accepted-images manifest.
@@ -19,8 +17,9 @@ def data_version(accepted_manifest: Path) -> str:
     return digest[:16]
 
 
-def git_commit(root: Path = PROJ_ROOT) -> str:
-    """The checked-out git commit, with `-dirty` when the work tree has changes."""
+def git_commit(root: Path) -> str:
+    """The git commit checked out at the project `root`, `-dirty` when its work tree has
+    changes, `unknown` when root is not in a git work tree (a copied project folder)."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True

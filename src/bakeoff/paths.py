@@ -1,7 +1,9 @@
-"""Every path bakeoff reads or writes, relative to the project root.
+"""Every path bakeoff reads or writes, relative to one project root: `ProjectPaths`.
 
-The root is the current directory when it holds a params.yaml (so `bakeoff` works from
-any clone), else `BAKEOFF_ROOT`, else the checkout this package was installed from.
+There is no module-level path: the CLI finds the root once (`find_root`), flows and tests
+name theirs, and the resulting `ProjectPaths` is passed down to every stage. Relative
+paths in params.yaml (`data.source`, a `sqlite:///` tracking URI) resolve against that
+root too (`ProjectPaths.resolve`), never against the process's working directory.
 """
 
 from __future__ import annotations
@@ -9,76 +11,168 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
-def _find_root() -> Path:
-    if "BAKEOFF_ROOT" in os.environ:
+def find_root() -> Path:
+    """The project root: `BAKEOFF_ROOT`, else the current directory when it holds a
+    params.yaml (so `bakeoff` works from any clone), else the checkout this package is in."""
+    if os.environ.get("BAKEOFF_ROOT"):
         return Path(os.environ["BAKEOFF_ROOT"]).resolve()
     cwd = Path.cwd()
     if (cwd / "params.yaml").is_file():
-        return cwd
+        return cwd.resolve()
     return Path(__file__).resolve().parents[2]
-
-
-PROJ_ROOT = _find_root()
-PARAMS_FILE = PROJ_ROOT / "params.yaml"
-
-DATA_DIR = PROJ_ROOT / "data"
-RAW_DIR = DATA_DIR / "raw"
-VALIDATED_DIR = DATA_DIR / "validated"
-SPLIT_DIR = DATA_DIR / "split"
-
-MODELS_DIR = PROJ_ROOT / "models"
-METRICS_DIR = PROJ_ROOT / "metrics"
-PLOTS_DIR = PROJ_ROOT / "plots"
-REPORTS_DIR = PROJ_ROOT / "reports"
-MLRUNS_DIR = PROJ_ROOT / "mlruns"
-# Resumable training state lives outside DVC's outputs: `dvc repro` deletes outputs
-# before it runs a stage, which would throw away the epochs a crashed run completed.
-STATE_DIR = PROJ_ROOT / ".bakeoff"
 
 
 @dataclass(frozen=True)
 class ProjectPaths:
-    """The paths above for one project root (flows and tests run a project by its root)."""
+    """The layout of one project, every path derived from `root`.
+
+    Args:
+        root: The project directory (with params.yaml and dvc.yaml); made absolute.
+    """
 
     root: Path
-    params_file: Path
-    raw_dir: Path
-    validated_dir: Path
-    split_dir: Path
-    models_dir: Path
-    metrics_dir: Path
-    plots_dir: Path
-    reports_dir: Path
-    mlruns_dir: Path
-    state_dir: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
+
+    @property
+    def params_file(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def validated_dir(self) -> Path:
+        return self.root / "data" / "validated"
+
+    @property
+    def accepted_manifest(self) -> Path:
+        return self.validated_dir / "accepted.csv"
+
+    @property
+    def split_dir(self) -> Path:
+        return self.root / "data" / "split"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Decoded pixels and frozen-base features, shared by stages, backbones and reruns."""
+        return self.state_dir / "cache"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def mlruns_dir(self) -> Path:
+        return self.root / "mlruns"
+
+    @property
+    def state_dir(self) -> Path:
+        # Resumable training state lives outside DVC's outputs: `dvc repro` deletes outputs
+        # before it runs a stage, which would throw away the epochs a crashed run completed.
+        return self.root / ".bakeoff"
+
+    def resolve(self, path: str | Path) -> Path:
+        """`path` from params.yaml as an absolute path: relative means relative to root."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.root / path
 
 
 def project_paths(root: Path | str | None = None) -> ProjectPaths:
-    """The project's paths under `root` (default PROJ_ROOT), laid out exactly as above.
+    """The paths of the project at `root` (default: `find_root()`)."""
+    return ProjectPaths(Path(root) if root is not None else find_root())
+
+
+def stage_kwargs(paths: ProjectPaths, backbone: str | None = None) -> dict[str, dict[str, Any]]:
+    """The path arguments of every stage function, as the CLI and the Prefect flow pass them.
 
     Args:
-        root: A project directory (with params.yaml and dvc.yaml).
+        paths: The project's paths.
+        backbone: The backbone of the per-backbone stages (train, evaluate); without it
+            those two are left out.
 
     Returns:
-        The paths, each the module constant moved from PROJ_ROOT to `root`.
+        Stage name -> keyword arguments (besides params, and the backbone name itself).
+
+    Raises:
+        BakeoffError: `backbone` is not in the registry (checked before it becomes a path:
+            `bakeoff evaluate ../x` must not reach outside models/).
     """
-    base = Path(root).resolve() if root is not None else PROJ_ROOT
+    if backbone is not None:
+        from bakeoff.train.backbones import get_backbone
 
-    def moved(path: Path) -> Path:
-        return base / path.relative_to(PROJ_ROOT)
-
-    return ProjectPaths(
-        root=base,
-        params_file=moved(PARAMS_FILE),
-        raw_dir=moved(RAW_DIR),
-        validated_dir=moved(VALIDATED_DIR),
-        split_dir=moved(SPLIT_DIR),
-        models_dir=moved(MODELS_DIR),
-        metrics_dir=moved(METRICS_DIR),
-        plots_dir=moved(PLOTS_DIR),
-        reports_dir=moved(REPORTS_DIR),
-        mlruns_dir=moved(MLRUNS_DIR),
-        state_dir=moved(STATE_DIR),
-    )
+        get_backbone(backbone)
+    kwargs: dict[str, dict[str, Any]] = {
+        "ingest": {"out_dir": paths.raw_dir, "root": paths.root},
+        "validate": {
+            "raw_dir": paths.raw_dir,
+            "out_dir": paths.validated_dir,
+            "reports_dir": paths.reports_dir,
+        },
+        "split": {"accepted": paths.accepted_manifest, "out_dir": paths.split_dir},
+        "register": {
+            "models_dir": paths.models_dir,
+            "metrics_dir": paths.metrics_dir,
+            "split_dir": paths.split_dir,
+            "image_root": paths.raw_dir,
+            "out_path": paths.reports_dir / "register.json",
+            "cache_dir": paths.cache_dir,
+            "root": paths.root,
+        },
+        "export": {
+            "split_dir": paths.split_dir,
+            "image_root": paths.raw_dir,
+            "models_dir": paths.models_dir,
+            "exports_dir": paths.exports_dir,
+            "out_path": paths.reports_dir / "export.json",
+            "root": paths.root,
+        },
+        "report": {
+            "metrics_dir": paths.metrics_dir,
+            "models_dir": paths.models_dir,
+            "out_dir": paths.reports_dir,
+            "plots_dir": paths.plots_dir,
+            "root": paths.root,
+        },
+    }
+    if backbone is not None:
+        kwargs["train"] = {
+            "split_dir": paths.split_dir,
+            "image_root": paths.raw_dir,
+            "out_dir": paths.models_dir / backbone,
+            "state_dir": paths.state_dir / "train" / backbone,
+            "plots_dir": paths.plots_dir / backbone,
+            "cache_dir": paths.cache_dir,
+            "root": paths.root,
+        }
+        kwargs["evaluate"] = {
+            "split_dir": paths.split_dir,
+            "image_root": paths.raw_dir,
+            "model_dir": paths.models_dir / backbone,
+            "metrics_path": paths.metrics_dir / f"{backbone}.json",
+            "plots_dir": paths.plots_dir / backbone,
+            "cache_dir": paths.cache_dir,
+            "root": paths.root,
+        }
+    return kwargs

@@ -62,7 +62,12 @@ def _model_uri(params: Params, model_uri: str | None) -> str:
 
 
 def predict(
-    images: list[Path], params: Params, top_k: int = 3, model_uri: str | None = None
+    images: list[Path],
+    params: Params,
+    top_k: int = 3,
+    model_uri: str | None = None,
+    *,
+    root: Path,
 ) -> list[Prediction]:
     """Classify image files and folders.
 
@@ -71,6 +76,7 @@ def predict(
         params: All params (register.model_name, tracking).
         top_k: How many labels per image, most probable first.
         model_uri: An MLflow model URI; default `models:/<register.model_name>@champion`.
+        root: The project root (MLflow store).
 
     Returns:
         One Prediction per image, in input order; unreadable images carry an `error`.
@@ -78,7 +84,7 @@ def predict(
     from tqdm import tqdm
 
     files = expand(images)
-    tracking.configure(params.tracking)
+    tracking.configure(params.tracking, root)
     uri = _model_uri(params, model_uri)
     model = tracking.load_keras_model(uri)
     n_classes = int(model.output_shape[-1])

@@ -143,6 +143,7 @@ def register(
     out_path: Path,
     *,
     cache_dir: Path | None = None,
+    root: Path,
 ) -> Decision:
     """Choose, register and (maybe) promote the best backbone; write reports/register.json.
 
@@ -156,6 +157,7 @@ def register(
         out_path: reports/register.json.
         cache_dir: The decode cache: the test split as evaluate read it (default: the
             project's .bakeoff/cache/, next to data/).
+        root: The project root (MLflow store).
 
     Returns:
         The decision and the path of its report.
@@ -168,7 +170,7 @@ def register(
     if reg.metric not in METRICS:
         raise BakeoffError(f"register.metric '{reg.metric}' unknown: use one of {METRICS}")
     test_metric = "test_" + reg.metric.split("_", 1)[1]
-    tracking.configure(params.tracking)
+    tracking.configure(params.tracking, root)
     candidates, rejected = eligible(params, backbones, models_dir, metrics_dir)
     report: dict[str, Any] = {
         "model_name": reg.model_name,

@@ -9,6 +9,7 @@ keras = pytest.importorskip("keras")
 
 from bakeoff.errors import BakeoffError  # noqa: E402
 from bakeoff.train import model as backbones  # noqa: E402
+from bakeoff.train.backbones import REGISTRY, get_backbone  # noqa: E402
 
 MOBILENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"  # Keras's name for any non-listed size
 
@@ -18,9 +19,9 @@ def _same_weights(a: keras.Model, b: keras.Model) -> bool:
     return len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa, wb, strict=True))
 
 
-@pytest.mark.parametrize("name", sorted(backbones.TABLE))
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_backbone_builds_and_trains_a_step(name):
-    size = backbones.get_backbone(name).min_size
+    size = get_backbone(name).min_size
     model = backbones.build_model(name, n_classes=3, image_size=size, weights="none")
     # Eager: tracing a graph costs more than one step on four tiny images.
     model.compile("adamax", "categorical_crossentropy", run_eagerly=True)
@@ -40,7 +41,7 @@ def test_every_backbone_builds_and_trains_a_step(name):
 
 def test_unknown_backbone_lists_the_known_names():
     with pytest.raises(BakeoffError, match="unknown backbone 'ResNet9000'") as err:
-        backbones.get_backbone("ResNet9000")
+        get_backbone("ResNet9000")
     for name in ("MobileNetV2", "EfficientNetB0", "SimpleCNN", "VGG16"):
         assert name in str(err.value)
 

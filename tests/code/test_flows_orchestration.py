@@ -101,34 +101,104 @@ def test_retrain_summary_names_data_version_metrics_decision_and_reason(tmp_path
     assert "| VGG16 | no metrics |" in md
 
 
-def _stage_calls(source: Path) -> dict[str, tuple[int, set[str]]]:
-    """For each `from bakeoff.<stage> import <fn> [as name]` in a function, the call of it:
-    stage -> (number of positional arguments, keyword names)."""
-    import ast
+def test_stage_kwargs_put_every_stage_under_the_given_root(tmp_path):
+    """The one place the CLI and the flow get their stage paths from: every path is under
+    the project root passed in (never the checkout's), laid out as dvc.yaml expects."""
+    from bakeoff.paths import ProjectPaths, stage_kwargs
 
-    calls = {}
-    for func in ast.walk(ast.parse(source.read_text())):
-        if not isinstance(func, ast.FunctionDef):
-            continue
-        imported = {
-            alias.asname or alias.name: node.module.split(".")[-1]
-            for node in ast.walk(func)
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bakeoff.")
-            for alias in node.names
-            if alias.name == node.module.split(".")[-1]
-        }
-        for node in ast.walk(func):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in imported:
-                calls[imported[node.func.id]] = (len(node.args), {k.arg for k in node.keywords})
-    return calls
+    root = tmp_path / "project"
+    kwargs = stage_kwargs(ProjectPaths(root), "MobileNet")
+    assert kwargs["ingest"] == {"out_dir": root / "data/raw", "root": root}
+    assert kwargs["validate"] == {
+        "raw_dir": root / "data/raw",
+        "out_dir": root / "data/validated",
+        "reports_dir": root / "reports",
+    }
+    assert kwargs["split"] == {
+        "accepted": root / "data/validated/accepted.csv",
+        "out_dir": root / "data/split",
+    }
+    assert kwargs["train"] == {
+        "split_dir": root / "data/split",
+        "image_root": root / "data/raw",
+        "out_dir": root / "models/MobileNet",
+        "state_dir": root / ".bakeoff/train/MobileNet",
+        "plots_dir": root / "plots/MobileNet",
+        "cache_dir": root / ".bakeoff/cache",
+        "root": root,
+    }
+    assert kwargs["evaluate"] == {
+        "split_dir": root / "data/split",
+        "image_root": root / "data/raw",
+        "model_dir": root / "models/MobileNet",
+        "metrics_path": root / "metrics/MobileNet.json",
+        "plots_dir": root / "plots/MobileNet",
+        "cache_dir": root / ".bakeoff/cache",
+        "root": root,
+    }
+    assert kwargs["register"] == {
+        "models_dir": root / "models",
+        "metrics_dir": root / "metrics",
+        "split_dir": root / "data/split",
+        "image_root": root / "data/raw",
+        "out_path": root / "reports/register.json",
+        "cache_dir": root / ".bakeoff/cache",
+        "root": root,
+    }
+    assert kwargs["report"] == {
+        "metrics_dir": root / "metrics",
+        "models_dir": root / "models",
+        "out_dir": root / "reports",
+        "plots_dir": root / "plots",
+        "root": root,
+    }
+    assert kwargs["export"] == {
+        "split_dir": root / "data/split",
+        "image_root": root / "data/raw",
+        "models_dir": root / "models",
+        "exports_dir": root / "exports",
+        "out_path": root / "reports/export.json",
+        "root": root,
+    }
+    assert set(stage_kwargs(ProjectPaths(root))) == {
+        "ingest", "validate", "split", "register", "export", "report",
+    }  # fmt: skip
 
 
-def test_flow_tasks_call_the_stage_functions_like_the_cli():
-    """Same arguments as the CLI: a stage signature change cannot leave the flow behind."""
-    cli = _stage_calls(REPO / "src" / "bakeoff" / "cli.py")
-    flow = _stage_calls(REPO / "flows" / "pipeline.py")
-    stages = ["ingest", "validate", "split", "train", "evaluate", "register", "report"]
-    assert {s: cli[s] for s in stages} == {s: flow[s] for s in stages}
+@pytest.mark.parametrize("name", ["../x", "MobileNet/../../etc", "mobilenet"])
+def test_stage_kwargs_refuse_a_backbone_name_not_in_the_registry(tmp_path, name):
+    from bakeoff.errors import BakeoffError
+    from bakeoff.paths import ProjectPaths, stage_kwargs
+
+    with pytest.raises(BakeoffError, match="unknown backbone"):
+        stage_kwargs(ProjectPaths(tmp_path), name)
+
+
+def test_stage_kwargs_match_the_stage_functions_signatures(tmp_path):
+    """Each stage function accepts exactly its keyword arguments (plus params/backbone)."""
+    import inspect
+
+    from bakeoff.data.ingest import ingest
+    from bakeoff.data.split import split
+    from bakeoff.data.validate import validate
+    from bakeoff.evaluate import evaluate
+    from bakeoff.export.stage import export
+    from bakeoff.paths import ProjectPaths, stage_kwargs
+    from bakeoff.register import register
+    from bakeoff.report.stage import report
+    from bakeoff.train.stage import train
+
+    functions = {"ingest": ingest, "validate": validate, "split": split, "train": train,
+                 "evaluate": evaluate, "register": register, "export": export,
+                 "report": report}  # fmt: skip
+    leading = {"backbone", "params", "backbones"}
+    for stage, kwargs in stage_kwargs(ProjectPaths(tmp_path), "SimpleCNN").items():
+        parameters = inspect.signature(functions[stage]).parameters
+        required = {
+            name for name, p in parameters.items()
+            if p.default is inspect.Parameter.empty and name not in leading
+        }  # fmt: skip
+        assert required <= set(kwargs) <= set(parameters), stage
 
 
 def test_flow_tasks_reach_workers_that_only_have_bakeoff_installed(tmp_path):

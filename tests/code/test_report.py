@@ -151,11 +151,11 @@ def made(tmp_path_factory, report_params):
     root = tmp_path_factory.mktemp("project")
     metrics = make_inputs(root)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-        (root / "mlruns").mkdir()
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store under root: mlruns/
         html = report(
-            report_params, list(SPECS), root / "metrics", root / "models", root / "reports"
-        )
+            report_params, list(SPECS), root / "metrics", root / "models", root / "reports",
+            root=root,
+        )  # fmt: skip
         yield root, metrics, html
 
 
@@ -245,7 +245,9 @@ def test_report_is_logged_to_mlflow(made):
 def test_report_is_deterministic(report_params, made):
     root = made[0]
     first = (root / "reports" / "comparison.md").read_text()
-    report(report_params, list(SPECS), root / "metrics", root / "models", root / "reports")
+    report(
+        report_params, list(SPECS), root / "metrics", root / "models", root / "reports", root=root
+    )
     assert (root / "reports" / "comparison.md").read_text() == first
 
 
@@ -279,6 +281,7 @@ def test_missing_metrics_is_a_clear_error(tmp_path, report_params):
             tmp_path / "metrics",
             tmp_path / "models",
             tmp_path / "reports",
+            root=tmp_path,
         )
     assert not (tmp_path / "reports" / "comparison.html").exists()
 
@@ -296,6 +299,7 @@ def test_incomplete_metrics_is_a_clear_error(tmp_path, report_params):
             tmp_path / "metrics",
             tmp_path / "models",
             tmp_path / "reports",
+            root=tmp_path,
         )
 
 

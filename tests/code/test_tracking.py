@@ -12,14 +12,17 @@ from bakeoff import tracking
 
 
 @pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory):
-    """One sqlite store for the module: creating the schema takes seconds per store."""
-    root = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    (root / "mlruns").mkdir()
+def root(tmp_path_factory):
+    """One project (and sqlite store) for the module: creating the schema takes seconds."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        yield uri
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield tmp_path_factory.mktemp("project")
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(root):
+    """Where params.yaml's relative `sqlite:///mlruns/mlflow.db` resolves for `root`."""
+    return f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
 
 
 def _keras_model(n_classes: int = 3):
@@ -32,36 +35,38 @@ def _keras_model(n_classes: int = 3):
     return model
 
 
-def test_configure_puts_artifacts_next_to_the_env_store(params, tracking_uri):
+def test_configure_puts_artifacts_next_to_the_env_store(params, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
-    experiment_id = tracking.configure(params.tracking)
-    experiment = MlflowClient(tracking_uri).get_experiment(experiment_id)
+    uri = f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    experiment_id = tracking.configure(params.tracking, tmp_path / "project")
+    experiment = MlflowClient(uri).get_experiment(experiment_id)
     assert experiment.name == params.tracking.experiment
-    store_dir = Path(tracking_uri.removeprefix("sqlite:///")).parent
-    assert experiment.artifact_location == (store_dir / "artifacts").as_uri()
-    assert tracking.configure(params.tracking) == experiment_id  # idempotent
+    assert experiment.artifact_location == (tmp_path / "elsewhere" / "artifacts").as_uri()
+    assert tracking.configure(params.tracking, tmp_path / "project") == experiment_id  # idempotent
+    assert not (tmp_path / "project").exists()
 
 
-def test_default_store_is_under_the_project_root(params, tmp_path, monkeypatch):
+def test_default_store_is_under_the_given_project_root(params, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(tracking.store, "PROJ_ROOT", tmp_path)
-    monkeypatch.setattr(tracking.store, "MLRUNS_DIR", tmp_path / "mlruns")
-    monkeypatch.setattr(tracking.store, "_configured", {})
+    monkeypatch.chdir(tmp_path)  # not the root: the store must not follow the cwd
+    root = tmp_path / "project"
     assert params.tracking.tracking_uri == "sqlite:///mlruns/mlflow.db"
-    experiment_id = tracking.configure(params.tracking)
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    assert tracking.tracking_uri() == uri and (tmp_path / "mlruns" / "mlflow.db").is_file()
+    experiment_id = tracking.configure(params.tracking, root)
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    assert tracking.tracking_uri() == uri and (root / "mlruns" / "mlflow.db").is_file()
+    assert not (tmp_path / "mlruns").exists()
     experiment = MlflowClient(uri).get_experiment(experiment_id)
-    assert experiment.artifact_location == (tmp_path / "mlruns" / "artifacts").as_uri()
+    assert experiment.artifact_location == (root / "mlruns" / "artifacts").as_uri()
     # a tracking server keeps its own artifacts
-    assert tracking.store._artifact_location("http://127.0.0.1:5000", from_env=True) is None
+    assert tracking.store._artifact_location("http://127.0.0.1:5000") is None
 
 
-def test_training_run_logs_flattened_params_and_finishes(params, tracking_uri):
-    with tracking.training_run(params, "SimpleCNN", None, {"data_version": "abc"}) as run_id:
+def test_training_run_logs_flattened_params_and_finishes(params, root, tracking_uri):
+    with tracking.training_run(params, "SimpleCNN", None, {"data_version": "abc"}, root) as run_id:
         tracking.log_metrics({"val_accuracy": 0.5}, run_id, step=0)
     info = tracking.run_info(run_id)
     assert info["status"] == "FINISHED"
@@ -72,29 +77,29 @@ def test_training_run_logs_flattened_params_and_finishes(params, tracking_uri):
     assert info["metrics"]["val_accuracy"] == 0.5
 
 
-def test_search_runs_orders_best_first(params, tracking_uri):
+def test_search_runs_orders_best_first(params, root, tracking_uri):
     ids = []
     for value in (0.2, 0.9, 0.5):
-        with tracking.training_run(params, "SimpleCNN", None, {}) as run_id:
+        with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
             tracking.log_metrics({"search_score": value}, run_id)
         ids.append(run_id)
     runs = tracking.search_runs(
-        params.tracking, ["metrics.search_score DESC"], "metrics.search_score > 0"
+        params.tracking, root, ["metrics.search_score DESC"], "metrics.search_score > 0"
     )
     assert list(runs["run_id"]) == [ids[1], ids[2], ids[0]]
 
 
-def test_exception_marks_run_failed_and_propagates(params, tracking_uri):
+def test_exception_marks_run_failed_and_propagates(params, root, tracking_uri):
     with (
         pytest.raises(RuntimeError, match="boom"),
-        tracking.training_run(params, "SimpleCNN", None, {}) as run_id,
+        tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id,
     ):
         raise RuntimeError("boom")
     assert tracking.run_info(run_id)["status"] == "FAILED"
 
 
 def test_failure_while_logging_params_ends_the_run_so_a_retry_can_start(
-    params, tracking_uri, monkeypatch
+    params, root, tracking_uri, monkeypatch
 ):
     """A transient failure right after the run started (here: logging its params) must not
     leave it active: the task's retry, in the same thread, starts a new run."""
@@ -112,40 +117,40 @@ def test_failure_while_logging_params_ends_the_run_so_a_retry_can_start(
     monkeypatch.setattr(MlflowClient, "log_batch", flaky)
     with (
         pytest.raises(ConnectionError),
-        tracking.training_run(params, "SimpleCNN", None, {}),
+        tracking.training_run(params, "SimpleCNN", None, {}, root),
     ):
         pass
-    with tracking.training_run(params, "SimpleCNN", None, {}) as run_id:
+    with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
         pass
     assert tracking.run_info(run_id)["status"] == "FINISHED"
 
 
-def test_resume_keeps_the_run_id(params, tracking_uri):
+def test_resume_keeps_the_run_id(params, root, tracking_uri):
     with (
         pytest.raises(KeyboardInterrupt),
-        tracking.training_run(params, "SimpleCNN", None, {}) as first,
+        tracking.training_run(params, "SimpleCNN", None, {}, root) as first,
     ):
         tracking.log_metrics({"loss": 2.0}, first, step=0)
         raise KeyboardInterrupt
-    with tracking.training_run(params, "SimpleCNN", first, {}) as second:
+    with tracking.training_run(params, "SimpleCNN", first, {}, root) as second:
         tracking.log_metrics({"loss": 1.0}, second, step=1)
     assert second == first
     info = tracking.run_info(first)
     assert info["status"] == "FINISHED"
     assert info["metrics"]["loss"] == 1.0
     # a run id the store does not know (e.g. the db was deleted) starts a new run
-    with tracking.training_run(params, "SimpleCNN", "0" * 32, {}) as third:
+    with tracking.training_run(params, "SimpleCNN", "0" * 32, {}, root) as third:
         pass
     assert third != "0" * 32
 
 
-def test_epoch_callback_logs_every_epoch_with_learning_rate(params, tracking_uri):
+def test_epoch_callback_logs_every_epoch_with_learning_rate(params, root, tracking_uri):
     from mlflow import MlflowClient
 
     model = _keras_model()
     x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3)).astype("float32")
     y = np.arange(8) % 3
-    with tracking.training_run(params, "SimpleCNN", None, {}) as run_id:
+    with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
         model.fit(x, y, epochs=3, verbose=0, callbacks=[tracking.epoch_callback()])
     client = MlflowClient(tracking_uri)
     loss = client.get_metric_history(run_id, "loss")
@@ -154,10 +159,10 @@ def test_epoch_callback_logs_every_epoch_with_learning_rate(params, tracking_uri
     assert all(math.isclose(m.value, 0.01, rel_tol=1e-5) for m in lr)
 
 
-def test_keras_model_registry_and_aliases(params, tracking_uri, tmp_path):
+def test_keras_model_registry_and_aliases(params, root, tracking_uri, tmp_path):
     model = _keras_model()
     x = np.zeros((2, 8, 8, 3), dtype="float32")
-    with tracking.training_run(params, "SimpleCNN", None, {}) as run_id:
+    with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
         uri = tracking.log_keras_model(model, x, run_id, classes=["a", "b", "c"])
     assert uri.startswith("models:/")
     artifact = tmp_path / "extra.txt"

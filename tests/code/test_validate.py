@@ -93,7 +93,7 @@ def zoo(tmp_path_factory):
     source = make_zoo(tmp / "source", tmp / "outside")
     before = gen.tree_digest(source)
     raw = tmp / "raw"
-    ingest(DataParams(source=str(source)), raw)
+    ingest(DataParams(source=str(source)), raw, root=tmp)
     raw_before = gen.tree_digest(raw)
     result = validate(LENIENT, raw, tmp / "validated", tmp / "reports")
     digests = (before, gen.tree_digest(source), raw_before, gen.tree_digest(raw))
@@ -211,14 +211,13 @@ def test_a_single_class_fails(tmp_path, caplog):
 
 def test_cli_exits_1_with_one_line_and_writes_reports(zoo, tmp_path, monkeypatch, capsys):
     """`bakeoff validate` (the console script's main) on a project folder: one line, exit 1."""
-    from bakeoff import cli, paths
+    from bakeoff import cli
 
     shutil.copytree(zoo[1], tmp_path / "data/raw", symlinks=True)
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    monkeypatch.setattr(paths, "RAW_DIR", tmp_path / "data/raw")
-    monkeypatch.setattr(paths, "VALIDATED_DIR", tmp_path / "data/validated")
-    monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
-    argv = ["bakeoff", "validate", "--params", str(tmp_path / "params.yaml")]
+    monkeypatch.delenv("BAKEOFF_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)  # a folder with a params.yaml is the project bakeoff runs
+    argv = ["bakeoff", "validate"]
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit) as info:
         cli.main()

@@ -37,7 +37,7 @@ def _folder(root: Path, n: int) -> Path:
 
 def _pipeline(source: Path, out: Path) -> int:
     """Run the three stages; returns the images in the split."""
-    ingest(DataParams(source=str(source)), out / "raw")
+    ingest(DataParams(source=str(source)), out / "raw", root=out)
     validate(ValidateParams(workers=2), out / "raw", out / "validated", out / "reports")
     result = split(SplitParams(), out / "validated" / "accepted.csv", out / "split")
     return sum(sum(per.values()) for per in result.counts.values())

@@ -117,7 +117,7 @@ def test_feature_cache_runs_the_base_once_per_image_and_is_keyed(
 ):
     raw, split = tiny_data
     cache = tmp_path / "cache"
-    tp = dataclasses.replace(params.train, weights=str(_weights(tmp_path, 1)), image_size=32)
+    recipe = dataclasses.replace(params.train, weights=str(_weights(tmp_path, 1)), image_size=32)
     forwarded: list[int] = []
     real = features_module._write_features
 
@@ -126,21 +126,21 @@ def test_feature_cache_runs_the_base_once_per_image_and_is_keyed(
         return real(extractor, pixels, path)
 
     monkeypatch.setattr(features_module, "_write_features", counting)
-    first = load_features("SimpleCNN", tp, split, raw, cache)
+    first = load_features("SimpleCNN", recipe, split, raw, cache)
     n_train, n_val = len(first.y_train), len(first.y_val)
     assert forwarded == [n_train, n_val] and first.computed == ("train", "val")
     assert first.x_train.shape[0] == n_train and first.x_train.dtype == np.float32
 
-    again = load_features("SimpleCNN", tp, split, raw, cache)
+    again = load_features("SimpleCNN", recipe, split, raw, cache)
     assert len(forwarded) == 2 and again.computed == (), "read from disk, base not run"
     assert np.array_equal(again.x_val, first.x_val)
     assert again.paths == first.paths
 
     _replace_image(raw, split, "val")
-    assert load_features("SimpleCNN", tp, split, raw, cache).computed == ("val",)
-    resized = dataclasses.replace(tp, image_size=40)
+    assert load_features("SimpleCNN", recipe, split, raw, cache).computed == ("val",)
+    resized = dataclasses.replace(recipe, image_size=40)
     assert load_features("SimpleCNN", resized, split, raw, cache).computed == ("train", "val")
-    other = dataclasses.replace(tp, weights=str(_weights(tmp_path, 2)))
+    other = dataclasses.replace(recipe, weights=str(_weights(tmp_path, 2)))
     assert load_features("SimpleCNN", other, split, raw, cache).computed == ("train", "val")
     assert len(forwarded) == 7
 
@@ -149,17 +149,17 @@ def test_train_reuses_cached_features_bit_for_bit(params, tiny_data, tmp_path, t
     from bakeoff.train.stage import train
 
     raw, split = tiny_data
-    tp = dataclasses.replace(
+    recipe = dataclasses.replace(
         params.train, weights=str(_weights(tmp_path, 1)), epochs=3, augment=False,
         cache_features=True, learning_rate=0.01,
     )  # fmt: skip
-    p = dataclasses.replace(params, train=tp)
+    p = dataclasses.replace(params, train=recipe)
     cache = tmp_path / "cache"
 
     def run(tag):
         root = tmp_path / tag
         return train("SimpleCNN", p, split, raw, root / "m", root / "s", root / "p",
-                     cache_dir=cache)  # fmt: skip
+                     cache_dir=cache, root=tmp_path)  # fmt: skip
 
     first = run("a")
     files = sorted((cache / "features" / "SimpleCNN").glob("*.npy"))

@@ -81,7 +81,7 @@ def test_missing_model_says_to_train(tmp_path, params):
 
     with pytest.raises(BakeoffError, match="bakeoff train MobileNet"):
         evaluate("MobileNet", params, tmp_path, tmp_path, tmp_path / "models" / "MobileNet",
-                 tmp_path / "m.json", tmp_path / "plots")  # fmt: skip
+                 tmp_path / "m.json", tmp_path / "plots", root=tmp_path)  # fmt: skip
 
 
 def test_diverged_model_scores_nan_not_a_lucky_argmax():

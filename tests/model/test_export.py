@@ -30,7 +30,9 @@ def _export(project, backbone, params=None, tag="x"):
     root, base, raw, split = project
     params = params or _params(base, representative_images=12, latency_repeats=3)
     out = root / "reports" / f"export_{tag}.json"
-    result = export(params, backbone, split, raw, root / "models", root / f"exports_{tag}", out)
+    result = export(
+        params, backbone, split, raw, root / "models", root / f"exports_{tag}", out, root=root
+    )
     assert json.loads(out.read_text()) == result.report
     return result.report
 
@@ -84,7 +86,7 @@ def test_default_is_the_champion(project):
     with pytest.raises(BakeoffError, match="no champion for model 'exported'"):
         _export(project, None, _params(params, representative_images=12), tag="none")
     out = root / "reports" / "register_exported.json"
-    register(params, ["StripeNet"], root / "models", root / "metrics", split, raw, out)
+    register(params, ["StripeNet"], root / "models", root / "metrics", split, raw, out, root=root)
     report = _export(project, None, _params(params, representative_images=12), tag="champ")
     assert (report["backbone"], report["version"]) == ("StripeNet", "1")
     assert report["source"] == "champion: exported version 1"

@@ -23,19 +23,19 @@ def champion(tmp_path_factory):
         root, params, raw, split = shared_project(tmp_path_factory, mp)
         out = root / "reports" / "register_predict.json"
         decision = register(params, ["StripeNet"], root / "models", root / "metrics", split, raw,
-                            out)  # fmt: skip
+                            out, root=root)  # fmt: skip
         assert decision.report["decision"] in ("promoted", "rejected")  # rejected: already champion
         real = dataclasses.replace(
             params, register=dataclasses.replace(params.register, model_name="real-train")
         )
-        register(real, ["SimpleCNN"], root / "models", root / "metrics", split, raw, out)
+        register(real, ["SimpleCNN"], root / "models", root / "metrics", split, raw, out, root=root)
         yield root, params, raw
 
 
 def test_top_k_labels_for_files_and_folders(champion, tmp_path):
     from bakeoff.predict import predict
 
-    _, params, raw = champion
+    root, params, raw = champion
     folder = tmp_path / "photos"
     shutil.copytree(raw / "vertical", folder / "nested")
     shutil.copy(raw / "horizontal" / "horizontal_000.png", folder / "h.png")
@@ -43,7 +43,7 @@ def test_top_k_labels_for_files_and_folders(champion, tmp_path):
     (folder / "notes.txt").write_text("not an image")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
 
-    results = predict([folder, raw / "dots" / "dots_001.png"], params, top_k=2)
+    results = predict([folder, raw / "dots" / "dots_001.png"], params, top_k=2, root=root)
     by_name = {r.path.rsplit("/", 1)[-1]: r for r in results}
     assert len(results) == 12 + 3  # 12 vertical, h.png, broken.png, the file given
     assert ".hidden.png" not in by_name and "notes.txt" not in by_name
@@ -55,14 +55,13 @@ def test_top_k_labels_for_files_and_folders(champion, tmp_path):
     assert sum(r.labels[0] == "vertical" for r in ok) >= 10
 
 
-def test_cli_prints_json(champion):
+def test_cli_prints_json(champion, monkeypatch):
     from bakeoff.cli import app
 
-    _, _, raw = champion
-    result = CliRunner().invoke(
-        app, ["predict", str(raw / "horizontal"), "--json", "-k", "3",
-              "--params", str(REPO / "params.yaml")],
-    )  # fmt: skip
+    root, _, raw = champion
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    monkeypatch.chdir(root)  # the project the CLI runs in: its store is root/mlruns
+    result = CliRunner().invoke(app, ["predict", str(raw / "horizontal"), "--json", "-k", "3"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert len(rows) == 12
@@ -74,21 +73,23 @@ def test_cli_prints_json(champion):
 def test_no_champion_says_how_to_get_one(champion):
     from bakeoff.predict import predict
 
-    _, params, raw = champion
+    root, params, raw = champion
     params = dataclasses.replace(
         params, register=dataclasses.replace(params.register, model_name="never-registered")
     )
     with pytest.raises(BakeoffError, match="dvc repro"):
-        predict([raw / "dots"], params)
+        predict([raw / "dots"], params, root=root)
     with pytest.raises(BakeoffError, match="no such file"):
-        predict([raw / "missing.png"], params)
+        predict([raw / "missing.png"], params, root=root)
 
 
 def test_a_real_training_output_predicts_through_its_model_uri(champion):
     from bakeoff.predict import predict
 
-    _, params, raw = champion
-    results = predict([raw / "dots"], params, top_k=1, model_uri="models:/real-train@champion")
+    root, params, raw = champion
+    results = predict(
+        [raw / "dots"], params, top_k=1, model_uri="models:/real-train@champion", root=root
+    )
     assert len(results) == 12
     assert all(r.error is None for r in results)
     assert {r.labels[0] for r in results} <= {"dots", "horizontal", "vertical"}

@@ -31,9 +31,16 @@ def _register(project, backbone: str, model_name: str) -> str:
         params, register=dataclasses.replace(params.register, model_name=model_name)
     )
     out = root / "reports" / f"register_{model_name}.json"
-    decision = register(params, [backbone], root / "models", root / "metrics", split, raw, out)
+    decision = register(
+        params, [backbone], root / "models", root / "metrics", split, raw, out, root=root
+    )
     assert decision.report["decision"] == "promoted", decision.report
     return f"models:/{model_name}@champion"
+
+
+def _store(project) -> str:
+    """The shared project's MLflow store (params.yaml's relative URI under its root)."""
+    return f"sqlite:///{project[0] / 'mlruns' / 'mlflow.db'}"
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +78,7 @@ def server(project, tmp_path_factory):
     uri = _register(project, "SimpleCNN", "served")
     port = _free_port()
     env = no_bakeoff_env(tmp_path_factory.mktemp("no_bakeoff"))
+    env["MLFLOW_TRACKING_URI"] = _store(project)  # mlflow's own CLI finds the model there
     log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w+")  # noqa: SIM115
     mlflow_cli = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri]
     proc = subprocess.Popen(
@@ -107,7 +115,7 @@ def test_served_champion_answers_image_files_like_bakeoff_predict(server, projec
     from bakeoff.predict import predict
 
     port, uri, _ = server
-    _, params, raw, _ = project
+    root, params, raw, _ = project
     png = raw / "horizontal" / "horizontal_011.png"
     jpeg = tmp_path / "vertical.jpg"  # another format and size: decoded and resized alike
     Image.open(raw / "vertical" / "vertical_011.png").resize((45, 40)).save(jpeg, quality=95)
@@ -116,7 +124,7 @@ def test_served_champion_answers_image_files_like_bakeoff_predict(server, projec
     )
     assert status == 200, body
     rows = body["predictions"]
-    expected = predict([png, jpeg], params, top_k=len(CLASSES), model_uri=uri)
+    expected = predict([png, jpeg], params, top_k=len(CLASSES), model_uri=uri, root=root)
     for row, local in zip(rows, expected, strict=True):
         assert set(row["probabilities"]) == set(CLASSES)
         assert row["label"] == local.labels[0]
@@ -166,6 +174,7 @@ keras_proba = mlflow.keras.load_model(uri).predict(np.asarray(pixels, "float32")
 print(json.dumps({"served": served, "as_pixels": as_pixels, "keras": keras_proba.tolist()}))
 """
     env = no_bakeoff_env(tmp_path / "no_bakeoff")
+    env["MLFLOW_TRACKING_URI"] = _store(project)
     done = subprocess.run([sys.executable, "-c", script, uri, *map(str, files)], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=180)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -29,7 +29,7 @@ def _train(params, tiny_data, tmp_path, tag="a", backbone="SimpleCNN", **changes
     root = tmp_path / tag
     result = train(
         backbone, params, split, raw, root / "models" / backbone, root / "state" / backbone,
-        plots_dir=root / "plots" / backbone, cache_dir=root / "cache",
+        plots_dir=root / "plots" / backbone, cache_dir=root / "cache", root=tmp_path,
     )  # fmt: skip
     return result, root
 
@@ -102,7 +102,7 @@ from test_train import resume_params
 from bakeoff.train.stage import train
 root = Path(sys.argv[1])
 train("SimpleCNN", resume_params(int(sys.argv[2])), root / "split", root / "raw",
-      root / "models" / "SimpleCNN", root / "state", cache_dir=root / "cache")
+      root / "models" / "SimpleCNN", root / "state", cache_dir=root / "cache", root=root)
 """
 
 
@@ -111,11 +111,11 @@ def resume_params(epochs: int):
     from bakeoff.config import load_params
 
     real = load_params(REPO / "params.yaml")
-    tp = dataclasses.replace(
+    recipe = dataclasses.replace(
         real.train, image_size=32, batch_size=8, epochs=epochs, min_epochs=epochs,
         patience=epochs,
     )  # fmt: skip
-    return dataclasses.replace(real, train=tp)
+    return dataclasses.replace(real, train=recipe)
 
 
 def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, tracking_uri, capsys):
@@ -137,7 +137,7 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
     # Started again (here, in-process: TensorFlow is already imported) with the same params.
     result = train(
         "SimpleCNN", resume_params(8), split, raw, tmp_path / "models" / "SimpleCNN",
-        tmp_path / "state", cache_dir=tmp_path / "cache",
+        tmp_path / "state", cache_dir=tmp_path / "cache", root=tmp_path,
     )  # fmt: skip
     out = capsys.readouterr().out
     assert f"Epoch {saved_epoch + 1}/8" in out

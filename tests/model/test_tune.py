@@ -105,10 +105,14 @@ def test_train_tunes_the_head_logs_each_trial_as_a_child_run_and_keeps_the_winne
     raw, split = tiny_data
     weights = tmp_path / "pretrained.weights.h5"
     build_base("SimpleCNN", 32).save_weights(weights)
-    tp = dataclasses.replace(params.train, weights=str(weights), augment=False, head_epochs=60)
-    params = dataclasses.replace(params, train=tp, tune=dataclasses.replace(params.tune, trials=3))
+    recipe = dataclasses.replace(params.train, weights=str(weights), augment=False, head_epochs=60)
+    params = dataclasses.replace(
+        params, train=recipe, tune=dataclasses.replace(params.tune, trials=3)
+    )
     out = tmp_path / "models" / "SimpleCNN"
-    result = train("SimpleCNN", params, split, raw, out, tmp_path / "state", tmp_path / "plots")
+    result = train(
+        "SimpleCNN", params, split, raw, out, tmp_path / "state", tmp_path / "plots", root=tmp_path
+    )
 
     info = json.loads((out / "train.json").read_text())
     tuning = info["tuning"]
@@ -127,7 +131,9 @@ def test_train_tunes_the_head_logs_each_trial_as_a_child_run_and_keeps_the_winne
     assert all("learning_rate" in c.data.params and "val_accuracy" in c.data.metrics
                for c in children)  # fmt: skip
     # The saved Keras model is the selected head: evaluate finds the same val accuracy.
-    metrics = evaluate("SimpleCNN", params, split, raw, out, tmp_path / "m.json", tmp_path / "p")
+    metrics = evaluate(
+        "SimpleCNN", params, split, raw, out, tmp_path / "m.json", tmp_path / "p", root=tmp_path
+    )
     assert metrics.metrics["val_accuracy"] == pytest.approx(info["val_accuracy"])
 
 
@@ -140,6 +146,7 @@ def test_without_a_feature_cache_tuning_is_off_and_says_why(
 
     raw, split = tiny_data
     out = tmp_path / "models" / "SimpleCNN"
-    train("SimpleCNN", params, split, raw, out, tmp_path / "state", tmp_path / "plots")
+    train("SimpleCNN", params, split, raw, out, tmp_path / "state", tmp_path / "plots",
+          root=tmp_path)  # fmt: skip
     tuning = json.loads((out / "train.json").read_text())["tuning"]
     assert tuning["status"] == "off" and "train.weights is none" in tuning["reason"]

@@ -73,7 +73,8 @@ def make_trained(
     out = Path(models_dir) / backbone
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
-    with tracking.training_run(params, backbone, None, {"data_version": "test"}) as run_id:
+    root = Path(models_dir).parent
+    with tracking.training_run(params, backbone, None, {"data_version": "test"}, root) as run_id:
         uri = tracking.log_keras_model(model, x[:1].astype("float32"), run_id, classes=classes)
     info = {
         "backbone": backbone,
@@ -111,11 +112,12 @@ def shrunk_params():
 
 
 def module_store(tmp_path_factory, monkeypatch) -> Path:
-    """A folder with a fresh sqlite MLflow store, set through MLFLOW_TRACKING_URI."""
-    root = tmp_path_factory.mktemp("bakeoff")
-    (root / "mlruns").mkdir()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-    return root
+    """A project folder: params.yaml's relative sqlite store resolves to its mlruns/.
+
+    A user's MLFLOW_TRACKING_URI is cleared: it would win, and receive the test runs.
+    """
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path_factory.mktemp("bakeoff")
 
 
 _SHARED: dict[str, tuple] = {}
@@ -141,11 +143,12 @@ def shared_project(tmp_path_factory, monkeypatch) -> tuple:
         for name, kind in (("StripeNet", "good"), ("Constant", "constant")):
             make_trained(name, params, raw, split, root / "models", kind)
         train("SimpleCNN", params, split, raw, root / "models" / "SimpleCNN",
-              root / "state" / "SimpleCNN", root / "plots" / "SimpleCNN")  # fmt: skip
+              root / "state" / "SimpleCNN", root / "plots" / "SimpleCNN", root=root)  # fmt: skip
         for name in ("StripeNet", "Constant", "SimpleCNN"):
             evaluate(name, params, split, raw, root / "models" / name,
-                     root / "metrics" / f"{name}.json", root / "plots" / name)  # fmt: skip
+                     root / "metrics" / f"{name}.json", root / "plots" / name,
+                     root=root)  # fmt: skip
         _SHARED["project"] = (root, params, raw, split)
-    root = _SHARED["project"][0]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracking.configure(_SHARED["project"][1].tracking, _SHARED["project"][0])
     return _SHARED["project"]

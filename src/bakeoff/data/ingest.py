@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bakeoff import paths
 from bakeoff.config import DataParams
 from bakeoff.errors import BakeoffError
 from bakeoff.resources import ensure_free_disk
@@ -55,13 +54,15 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name in _HIDDEN
 
 
-def ingest(params: DataParams, out_dir: Path) -> IngestResult:
+def ingest(params: DataParams, out_dir: Path, root: Path) -> IngestResult:
     """Write the source images to `out_dir/<class>/<file>`, clearing `out_dir` first.
 
     Args:
         params: The `data` section: `source` is an image folder, a folder of Fashion-MNIST
             idx files (the demo) or `fashion-mnist` (that folder, `data.fashion_mnist_dir`).
         out_dir: The raw data folder (a DVC output: rebuilt from scratch every time).
+        root: The project root: a relative `data.source` is relative to it, whatever the
+            current directory of the process (a Prefect worker, a test).
 
     Returns:
         Counts per folder and the entries left for validate to report.
@@ -72,9 +73,7 @@ def ingest(params: DataParams, out_dir: Path) -> IngestResult:
         return _write_fashion_mnist(images, labels, params.per_class, params.seed, out_dir)
     source = Path(params.source).expanduser()
     if not source.is_absolute():
-        # params.yaml lives at the project root: a relative source means relative to it,
-        # whatever the current directory of the process (a Prefect worker, a test).
-        source = paths.PROJ_ROOT / source
+        source = Path(root) / source
     if is_fashion_mnist_dir(source):
         # The demo as a path, so that dvc.yaml can name it as ingest's dependency.
         images, labels = _load_fashion_mnist(source)

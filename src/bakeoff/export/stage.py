@@ -116,6 +116,8 @@ def export(
     models_dir: Path,
     exports_dir: Path,
     out_path: Path,
+    *,
+    root: Path,
 ) -> Exported:
     """Convert, re-evaluate and log the TFLite variants of one model.
 
@@ -127,6 +129,7 @@ def export(
         models_dir: models/ (only read for a named backbone).
         exports_dir: exports/ (receives <backbone>/<variant>.tflite).
         out_path: reports/export.json.
+        root: The project root (MLflow store).
 
     Returns:
         The report and where it was written.
@@ -137,7 +140,7 @@ def export(
 
     ep = params.export
     _check(ep)
-    tracking.configure(params.tracking)
+    tracking.configure(params.tracking, root)
     model, source = _source(params, backbone, models_dir)
     size = int(model.input_shape[1])
     # The decode cache evaluate filled: a read-only memory map, not a copy in memory.

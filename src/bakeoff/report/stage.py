@@ -29,7 +29,7 @@ _REQUIRED = [
 
 
 @dataclass
-class _Backbone:
+class _BackboneResults:
     metrics: dict[str, Any]
     actual: np.ndarray
     predicted: np.ndarray
@@ -47,7 +47,7 @@ def _read(path: Path, what: str, fix: str) -> Path:
     return path
 
 
-def _load(name: str, metrics_dir: Path, plots_dir: Path, models_dir: Path) -> _Backbone:
+def _load(name: str, metrics_dir: Path, plots_dir: Path, models_dir: Path) -> _BackboneResults:
     fix = f"bakeoff evaluate {name}"
     path = _read(metrics_dir / f"{name}.json", f"metrics of {name}", fix)
     metrics = json.loads(path.read_text())
@@ -62,7 +62,7 @@ def _load(name: str, metrics_dir: Path, plots_dir: Path, models_dir: Path) -> _B
     )
     train_json = models_dir / name / "train.json"
     train = json.loads(train_json.read_text()) if train_json.is_file() else {}
-    return _Backbone(
+    return _BackboneResults(
         metrics, conf["actual"].to_numpy(), conf["predicted"].to_numpy(), history, train
     )
 
@@ -94,7 +94,7 @@ def _champion_version(register: dict[str, Any]) -> str | None:
     return (register.get("champion") or {}).get("version")
 
 
-def build_table(params: Params, data: dict[str, _Backbone]) -> pd.DataFrame:
+def build_table(params: Params, data: dict[str, _BackboneResults]) -> pd.DataFrame:
     """One row per backbone: the metrics files' numbers plus the bootstrap interval."""
     rows = {}
     for name, b in data.items():
@@ -109,7 +109,9 @@ def build_table(params: Params, data: dict[str, _Backbone]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def analyse(params: Params, table: pd.DataFrame, data: dict[str, _Backbone]) -> dict[str, Any]:
+def analyse(
+    params: Params, table: pd.DataFrame, data: dict[str, _BackboneResults]
+) -> dict[str, Any]:
     """The recommendation, the Pareto front and the budgets, from the table."""
     best = str(table["test_accuracy"].astype(float).idxmax())
     for name, b in data.items():
@@ -172,7 +174,7 @@ def _summary(params: Params, table: pd.DataFrame, found: dict[str, Any]) -> dict
 def _figures(
     table: pd.DataFrame,
     ctx: dict[str, Any],
-    data: dict[str, _Backbone],
+    data: dict[str, _BackboneResults],
     champion: str | None,
     figures_dir: Path,
 ) -> list[Path]:
@@ -206,6 +208,8 @@ def report(
     models_dir: Path,
     out_dir: Path,
     plots_dir: Path | None = None,
+    *,
+    root: Path,
 ) -> Path:
     """Write reports/comparison.{md,html,csv} and reports/figures/*.png; log them to MLflow.
 
@@ -217,6 +221,7 @@ def report(
         out_dir: The reports folder: holds register.json, receives the report.
         plots_dir: Where plots/<backbone>/{confusion,history}.csv are; default the
             `plots` folder next to `metrics_dir`.
+        root: The project root (MLflow store, git commit).
 
     Returns:
         The path of comparison.html.
@@ -251,5 +256,5 @@ def report(
         for n in table.index
         for end in ("low", "high")
     }
-    tracking.log_report(params, [md, html, csv, *figures], intervals)
+    tracking.log_report(params, [md, html, csv, *figures], intervals, root)
     return html

@@ -36,7 +36,7 @@ def run_exists(run_id: str | None) -> bool:
 
 @contextmanager
 def training_run(
-    params: Params, backbone: str, run_id: str | None, tags: dict[str, str]
+    params: Params, backbone: str, run_id: str | None, tags: dict[str, str], root: Path
 ) -> Iterator[str]:
     """Start a run for one backbone (or resume `run_id`), ended FINISHED or FAILED.
 
@@ -46,6 +46,7 @@ def training_run(
         backbone: The backbone name (run name and tag).
         run_id: A run to resume (a crashed training); ignored when the store lacks it.
         tags: Extra run tags (data_version, ...).
+        root: The project root (tracking store, git commit).
 
     Yields:
         The run id.
@@ -55,9 +56,9 @@ def training_run(
 
     from bakeoff.lineage import git_commit
 
-    experiment_id = configure(params.tracking)
+    experiment_id = configure(params.tracking, root)
     client = _client()
-    all_tags = {"backbone": backbone, "git_commit": git_commit(), **tags}
+    all_tags = {"backbone": backbone, "git_commit": git_commit(root), **tags}
     resume = _run_exists(client, run_id)
     if resume:
         run = mlflow.start_run(run_id=run_id, tags=all_tags)
@@ -166,11 +167,14 @@ def run_info(run_id: str) -> dict[str, Any]:
     }
 
 
-def search_runs(params: TrackingParams, order_by: list[str] | None = None, filter_string: str = ""):
+def search_runs(
+    params: TrackingParams, root: Path, order_by: list[str] | None = None, filter_string: str = ""
+):
     """The experiment's runs as a DataFrame, best first per `order_by`.
 
     Args:
         params: The tracking section (experiment name).
+        root: The project root (tracking store).
         order_by: e.g. `["metrics.test_accuracy DESC"]`.
         filter_string: An MLflow filter, e.g. `"attributes.status = 'FINISHED'"`.
 
@@ -179,13 +183,13 @@ def search_runs(params: TrackingParams, order_by: list[str] | None = None, filte
     """
     import mlflow
 
-    experiment_id = configure(params)
+    experiment_id = configure(params, root)
     return mlflow.search_runs(
         experiment_ids=[experiment_id], filter_string=filter_string, order_by=order_by
     )
 
 
-def log_report(params: Params, paths: list[Path], metrics: dict[str, float]) -> str:
+def log_report(params: Params, paths: list[Path], metrics: dict[str, float], root: Path) -> str:
     """Log the comparison report to a run of its own, named `report` (tag stage=report).
 
     Args:
@@ -193,6 +197,7 @@ def log_report(params: Params, paths: list[Path], metrics: dict[str, float]) -> 
             logged as the run's params).
         paths: The report files and figures, logged under the `report/` artifact folder.
         metrics: Numbers the report adds to the evaluate runs (e.g. accuracy intervals).
+        root: The project root (tracking store, git commit).
 
     Returns:
         The run id.
@@ -201,10 +206,10 @@ def log_report(params: Params, paths: list[Path], metrics: dict[str, float]) -> 
 
     from bakeoff.lineage import git_commit
 
-    experiment_id = configure(params.tracking)
+    experiment_id = configure(params.tracking, root)
     client = _client()
     run = client.create_run(
-        experiment_id, run_name="report", tags={"stage": "report", "git_commit": git_commit()}
+        experiment_id, run_name="report", tags={"stage": "report", "git_commit": git_commit(root)}
     )
     run_id = run.info.run_id
     try:

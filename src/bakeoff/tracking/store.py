@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bakeoff.paths import MLRUNS_DIR, PROJ_ROOT
+from bakeoff.errors import BakeoffError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -15,39 +15,46 @@ if TYPE_CHECKING:
     from bakeoff.config import TrackingParams
 
 _ENV = "MLFLOW_TRACKING_URI"
-_configured: dict[str, str] = {}  # the last params-derived URI, for functions without params
+_SQLITE = "sqlite:///"
+# What `configure` last set up (URI and project root), for the functions that take a run id
+# or model name only: they talk to the store the stage configured.
+_configured: dict[str, Any] = {}
 
 
-def _resolve(uri: str) -> str:
+def _resolve(uri: str, root: Path | None) -> str:
     """A relative `sqlite:///x.db` is relative to the project root, not the working directory."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
-        return prefix + str(PROJ_ROOT / uri[len(prefix) :])
-    return uri
+    if not uri.startswith(_SQLITE) or uri[len(_SQLITE) :].startswith("/"):
+        return uri
+    root = root if root is not None else _configured.get("root")
+    if root is None:
+        raise BakeoffError(
+            f"tracking URI {uri} is relative but no project root is known: make it absolute"
+        )
+    return _SQLITE + str(Path(root) / uri[len(_SQLITE) :])
 
 
-def tracking_uri(params: TrackingParams | None = None) -> str:
-    """The tracking URI in force: `MLFLOW_TRACKING_URI`, else params, else the default."""
+def tracking_uri(params: TrackingParams | None = None, root: Path | None = None) -> str:
+    """The tracking URI in force: `MLFLOW_TRACKING_URI`, else params, else the configured one.
+
+    Args:
+        params: The tracking section of params.yaml.
+        root: The project root a relative sqlite URI resolves against (default: the root
+            `configure` was given).
+    """
     if os.environ.get(_ENV):
-        return _resolve(os.environ[_ENV])
+        return _resolve(os.environ[_ENV], root)
     if params is not None:
-        return _resolve(params.tracking_uri)
+        return _resolve(params.tracking_uri, root)
     if "uri" in _configured:
         return _configured["uri"]
-    from bakeoff.config import TrackingParams
-
-    return _resolve(TrackingParams().tracking_uri)
+    raise BakeoffError("MLflow is not configured: call tracking.configure(params, root) first")
 
 
-def _artifact_location(uri: str, from_env: bool) -> str | None:
-    """Artifacts next to the sqlite store; on a server the server decides."""
-    if uri.startswith(("http://", "https://", "databricks")):
-        return None
-    if uri.startswith("sqlite:///") and from_env:
-        return (Path(uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
-    if from_env:
-        return None
-    return (MLRUNS_DIR / "artifacts").as_uri()
+def _artifact_location(uri: str) -> str | None:
+    """Artifacts next to a sqlite store; on a server the server decides."""
+    if uri.startswith(_SQLITE):
+        return (Path(uri[len(_SQLITE) :]).parent / "artifacts").as_uri()
+    return None
 
 
 def _client() -> MlflowClient:
@@ -58,27 +65,27 @@ def _client() -> MlflowClient:
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def configure(params: TrackingParams) -> str:
+def configure(params: TrackingParams, root: Path) -> str:
     """Point MLflow at the project's store and make sure the experiment exists.
 
     Args:
         params: The tracking section of params.yaml.
+        root: The project root (a relative sqlite URI lives under it).
 
     Returns:
         The experiment id.
     """
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri(params)
-    if not os.environ.get(_ENV):
-        _configured["uri"] = uri
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri(params, root)
+    _configured.update(uri=uri, root=Path(root))
+    if uri.startswith(_SQLITE):
+        Path(uri[len(_SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
     client = _client()
     experiment = client.get_experiment_by_name(params.experiment)
     if experiment is not None:
         return experiment.experiment_id
-    location = _artifact_location(uri, from_env=bool(os.environ.get(_ENV)))
+    location = _artifact_location(uri)
     try:
         return client.create_experiment(params.experiment, artifact_location=location)
     except MlflowException:  # another process or thread created it first

@@ -102,7 +102,7 @@ def build_extractor(backbone: str, image_size: int, weights: str) -> keras.Model
 
 def load_features(
     backbone: str,
-    tp: TrainParams,
+    recipe: TrainParams,
     split_dir: Path,
     image_root: Path,
     cache_dir: Path,
@@ -113,7 +113,7 @@ def load_features(
 
     Args:
         backbone: A registry name.
-        tp: This backbone's train params (`weights` must be pretrained; `image_size`).
+        recipe: This backbone's train params (`weights` must be pretrained; `image_size`).
         split_dir: data/split.
         image_root: data/raw (read only on a decode-cache miss).
         cache_dir: The cache root (.bakeoff/cache).
@@ -130,13 +130,13 @@ def load_features(
     """
     from bakeoff.train.model import get_backbone, resolve_weights
 
-    if tp.weights == "none":
+    if recipe.weights == "none":
         raise BakeoffError(
             f"{backbone}: features are cached only for a frozen pretrained base, but "
             "train.weights is none (the whole network trains): set train.weights"
         )
-    size = tp.image_size or get_backbone(backbone).default_size
-    weights_sha = file_sha256(resolve_weights(backbone, tp.weights, size))
+    size = recipe.image_size or get_backbone(backbone).default_size
+    weights_sha = file_sha256(resolve_weights(backbone, recipe.weights, size))
     folder = Path(cache_dir) / "features" / backbone
     x, y, paths, computed = {}, {}, {}, []
     for name in splits:
@@ -147,7 +147,7 @@ def load_features(
             if not path.is_file():
                 pixels = split_pixels(split_dir, name, image_root, size, cache_dir)
                 if extractor is None:
-                    extractor = build_extractor(backbone, size, tp.weights)
+                    extractor = build_extractor(backbone, size, recipe.weights)
                 _write_features(extractor, pixels, path)
                 computed.append(name)
                 for stale in folder.glob(f"{name}-{size}px-*.npy"):

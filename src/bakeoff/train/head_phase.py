@@ -31,25 +31,25 @@ from bakeoff.train.tune import tune
 Builder = Callable[[float], keras.Model]
 
 
-def tuning_off_reason(tp: TrainParams, trials: int) -> str | None:
+def tuning_off_reason(recipe: TrainParams, trials: int) -> str | None:
     """Why the head is not tuned for these params, or None when it is."""
-    if tp.weights == "none":
+    if recipe.weights == "none":
         return (
             "train.weights is none: the whole network trains from scratch, so there are no "
             "cached features and every trial would be a full training"
         )
-    if tp.augment:
+    if recipe.augment:
         return "train.augment is on: augmented images change every epoch, so no feature cache"
-    if not tp.cache_features:
+    if not recipe.cache_features:
         return "train.cache_features is false: no feature cache to tune the head on"
     if trials <= 0:
         return "tune.trials is 0"
     return None
 
 
-def cached_head(tp: TrainParams) -> bool:
+def cached_head(recipe: TrainParams) -> bool:
     """Whether phase 1 trains only the head, on features computed once."""
-    return tp.weights != "none" and tp.cache_features and not tp.augment
+    return recipe.weights != "none" and recipe.cache_features and not recipe.augment
 
 
 def extract_features(model: keras.Model, data: TrainInputs) -> Features:
@@ -88,13 +88,18 @@ def load_phase(build: Builder, state_dir: Path) -> keras.Model:
 
 
 def train_head(
-    build: Builder, tp: TrainParams, trials: int, data: TrainInputs, state_dir: Path, run_id: str
+    build: Builder,
+    recipe: TrainParams,
+    trials: int,
+    data: TrainInputs,
+    state_dir: Path,
+    run_id: str,
 ) -> tuple[keras.Model, dict[str, Any]]:
     """Tune and train the head on cached features; write phase 1's state files.
 
     Args:
         build: Builds the full model with a given head L2.
-        tp: This backbone's train params (one seed).
+        recipe: This backbone's train params (one seed).
         trials: tune.trials (0: the default head only).
         data: The backbone's inputs (the features come from the feature cache).
         state_dir: Receives history_phase1.csv, tune.json, best.keras, best.json.
@@ -108,18 +113,18 @@ def train_head(
     """
     model = build(0.0)
     feats = extract_features(model, data)
-    off = tuning_off_reason(tp, trials)
+    off = tuning_off_reason(recipe, trials)
     result = tune(
         feats.x_train, feats.y_train, feats.x_val, feats.y_val, data.n_classes,
-        default=HeadParams(tp.learning_rate, tp.batch_size),
-        trials=0 if off else trials, seed=tp.seed, max_epochs=tp.head_epochs,
-        patience=tp.head_patience, on_trial=_log_trial(run_id),
+        default=HeadParams(recipe.learning_rate, recipe.batch_size),
+        trials=0 if off else trials, seed=recipe.seed, max_epochs=recipe.head_epochs,
+        patience=recipe.head_patience, on_trial=_log_trial(run_id),
     )  # fmt: skip
     fit = result.best_fit
     if not np.isfinite(fit.val_loss):
         raise BakeoffError(
             "training diverged (the head's loss became NaN/Inf in phase 1): "
-            f"lower the learning rate (now {tp.learning_rate})"
+            f"lower the learning rate (now {recipe.learning_rate})"
         )
     if result.best.l2 > 0:  # the Keras model carries the penalty into phase 2
         model = build(result.best.l2)

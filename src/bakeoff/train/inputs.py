@@ -24,7 +24,7 @@ class TrainInputs:
 
     Attributes:
         backbone: The registry name.
-        tp: This backbone's train params.
+        recipe: This backbone's train params.
         split_dir: data/split.
         image_root: data/raw.
         cache_dir: The decode and feature caches (.bakeoff/cache).
@@ -33,7 +33,7 @@ class TrainInputs:
     """
 
     backbone: str
-    tp: TrainParams
+    recipe: TrainParams
     split_dir: Path
     image_root: Path
     cache_dir: Path
@@ -56,7 +56,7 @@ class TrainInputs:
     def features(self, extractor: keras.Model) -> Features:
         """Train and val features of the frozen base (read from the feature cache if there)."""
         feats = load_features(
-            self.backbone, self.tp, self.split_dir, self.image_root, self.cache_dir,
+            self.backbone, self.recipe, self.split_dir, self.image_root, self.cache_dir,
             extractor=extractor,
         )  # fmt: skip
         how = f"computed ({', '.join(feats.computed)})" if feats.computed else "read from cache"

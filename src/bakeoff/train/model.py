@@ -14,20 +14,7 @@ import keras
 import numpy as np
 
 from bakeoff.errors import BakeoffError
-from bakeoff.train.backbones import TABLE, Backbone, get_backbone
-
-__all__ = [
-    "TABLE",
-    "Backbone",
-    "base_layer",
-    "build_base",
-    "build_model",
-    "get_backbone",
-    "load_trained",
-    "preprocessing",
-    "resolve_weights",
-]
-
+from bakeoff.train.backbones import get_backbone
 
 # keras.applications preprocessing, by the module name the backbone table gives, as the
 # mode of `keras.applications.imagenet_utils.preprocess_input`.
@@ -117,12 +104,12 @@ def imagenet_weights(name: str, image_size: int) -> Path:
     Raises:
         BakeoffError: The file is not cached and cannot be downloaded; names file and folder.
     """
-    entry = get_backbone(name)
-    if entry.weights_file is None:
+    weights = get_backbone(name).imagenet
+    if weights is None:
         raise BakeoffError(
             f"{name} has no ImageNet weights: set train.weights to none or a weights file"
         )
-    fname = entry.weights_name(image_size)
+    fname = weights.file_name(image_size)
     cache = keras_cache_dir()
     target = cache / "models" / fname
     try:
@@ -130,16 +117,16 @@ def imagenet_weights(name: str, image_size: int) -> Path:
         # this machine may be offline); the hash only guards a fresh download.
         path = keras.utils.get_file(
             fname,
-            entry.weights_origin + fname,
+            weights.origin + fname,
             cache_subdir="models",
             cache_dir=str(cache),
-            file_hash=None if target.is_file() else entry.weights_hash,
+            file_hash=None if target.is_file() else weights.md5,
         )
     except Exception as exc:  # urllib raises many kinds; all mean "not available"
         raise BakeoffError(
             f"ImageNet weights for {name} are not in Keras's cache and could not be "
             f"downloaded ({type(exc).__name__}): put the file {fname} into {target.parent}/ "
-            f"(from {entry.weights_origin + fname}), or set train.weights to none"
+            f"(from {weights.origin + fname}), or set train.weights to none"
         ) from None
     return Path(path)
 
@@ -194,8 +181,8 @@ def build_base(
     )
     if weights_file is not None:
         _load_into(base, weights_file, name, imagenet)
-        if imagenet and entry.imagenet_fix is not None:
-            entry.imagenet_fix(base)
+        if imagenet and entry.imagenet is not None and entry.imagenet.fix is not None:
+            entry.imagenet.fix(base)
     return base
 
 

@@ -41,7 +41,7 @@ class Phase:
 def fit_phase(
     model: keras.Model,
     phase: Phase,
-    tp: TrainParams,
+    recipe: TrainParams,
     data: TrainInputs,
     state_dir: Path,
 ) -> None:
@@ -52,7 +52,7 @@ def fit_phase(
     Args:
         model: The full model, trained in place.
         phase: Learning rate and epochs of this phase.
-        tp: The train params of this backbone.
+        recipe: The train params of this backbone.
         data: The backbone's inputs: pixels streamed from the decode cache.
         state_dir: Backups, history_phase<n>.csv and best.keras (best.json, when an
             earlier phase chose its best epoch by another rule, holds that epoch's row).
@@ -71,17 +71,17 @@ def fit_phase(
     )
     n = data.n_classes
     train_ds = stream(
-        train_px.path, train_px.labels, n, tp.batch_size, shuffle=True, seed=tp.seed,
-        augment=tp.augment,
+        train_px.path, train_px.labels, n, recipe.batch_size, shuffle=True, seed=recipe.seed,
+        augment=recipe.augment,
     )  # fmt: skip
-    val_ds = stream(val_px.path, val_px.labels, n, tp.batch_size)
+    val_ds = stream(val_px.path, val_px.labels, n, recipe.batch_size)
     best = state_dir / "best.keras"
     threshold = (
         best_row(read_history(state_dir), state_dir)["val_accuracy"] if best.is_file() else None
     )
     callbacks = [
         # First: it puts `learning_rate` into the logs the later callbacks write.
-        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, tp.patience // 2)),
+        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, recipe.patience // 2)),
         keras.callbacks.ModelCheckpoint(
             filepath=str(best),
             monitor="val_accuracy",
@@ -92,7 +92,7 @@ def fit_phase(
         keras.callbacks.EarlyStopping(
             monitor="val_accuracy",
             mode="max",
-            patience=tp.patience,
+            patience=recipe.patience,
             restore_best_weights=True,
             start_from_epoch=phase.min_epochs,
         ),
@@ -106,7 +106,7 @@ def fit_phase(
     ]
     what = f"training {data.backbone} (phase {phase.number})"
     try:
-        with memory_guard(what, tp.batch_size, data.image_size):
+        with memory_guard(what, recipe.batch_size, data.image_size):
             target.fit(
                 train_ds,
                 validation_data=val_ds,

@@ -58,10 +58,10 @@ class TrainResult:
         )
 
 
-def _fingerprint(backbone: str, tp: TrainParams, trials: int, version: str) -> str:
+def _fingerprint(backbone: str, recipe: TrainParams, trials: int, version: str) -> str:
     """What a resumed run must share with the crashed one (else it starts afresh)."""
     text = json.dumps(
-        [backbone, dataclasses.asdict(tp), trials, version], sort_keys=True, default=str
+        [backbone, dataclasses.asdict(recipe), trials, version], sort_keys=True, default=str
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -88,7 +88,7 @@ def _unfreeze_top(model: keras.Model, n_layers: int) -> None:
 
 def _run_phases(
     build: Builder,
-    tp: TrainParams,
+    recipe: TrainParams,
     trials: int,
     data: TrainInputs,
     state_dir: Path,
@@ -99,30 +99,32 @@ def _run_phases(
     Returns:
         (the model at its best epoch, the history of both phases, the tuning summary).
     """
-    frozen = tp.weights != "none"
+    frozen = recipe.weights != "none"
     phase1_done = state_dir / "phase1.weights.h5"
-    tuning = {"status": "off", "reason": tuning_off_reason(tp, trials)}
+    tuning = {"status": "off", "reason": tuning_off_reason(recipe, trials)}
     if phase1_done.is_file():  # phase 2 crashed: phase 1's result is kept
-        if cached_head(tp):
+        if cached_head(recipe):
             model = load_phase(build, state_dir)
             tuning = json.loads((state_dir / "tune.json").read_text())
         else:
             model = build(0.0)
             model.load_weights(phase1_done)
-    elif cached_head(tp):
-        model, tuning = train_head(build, tp, trials, data, state_dir, run_id)
+    elif cached_head(recipe):
+        model, tuning = train_head(build, recipe, trials, data, state_dir, run_id)
         model.save_weights(phase1_done)
     else:
         model = build(0.0)
-        phase1 = Phase(1, tp.learning_rate, tp.epochs, 0, tp.min_epochs)
-        fit_phase(model, phase1, tp, data, state_dir)
+        phase1 = Phase(1, recipe.learning_rate, recipe.epochs, 0, recipe.min_epochs)
+        fit_phase(model, phase1, recipe, data, state_dir)
         model.save_weights(phase1_done)
     history = read_history(state_dir)
-    if frozen and tp.fine_tune_layers > 0:
-        _unfreeze_top(model, tp.fine_tune_layers)
+    if frozen and recipe.fine_tune_layers > 0:
+        _unfreeze_top(model, recipe.fine_tune_layers)
         done = len(history)
-        phase2 = Phase(2, tp.fine_tune_learning_rate, done + tp.fine_tune_epochs, done, done)
-        fit_phase(model, phase2, tp, data, state_dir)
+        phase2 = Phase(
+            2, recipe.fine_tune_learning_rate, done + recipe.fine_tune_epochs, done, done
+        )
+        fit_phase(model, phase2, recipe, data, state_dir)
         history = read_history(state_dir)
     best = state_dir / "best.keras"
     if best.is_file():  # the best epoch over both phases and any restarts
@@ -143,44 +145,45 @@ class SeedInputs:
     version: str
     data: TrainInputs
     classes: list[str]
+    root: Path  # the project root: MLflow store, git commit
 
 
 def train_seed(inputs: SeedInputs, params: Params, where: RunPaths) -> TrainResult:
     """One seed's resumable, tracked training; writes where.out_dir (model.keras, train.json)."""
     backbone, data, classes = inputs.backbone, inputs.data, inputs.classes
-    tp = params.for_backbone(backbone)
+    recipe = params.for_backbone(backbone)
     state_dir = where.state_dir
-    fingerprint = _fingerprint(backbone, tp, params.tune.trials, inputs.version)
+    fingerprint = _fingerprint(backbone, recipe, params.tune.trials, inputs.version)
     run_id = _resume_state(state_dir, fingerprint)
     state_dir.mkdir(parents=True, exist_ok=True)
 
-    keras.utils.set_random_seed(tp.seed)
+    keras.utils.set_random_seed(recipe.seed)
     tf.config.experimental.enable_op_determinism()
     tags = {
         "data_version": inputs.version,
         "dvc_stage": f"train@{backbone}",
-        "seed": str(tp.seed),
-        "weights": tp.weights,
+        "seed": str(recipe.seed),
+        "weights": recipe.weights,
         "weights_sha256": file_sha256(inputs.weights_file) if inputs.weights_file else "none",
     }
 
     def build(l2: float) -> keras.Model:
         n = len(classes)
-        return build_model(backbone, n, inputs.size, tp.weights, tp.bn_momentum, l2)
+        return build_model(backbone, n, inputs.size, recipe.weights, recipe.bn_momentum, l2)
 
     try:
-        with tracking.training_run(params, backbone, run_id, tags) as run_id:
+        with tracking.training_run(params, backbone, run_id, tags, inputs.root) as run_id:
             (state_dir / "run.json").write_text(
                 json.dumps({"run_id": run_id, "fingerprint": fingerprint})
             )
             start = time.perf_counter()
             model, history, tuning = _run_phases(
-                build, tp, params.tune.trials, data, state_dir, run_id
+                build, recipe, params.tune.trials, data, state_dir, run_id
             )
             seconds = time.perf_counter() - start
             run = dataclasses.replace(where, run_id=run_id, tags=tags)
             example = data.example()
-            result = _write_outputs(model, run, tp, history, classes, seconds, example, tuning)
+            result = _write_outputs(model, run, recipe, history, classes, seconds, example, tuning)
     except BakeoffError:
         # A diverged run would diverge again from its backup: the next attempt starts afresh.
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -202,7 +205,14 @@ class RunPaths:
 
 
 def _write_outputs(
-    model, run: RunPaths, tp: TrainParams, history, classes, seconds: float, example, tuning: dict
+    model,
+    run: RunPaths,
+    recipe: TrainParams,
+    history,
+    classes,
+    seconds: float,
+    example,
+    tuning: dict,
 ) -> TrainResult:
     backbone, run_id, tags = run.backbone, run.run_id, run.tags
     out_dir, plots_dir, state_dir = run.out_dir, run.plots_dir, run.state_dir
@@ -235,17 +245,17 @@ def _write_outputs(
         "run_id": run_id,
         "status": "FINISHED",
         "image_size": int(model.inputs[0].shape[1]),
-        "batch_size": tp.batch_size,
+        "batch_size": recipe.batch_size,
         "epochs_run": len(history),
         "best_epoch": int(best["epoch"]),
         "val_accuracy": float(best["val_accuracy"]),
         "val_loss": float(best["val_loss"]),
         "train_seconds": round(seconds, 2),
-        "weights": tp.weights,
+        "weights": recipe.weights,
         "weights_sha256": tags["weights_sha256"],
-        "seed": tp.seed,
+        "seed": recipe.seed,
         "tuning": tuning,
-        "params": dataclasses.asdict(tp),
+        "params": dataclasses.asdict(recipe),
         "classes": classes,
         "model_uri": model_uri,
         "data_version": tags["data_version"],

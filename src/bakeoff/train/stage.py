@@ -48,6 +48,7 @@ def train(
     plots_dir: Path | None = None,
     *,
     cache_dir: Path | None = None,
+    root: Path,
 ) -> TrainResult:
     """Train one backbone with the recipe, once per seed of `train.seeds`; write models/<backbone>/.
 
@@ -65,6 +66,7 @@ def train(
         plots_dir: plots/<backbone>/ (default: next to models/, from out_dir).
         cache_dir: The decode and feature caches, shared by backbones, seeds and reruns
             (default: the project's .bakeoff/cache/, next to data/).
+        root: The project root (MLflow store, git commit).
 
     Returns:
         The result of the selected seed's run.
@@ -72,9 +74,9 @@ def train(
     Raises:
         BakeoffError: Bad params, missing weights or data, or training diverged (NaN).
     """
-    tp = params.for_backbone(backbone)
-    size = tp.image_size or get_backbone(backbone).default_size
-    weights_file = resolve_weights(backbone, tp.weights, size)  # fail before loading data
+    recipe = params.for_backbone(backbone)
+    size = recipe.image_size or get_backbone(backbone).default_size
+    weights_file = resolve_weights(backbone, recipe.weights, size)  # fail before loading data
     out_dir, state_dir = Path(out_dir), Path(state_dir)
     plots_dir = Path(plots_dir or out_dir.parent.parent / "plots" / backbone)
     # Stale outputs of an earlier run must never outlive a failed one.
@@ -84,16 +86,17 @@ def train(
     classes = read_classes(split_dir)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
     # Streamed from the disk caches: nothing here grows with the number of images.
-    data = TrainInputs(backbone, tp, split_dir, image_root, cache_dir, size, classes)
-    inputs = SeedInputs(backbone, size, weights_file, split_data_version(split_dir), data, classes)
-    if len(tp.seeds) == 1:
+    data = TrainInputs(backbone, recipe, split_dir, image_root, cache_dir, size, classes)
+    version = split_data_version(split_dir)
+    inputs = SeedInputs(backbone, size, weights_file, version, data, classes, Path(root))
+    if len(recipe.seeds) == 1:
         result = train_seed(
             inputs, params, RunPaths(backbone, "", out_dir, plots_dir, state_dir, {})
         )
         _add_seeds(out_dir, [result])
         return result
     results = []
-    for seed in tp.seeds:
+    for seed in recipe.seeds:
         seeded = dataclasses.replace(params, train=dataclasses.replace(params.train, seeds=[seed]))
         where = out_dir / "seeds" / str(seed)
         run = RunPaths(backbone, "", where, where, state_dir / f"seed-{seed}", {})
