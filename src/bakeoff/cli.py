@@ -102,6 +102,29 @@ def register(params_file: ParamsOption = None) -> None:
 
 
 @app.command()
+def export(
+    backbone: Annotated[
+        str | None, typer.Argument(help="a trained backbone (default: the champion)")
+    ] = None,
+    params_file: ParamsOption = None,
+) -> None:
+    """TFLite float32, float16, dynamic-range and int8 of the champion, each re-evaluated."""
+    params = _params(params_file)
+    from bakeoff.export.stage import export as run
+
+    result = run(
+        params,
+        backbone,
+        split_dir=paths.SPLIT_DIR,
+        image_root=paths.RAW_DIR,
+        models_dir=paths.MODELS_DIR,
+        exports_dir=paths.PROJ_ROOT / "exports",
+        out_path=paths.REPORTS_DIR / "export.json",
+    )
+    typer.echo(result)
+
+
+@app.command()
 def report(params_file: ParamsOption = None) -> None:
     """Write reports/comparison.{md,html}: which backbone, and why."""
     params = _params(params_file)

@@ -22,7 +22,8 @@ def test_help_lists_every_stage_and_does_not_import_tensorflow():
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     elapsed = time.perf_counter() - start
-    for stage in ("ingest", "validate", "split", "train", "evaluate", "register", "report"):
+    stages = ("ingest", "validate", "split", "train", "evaluate", "register", "export", "report")
+    for stage in stages:
         assert stage in out.stdout
     assert "TF-NOT-LOADED" in out.stdout
     assert elapsed < 10  # generous: a guard against importing TensorFlow, not a benchmark
