@@ -121,6 +121,17 @@ def register_task(params: Params, paths: ProjectPaths) -> str:
     return str(decision)
 
 
+@task(name="export", **_TASK)
+def export_task(params: Params, paths: ProjectPaths) -> str:
+    """The champion as TFLite variants, each re-evaluated on the test split."""
+    from bakeoff.export.stage import export
+
+    orchestration.route_logs_to_prefect()
+    result = export(params, None, **stage_kwargs(paths)["export"])
+    get_run_logger().info("%s", result)
+    return str(result)
+
+
 @task(name="report", **_TASK)
 def report_task(params: Params, paths: ProjectPaths) -> str:
     """Write the comparison report."""
@@ -141,7 +152,8 @@ def dvc_commit_task(root: Path, stages: list[str]) -> None:
 
 @flow(name="bakeoff-pipeline", log_prints=True)
 def bakeoff_pipeline(root: str | None = None, data_ready: bool = False) -> dict[str, Any]:
-    """ingest -> validate -> split -> train + evaluate per backbone -> register -> report.
+    """ingest -> validate -> split -> train + evaluate per backbone -> register -> export
+    -> report.
 
     Args:
         root: The project directory (default: bakeoff's project root).
@@ -170,6 +182,7 @@ def bakeoff_pipeline(root: str | None = None, data_ready: bool = False) -> dict[
     for backbone in params.backbones:
         evaluate_task(backbone, params, paths)
     register_task(params, paths)
+    export_task(params, paths)
     report_task(params, paths)
     dvc_commit_task(paths.root, stages)
     return {"data_version": version, "stages": stages}

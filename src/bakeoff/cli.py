@@ -109,19 +109,11 @@ def export(
     params_file: ParamsOption = None,
 ) -> None:
     """TFLite float32, float16, dynamic-range and int8 of the champion, each re-evaluated."""
+    kwargs = paths.stage_kwargs(paths.project_paths(), backbone)["export"]  # checks the name
     params = _params(params_file)
     from bakeoff.export.stage import export as run
 
-    result = run(
-        params,
-        backbone,
-        split_dir=paths.SPLIT_DIR,
-        image_root=paths.RAW_DIR,
-        models_dir=paths.MODELS_DIR,
-        exports_dir=paths.PROJ_ROOT / "exports",
-        out_path=paths.REPORTS_DIR / "export.json",
-    )
-    typer.echo(result)
+    typer.echo(run(params, backbone, **kwargs))
 
 
 @app.command()

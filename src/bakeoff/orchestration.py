@@ -49,6 +49,7 @@ def pipeline_stages(backbones: Iterable[str]) -> list[str]:
         *(f"train@{b}" for b in backbones),
         *(f"evaluate@{b}" for b in backbones),
         "register",
+        "export",
         "report",
     ]
 
