@@ -206,3 +206,30 @@ def test_out_of_disk_and_out_of_memory_are_errors_that_name_the_size(
         resources.memory_guard("training X", 64, 512),
     ):
         raise MemoryError
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale_like_the_full_decode(tmp_path):
+    """load_array decodes a JPEG much larger than the target at a reduced DCT scale: the
+    pixels stay within a few levels of a full decode + resize, and EXIF rotation holds."""
+    from PIL import Image
+
+    from bakeoff.data.images import open_rgb, open_rgb_described
+
+    ramp = np.linspace(0, 255, 2400, dtype=np.float32)
+    noise = np.random.default_rng(0).normal(0, 8, (1600, 2400, 3))
+    big = np.clip(np.outer(np.linspace(0, 1, 1600), ramp)[..., None] + noise, 0, 255)
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    Image.fromarray(big.astype(np.uint8)).save(path, quality=90, exif=exif)
+
+    fast = load_array(path, 64)
+    full = np.asarray(open_rgb(path).resize((64, 64), Image.Resampling.BILINEAR))
+    assert fast.shape == full.shape == (64, 64, 3)
+    assert np.abs(fast.astype(int) - full).mean() < 1.5
+    # Upright: the brightest corner of the rotated photo is where the full decode has it.
+    assert np.unravel_index(fast.sum(-1).argmax(), (64, 64)) == pytest.approx(
+        np.unravel_index(full.sum(-1).argmax(), (64, 64)), abs=3
+    )
+    # 1/8 of the pixels per side decoded (64 px asked of 2400x1600), never below 64.
+    assert open_rgb_described(path, size_hint=64)[0].size == (200, 300)
