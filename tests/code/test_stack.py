@@ -25,8 +25,11 @@ def test_a_cluster_postgres_cannot_reach_is_an_error_naming_the_folder():
 
 
 def test_up_refuses_a_busy_port_and_says_how_to_pick_others(tmp_path):
+    """Also: the state of a stack that no longer runs (a reboot) does not block `up`."""
     state_dir = tmp_path / ".stack"
     state_dir.mkdir()
+    gone = {"pids": {"mlflow": 2**22 + 1}, "cmds": {"mlflow": ["mlflow", "server"]}}
+    (state_dir / "stack.json").write_text(json.dumps(gone))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -110,7 +110,10 @@ def up(state_dir: Path, free_ports: bool = False) -> dict:
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir = state_dir.resolve()
     if (state_dir / "stack.json").is_file():
-        raise BakeoffError(f"a stack already runs from {state_dir}: `make stack-down` first")
+        old = json.loads((state_dir / "stack.json").read_text())
+        if any(procs.alive(pid, old["cmds"][name]) for name, pid in old["pids"].items()):
+            raise BakeoffError(f"a stack already runs from {state_dir}: `make stack-down` first")
+        (state_dir / "stack.json").unlink()  # left by a reboot or a killed `up`
     ports = _ports(state_dir, free_ports)
     busy = [f"{name} {port}" for name, port in ports.items() if procs.port_in_use(port)]
     if busy:

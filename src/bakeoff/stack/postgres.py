@@ -44,7 +44,8 @@ def _as_owner() -> dict[str, str]:
         pwd.getpwnam("postgres")
     except KeyError:
         raise BakeoffError(f"running as root needs the `postgres` user: {_INSTALL}") from None
-    return {"user": "postgres", "group": "postgres"}
+    # extra_groups=[]: drop root's supplementary groups too.
+    return {"user": "postgres", "group": "postgres", "extra_groups": []}
 
 
 def _check_reachable(folder: Path) -> None:
@@ -144,7 +145,7 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: ends sessions, keeps the data)."""
-        if not (self.data / "postmaster.pid").is_file():
+        if not self.running():  # also after a reboot left a stale postmaster.pid
             return
         _run([str(bin_dir() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
              "stopping PostgreSQL")  # fmt: skip
