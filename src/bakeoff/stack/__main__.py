@@ -56,7 +56,9 @@ def _commands(state_dir: Path, ports: dict[str, int], pg: Cluster) -> dict[str, 
             [str(_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports["mlflow"]),
              "--workers", "1", "--backend-store-uri", pg.url("mlflow", "postgresql+psycopg2"),
              "--artifacts-destination", str(state_dir / "artifacts")],
-            {}, f"{mlflow_uri}/health",
+            # No server-side jobs (GenAI scorers, prompt optimisation: bakeoff runs none):
+            # else the server starts a job runner and 7 huey consumer processes.
+            {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, f"{mlflow_uri}/health",
         ),
         "prefect-server": (
             [str(_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
