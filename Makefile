@@ -103,6 +103,7 @@ pull: setup
 bench: setup
 	python benchmarks/validate_speed.py
 	python benchmarks/train_speed.py
+	python benchmarks/tune_speed.py
 
 clean:
 	rm -rf .bakeoff .pytest_cache .ruff_cache

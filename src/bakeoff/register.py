@@ -87,8 +87,11 @@ def eligible(
         reason = _why_not(train, metrics, params, name)
         if reason:
             rejected[name] = reason
-        else:
-            candidates.append({**train, **metrics, "backbone": name})
+            continue
+        # Each seed's run is a candidate of its own: the best (backbone, seed) by validation.
+        for seed in metrics.get("seeds") or [{}]:
+            chosen = {k: v for k, v in seed.items() if v is not None}
+            candidates.append({**train, **metrics, **chosen, "backbone": name})
     return candidates, rejected
 
 
@@ -224,6 +227,7 @@ def register(
 def _summary(c: dict[str, Any], metric: str, test_metric: str) -> dict[str, Any]:
     keys = (
         "backbone",
+        "seed",
         "run_id",
         "model_uri",
         metric,
@@ -251,6 +255,7 @@ def _register_version(
     uri = best["model_uri"]
     tags = {
         "backbone": best["backbone"],
+        "seed": best.get("seed"),
         "run_id": best.get("run_id"),
         "data_version": best.get("data_version"),
         "classes": json.dumps(classes),

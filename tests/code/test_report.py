@@ -24,11 +24,32 @@ CLASSES = ["bag", "coat", "shirt"]
 # Big is the most accurate; Small is 1 pt below it (tied), 10x faster and 33x smaller;
 # Bad is the fastest and smallest but clearly worse.
 SPECS = {
-    "Big": dict(right=range(0, 270), latency=50.0, b32=20.0, size=500.0, params=100_000_000),
-    "Small": dict(
-        right=[*range(0, 264), 270, 271, 272], latency=5.0, b32=1.5, size=15.0, params=3_500_000
+    "Big": dict(
+        right=range(0, 270),
+        latency=50.0,
+        b32=20.0,
+        size=500.0,
+        params=100_000_000,
+        seeds=3,
+        tuning={"status": "on", "default_val_accuracy": 0.78, "tuned_val_accuracy": 0.8},
     ),
-    "Bad": dict(right=range(0, 180), latency=2.0, b32=0.5, size=5.0, params=250_000),
+    "Small": dict(
+        right=[*range(0, 264), 270, 271, 272],
+        latency=5.0,
+        b32=1.5,
+        size=15.0,
+        params=3_500_000,
+        seeds=3,
+        tuning={"status": "on", "default_val_accuracy": 0.75, "tuned_val_accuracy": 0.8},
+    ),
+    "Bad": dict(
+        right=range(0, 180),
+        latency=2.0,
+        b32=0.5,
+        size=5.0,
+        params=250_000,
+        tuning={"status": "off", "reason": "train.weights is none"},
+    ),
 }
 
 
@@ -80,12 +101,18 @@ def make_inputs(root: Path) -> dict[str, dict]:
             "train_seconds": 123.456 + k,
             "run_id": f"run{k}",
             "image_size": 32,
+            # Big and Small trained with 3 seeds each, Bad with one.
+            "n_seeds": spec.get("seeds", 1),
+            "test_accuracy_mean": len(right) / N_TEST - 0.005 * (spec.get("seeds", 1) > 1),
+            "test_accuracy_std": 0.0125 if spec.get("seeds", 1) > 1 else 0.0,
         }
         (root / "metrics").mkdir(exist_ok=True)
         (root / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
         (root / "models" / name).mkdir(parents=True)
         (root / "models" / name / "train.json").write_text(
-            json.dumps({"backbone": name, "epochs_run": 4, "classes": CLASSES})
+            json.dumps(
+                {"backbone": name, "epochs_run": 4, "classes": CLASSES, "tuning": spec["tuning"]}
+            )
         )
         all_metrics[name] = metrics
     (root / "reports").mkdir()
@@ -203,6 +230,26 @@ def test_recommends_the_faster_tied_backbone_not_the_worse_one(made):
     assert "10x faster and 33x smaller" in md
     assert "Recommendation: Bad" not in md
     assert "Champion** (reports/register.json): Big (image-classifier version 1" in md
+
+
+def test_table_shows_seeds_spread_and_default_vs_tuned_val_accuracy(made):
+    md = (made[0] / "reports" / "comparison.md").read_text()
+    assert "| Test acc. over seeds | Val acc. default head | Val acc. tuned head |" in md
+    row = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if "|" in line}
+    assert "| 0.8950 ± 0.0125 (3) | 0.7800 | 0.8000 |" in row["Big"]
+    assert "| 1 seed | - | - |" in row["Bad"], "not tuned without a feature cache"
+    assert "paired bootstrap interval of their difference contains 0" in md
+
+
+def test_seeds_spread_ties_backbones_the_bootstrap_alone_separates():
+    from bakeoff.report.stats import tied_by_seeds
+
+    assert tied_by_seeds((0.90, 0.02, 3), (0.87, 0.015, 3))
+    assert not tied_by_seeds((0.90, 0.01, 3), (0.87, 0.01, 3))
+    assert not tied_by_seeds((0.90, 0.02, 3), (0.89, 0.0, 1)), "one seed measures no spread"
+    candidates = [Candidate("A", 0.90, 50.0, 100.0), Candidate("B", 0.87, 5.0, 10.0)]
+    name, reason = recommend(candidates, {"B": (0.03, 0.01, 0.05)})
+    assert name == "B" and "within the seeds' spread" in reason
 
 
 def test_pareto_front_and_budgets_in_the_report(made):

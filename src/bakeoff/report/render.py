@@ -17,6 +17,9 @@ COLUMNS = [
     ("Backbone", "backbone", "{}"),
     ("Test accuracy", "test_accuracy", "{:.4f}"),
     ("{conf}% interval", "interval", "{}"),
+    ("Test acc. over seeds", "seeds_text", "{}"),
+    ("Val acc. default head", "default_val_accuracy", "{:.4f}"),
+    ("Val acc. tuned head", "tuned_val_accuracy", "{:.4f}"),
     ("Macro-F1", "test_macro_f1", "{:.4f}"),
     ("Latency b1 (ms)", "latency_ms_b1", "{:.2f}"),
     ("Latency b32 (ms/img)", "latency_ms_b32", "{:.2f}"),
@@ -26,6 +29,10 @@ COLUMNS = [
     ("Training (s)", "train_seconds", "{:.1f}"),
     ("Epochs", "epochs_run", "{}"),
 ]
+# Columns the report computes or reads from train.json, not from metrics/<backbone>.json.
+NOT_FROM_METRICS = (
+    "interval", "seeds_text", "default_val_accuracy", "tuned_val_accuracy", "epochs_run",
+)  # fmt: skip
 FIGURES = ("accuracy_vs_latency.png", "training_curves.png", "champion_confusion.png")
 EXPORT_COLUMNS = [
     ("Variant", "variant", "{}"),
@@ -40,8 +47,9 @@ EXPORT_COLUMNS = [
 
 
 def cells(table: pd.DataFrame) -> list[list[str]]:
+    # A head that was not tuned (no feature cache) has no default/tuned pair: "-".
     return [
-        [fmt.format(row[key]) if row[key] is not None else "-" for _, key, fmt in COLUMNS]
+        [fmt.format(row[key]) if not _missing(row[key]) else "-" for _, key, fmt in COLUMNS]
         for _, row in table.iterrows()
     ]
 
@@ -90,6 +98,10 @@ def _export_markdown(section: dict) -> str:
     return "\n".join(lines)
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def limit(value: float | None, unit: str) -> str:
     return "no limit" if value is None else f"<= {value:g} {unit}"
 
@@ -100,7 +112,7 @@ _MD = """# Backbone comparison
 
 Test accuracy on {n_test} test images; the interval is a {conf}% percentile bootstrap over the
 test images ({n_boot} resamples, seed {seed}). Latency is measured on the evaluation machine:
-ms per image at batch 1, and per image within a batch of 32.
+ms per image at batch 1, and per image within a batch of 32. {seeds_note}
 
 **Champion** (reports/register.json): {champion_text}
 
@@ -138,6 +150,7 @@ def render_markdown(params: Params, table: pd.DataFrame, ctx: dict[str, Any]) ->
         conf=conf,
         n_boot=params.report.bootstrap,
         seed=params.report.seed,
+        seeds_note=SEEDS_NOTE,
         champion_text=ctx["champion_text"],
         pick=ctx["pick"],
         reason=ctx["reason"],
@@ -149,6 +162,16 @@ def render_markdown(params: Params, table: pd.DataFrame, ctx: dict[str, Any]) ->
         export=_export_markdown(ctx["export"]),
     )
 
+
+SEEDS_NOTE = (
+    "Test acc. over seeds: mean ± standard deviation over `train.seeds` (the table shows the "
+    "seed with the best validation accuracy). A backbone is statistically tied with the most "
+    "accurate one when the paired bootstrap interval of their difference contains 0 or, with "
+    "several seeds, their means differ by no more than the sum of their standard deviations. "
+    "Val acc. default/tuned head: the head before and after tuning on cached features (the "
+    "same number of trials for every backbone, selected on validation only); - without a "
+    "feature cache, where tuning is off."
+)
 
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bakeoff: backbone comparison</title>
@@ -170,7 +193,8 @@ figure{margin:1.5em 0}img{max-width:100%}
 {% endfor %}</table>
 <p class="note">Test accuracy on {{ n_test }} test images; the interval is a {{ conf }}%
 percentile bootstrap over the test images ({{ n_boot }} resamples, seed {{ seed }}). Latency is
-ms per image at batch 1, and per image within a batch of 32, on the evaluation machine.</p>
+ms per image at batch 1, and per image within a batch of 32, on the evaluation machine.
+{{ seeds_note }}</p>
 <div class="card"><b>Champion</b> (reports/register.json): {{ champion_text }}</div>
 <div class="card"><b>Recommendation: {{ pick }}.</b> {{ reason }}</div>
 <p><b>Accuracy-latency Pareto front</b> (fastest first): {{ front | join(", ") }}</p>
@@ -207,6 +231,7 @@ def render_html(
         conf=conf,
         n_boot=params.report.bootstrap,
         seed=params.report.seed,
+        seeds_note=SEEDS_NOTE.replace("`", ""),
         figures=list(zip(titles, uris, strict=True)),
         **ctx,
     )

@@ -24,8 +24,8 @@ from bakeoff.report import stats as report_stats
 
 # What the table needs from metrics/<backbone>.json (the evaluate stage writes them all).
 _REQUIRED = [
-    key for _, key, _ in report_render.COLUMNS[1:] if key not in ("interval", "epochs_run")
-]
+    key for _, key, _ in report_render.COLUMNS[1:] if key not in report_render.NOT_FROM_METRICS
+] + ["test_accuracy_mean", "test_accuracy_std", "n_seeds"]
 
 
 @dataclass
@@ -94,6 +94,14 @@ def _champion_version(register: dict[str, Any]) -> str | None:
     return (register.get("champion") or {}).get("version")
 
 
+def _seeds_text(metrics: dict[str, Any]) -> str:
+    """Test accuracy over seeds, as mean ± sample standard deviation (n)."""
+    n = metrics.get("n_seeds", 1)
+    if n < 2:
+        return "1 seed"
+    return f"{metrics['test_accuracy_mean']:.4f} ± {metrics['test_accuracy_std']:.4f} ({n})"
+
+
 def build_table(params: Params, data: dict[str, _BackboneResults]) -> pd.DataFrame:
     """One row per backbone: the metrics files' numbers plus the bootstrap interval."""
     rows = {}
@@ -105,6 +113,10 @@ def build_table(params: Params, data: dict[str, _BackboneResults]) -> pd.DataFra
         row.update({key: b.metrics.get(key) for _, key, _ in report_render.COLUMNS[1:]})
         row.update(ci_low=low, ci_high=high, interval=f"[{low:.4f}, {high:.4f}]")
         row["epochs_run"] = b.train.get("epochs_run", "-")
+        tuning = b.train.get("tuning") or {}
+        for key in ("default_val_accuracy", "tuned_val_accuracy"):
+            row[key] = tuning.get(key) if tuning.get("status") == "on" else None
+        row["seeds_text"] = _seeds_text(b.metrics)
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -131,7 +143,9 @@ def analyse(
             params.report.confidence,
             params.report.seed,
         )
-        if low <= 0 <= high:
+        spread = [(t["test_accuracy_mean"], t["test_accuracy_std"], t["n_seeds"])
+                  for t in (data[best].metrics, b.metrics)]  # fmt: skip
+        if low <= 0 <= high or report_stats.tied_by_seeds(*spread):
             tied[name] = (diff, low, high)
     candidates = [
         report_stats.Candidate(n, float(r.test_accuracy), float(r.latency_ms_b1), float(r.size_mb))

@@ -138,7 +138,24 @@ def recommend(
     gap = f"{100 * diff:.1f} pt below {best.name}" if diff > 0 else f"level with {best.name}"
     speed = _compare(pick.latency_ms, best.latency_ms, "faster", "slower", "as fast")
     size = _compare(pick.size_mb, best.size_mb, "smaller", "larger", "about the same size")
-    return pick.name, (
-        f"{pick.name} is {gap}, within the interval (paired bootstrap of the difference: "
-        f"[{100 * low:+.1f}, {100 * high:+.1f}] pt), and {speed} and {size}."
+    interval = f"[{100 * low:+.1f}, {100 * high:+.1f}] pt"
+    where = (
+        f"within the interval (paired bootstrap of the difference: {interval})"
+        if low <= 0 <= high
+        else f"within the seeds' spread (paired bootstrap of the difference: {interval})"
     )
+    return pick.name, f"{pick.name} is {gap}, {where}, and {speed} and {size}."
+
+
+def tied_by_seeds(a: tuple[float, float, int], b: tuple[float, float, int]) -> bool:
+    """Whether two backbones' test accuracies over seeds are within their spread.
+
+    Args:
+        a, b: (mean test accuracy over seeds, its sample standard deviation, seeds).
+
+    Returns:
+        True when both have at least two seeds and their means differ by no more than the
+        sum of their standard deviations: the seed, not the backbone, may be the gap.
+    """
+    (mean_a, std_a, n_a), (mean_b, std_b, n_b) = a, b
+    return n_a >= 2 and n_b >= 2 and abs(mean_a - mean_b) <= std_a + std_b

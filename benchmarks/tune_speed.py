@@ -1,0 +1,122 @@
+"""How much does head tuning cost next to the feature pass it rides on?
+
+Run: .venv/bin/python benchmarks/tune_speed.py   (or `make bench`; several minutes on 2 cores)
+
+One run, same images, same machine: a stratified Fashion-MNIST sample as 224 px RGB, each
+backbone's frozen base (random weights: ImageNet cannot download here, and this measures
+speed, not accuracy). For each backbone:
+  (a) one feature pass: the base over the train and val images once (after a warm-up batch),
+      what `train` pays anyway with the feature cache;
+  (b) tuning: `bakeoff.train.tune.tune` on those features with the pipeline's defaults
+      (the untuned head plus `--trials` Optuna trials, early stopping on val loss).
+Target: (b) takes less than (a), i.e. 20 trials cost less than one feature pass at 224 px.
+The CPU is usually shared: absolute times are noisy, compare the ratio of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _idx(path: Path) -> np.ndarray:
+    with gzip.open(path) as fh:
+        data = fh.read()
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def images(n_train: int, n_val: int, size: int) -> dict:
+    """{"train": (x, y), "val": (x, y), "n_classes": 10}: uint8 RGB at `size` px, stratified."""
+    from PIL import Image
+
+    x, y = _idx(FMNIST / "train-images-idx3-ubyte.gz"), _idx(FMNIST / "train-labels-idx1-ubyte.gz")
+    rng = np.random.default_rng(0)
+    out: dict = {"n_classes": 10}
+    picks = {"train": [], "val": []}
+    for label in range(10):
+        chosen = rng.choice(np.flatnonzero(y == label), (n_train + n_val) // 10, replace=False)
+        picks["train"] += list(chosen[: n_train // 10])
+        picks["val"] += list(chosen[n_train // 10 :])
+    for name, idx in picks.items():
+        arrays = [
+            np.asarray(Image.fromarray(x[i]).convert("RGB").resize((size, size), Image.BILINEAR))
+            for i in idx
+        ]
+        out[name] = (np.stack(arrays), y[idx].astype(np.int64))
+    return out
+
+
+def measure(backbone: str, data: dict, size: int, trials: int) -> dict:
+    """(a) the feature pass and (b) the tuning, for one backbone."""
+    import keras
+
+    from bakeoff.config import TrainParams
+    from bakeoff.train.head import HeadParams
+    from bakeoff.train.head_phase import extract_features
+    from bakeoff.train.model import build_model
+    from bakeoff.train.tune import tune
+
+    tp = TrainParams()
+    keras.utils.set_random_seed(0)
+    model = build_model(backbone, data["n_classes"], size, "none", tp.bn_momentum)
+    warm = (data["train"][0][: tp.batch_size], data["train"][1][: tp.batch_size])
+    extract_features(model, {"train": warm, "val": warm}, tp.batch_size)  # graph tracing
+    start = time.perf_counter()
+    f_tr, f_va = extract_features(model, data, tp.batch_size)
+    feature_s = time.perf_counter() - start
+    start = time.perf_counter()
+    result = tune(
+        f_tr, data["train"][1], f_va, data["val"][1], data["n_classes"],
+        default=HeadParams(tp.learning_rate, tp.batch_size), trials=trials, seed=42,
+        max_epochs=tp.head_epochs, patience=tp.head_patience,
+    )  # fmt: skip
+    tune_s = time.perf_counter() - start
+    epochs = sum(t["epochs"] for t in result.trials) + len(result.default_fit.history)
+    return {
+        "backbone": backbone,
+        "features": f_tr.shape[1],
+        "feature_s": feature_s,
+        "tune_s": tune_s,
+        "trials_per_s": trials / tune_s,
+        "pruned": result.summary()["pruned"],
+        "epochs": epochs,
+        "ratio": tune_s / feature_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--backbones", nargs="+", default=["MobileNet", "MobileNetV2", "EfficientNetB0", "VGG16"]
+    )
+    parser.add_argument("--train", type=int, default=1000)
+    parser.add_argument("--val", type=int, default=250)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args()
+    data = images(args.train, args.val, args.size)
+    n = len(data["train"][1]) + len(data["val"][1])
+    print(f"{len(data['train'][1])} train + {len(data['val'][1])} val images at {args.size} px, "
+          f"{args.trials} trials per backbone (plus the untuned head)\n")  # fmt: skip
+    print("| backbone | features | (a) feature pass s | img/s | (b) tuning s | trials/s "
+          "| pruned | head epochs | (b)/(a) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for backbone in args.backbones:
+        r = measure(backbone, data, args.size, args.trials)
+        print(f"| {backbone} | {r['features']} | {r['feature_s']:.1f} | {n / r['feature_s']:.0f} "
+              f"| {r['tune_s']:.1f} | {r['trials_per_s']:.2f} | {r['pruned']} | {r['epochs']} "
+              f"| {r['ratio']:.2f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
