@@ -90,13 +90,15 @@ def split_task(params: Params, paths: ProjectPaths) -> str:
 
 @task(name="train", task_run_name="train-{backbone}", **_TASK)
 def train_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
-    """Train one backbone (resumable: a retry continues from the last completed epoch)."""
-    from bakeoff.train.stage import train
+    """Train one backbone (resumable: a retry continues from the last completed epoch).
 
+    In a process of its own, as `dvc repro` trains it: the same metrics, bit for bit,
+    whatever the task runner (see `orchestration.train_in_subprocess`).
+    """
     orchestration.route_logs_to_prefect()
-    result = train(backbone, params, **stage_kwargs(paths, backbone)["train"])
+    result = orchestration.train_in_subprocess(backbone, paths.root)
     get_run_logger().info("%s", result)
-    return str(result)
+    return result
 
 
 @task(name="evaluate", task_run_name="evaluate-{backbone}", **_TASK)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -102,6 +103,38 @@ def record_in_dvc(root: Path, stages: list[str]) -> None:
             f"{json.dumps(status)}; run `dvc repro` to bring the pipeline up to date"
         )
     log.info("dvc.lock records %d stages; dvc status: up to date", len(stages))
+
+
+def train_in_subprocess(backbone: str, root: Path) -> str:
+    """Train one backbone in a fresh Python process, as `dvc repro` runs `bakeoff train`.
+
+    TensorFlow's seeds and op determinism are process-wide: two backbones trained on threads
+    of one process draw from one random state in an order the scheduler decides, so their
+    metrics would differ from `dvc repro`'s. One process per training, whatever the task
+    runner (threads, processes, Dask workers, which are daemonic and cannot start
+    multiprocessing children), gives the same numbers bit for bit on one machine.
+
+    Args:
+        backbone: The backbone to train.
+        root: The project directory (params.yaml, data/, models/).
+
+    Returns:
+        The training's result line.
+
+    Raises:
+        BakeoffError: The training failed for a reason the user must fix (its message).
+        RuntimeError: It crashed otherwise (the last lines of its output say how).
+    """
+    env = {**os.environ, "BAKEOFF_ROOT": str(root)}
+    cmd = [sys.executable, "-m", "bakeoff.cli", "train", backbone]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode == 0:
+        return (done.stdout.strip().splitlines() or [""])[-1]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    if done.returncode == 1 and errors:
+        raise BakeoffError(errors[-1].removeprefix("error: "))
+    tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
+    raise RuntimeError(f"`bakeoff train {backbone}` exited with {done.returncode}:\n{tail}")
 
 
 def build_task_runner(params: OrchestrationParams) -> Any:

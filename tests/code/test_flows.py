@@ -250,3 +250,51 @@ def test_retrain_never_overlaps_a_running_retrain(prefect_api, source, tmp_path)
     assert state.is_failed()
     assert "another retrain run still holds the 'bakeoff-retrain'" in state.message
     assert not (project / "data" / "raw").exists(), "the blocked run ingested anyway"
+
+
+def _outcomes(project: Path) -> dict:
+    """What must not depend on how the pipeline ran: per-epoch history, the selected epoch
+    and every accuracy (timings, run ids and latencies may differ)."""
+    import json
+
+    keys = ("test_accuracy", "test_macro_f1", "val_accuracy", "val_macro_f1", "per_class",
+            "params", "n_test", "test_accuracy_mean")  # fmt: skip
+    out = {}
+    for b in BACKBONES:
+        metrics = json.loads((project / "metrics" / f"{b}.json").read_text())
+        train = json.loads((project / "models" / b / "train.json").read_text())
+        out[b] = {
+            "history": (project / "plots" / b / "history.csv").read_text(),
+            "metrics": {k: metrics[k] for k in keys},
+            "train": {k: train[k] for k in ("val_accuracy", "val_loss", "best_epoch", "tuning")},
+        }
+    register = json.loads((project / "reports" / "register.json").read_text())
+    out["register"] = {k: register[k] for k in ("decision", "backbone", "candidate")}
+    out["register"]["candidate"].pop("run_id"), out["register"]["candidate"].pop("model_uri")
+    out["register"]["candidate"].pop("latency_ms_b1")
+    return out
+
+
+@pytest.mark.slow  # ~3 min on an idle 2-core machine: two whole pipelines
+def test_the_flow_gives_dvc_repros_metrics_bit_for_bit(prefect_api, source, tmp_path, monkeypatch):
+    """The flow trains both backbones at once on threads of one process (its default runner);
+    `dvc repro` trains them one after the other, each in its own `bakeoff train` process.
+    Same data and params: the same numbers, bit for bit. (Trained on threads of the flow's
+    own process instead, both backbones' histories differ from dvc repro's.)"""
+    from pipeline import run_pipeline
+
+    outcomes = {}
+    for how in ("dvc", "flow"):
+        project = make_project(tmp_path / how, source, task_runner="thread", max_workers=2)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / how / 'mlflow.db'}")
+        monkeypatch.setenv("BAKEOFF_ROOT", str(project))
+        if how == "dvc":
+            env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+            cmd = [sys.executable, "-m", "dvc", "repro", "--quiet"]
+            done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-3000:]
+        else:
+            state = run_pipeline(project, return_state=True)
+            assert state.is_completed(), state.message
+        outcomes[how] = _outcomes(project)
+    assert outcomes["flow"] == outcomes["dvc"]
