@@ -201,53 +201,13 @@ def evaluate(
         "data_version": info.get("data_version"),
         "n_test": len(y_test),
     }  # fmt: skip
-    splits = {"test": (x_test, y_test), "val": (x_val, y_val), "classes": classes}
+    from bakeoff.seeds import seed_scores
+
     tracking.configure(params.tracking, root)
-    metrics |= seed_scores(info, Path(model_dir), metrics, splits)
+    metrics |= seed_scores(info, Path(model_dir), metrics, {"test": test_px, "val": val_px})
     files = _write_outputs(metrics, y_test, test["pred"], classes, Path(metrics_path), plots_dir)
     _log_to_run(metrics, files)
     return Evaluation(metrics, Path(metrics_path))
-
-
-def seed_scores(
-    info: dict[str, Any], model_dir: Path, selected: dict[str, Any], splits: dict
-) -> dict[str, Any]:
-    """Every seed's val and test scores (train.json `seeds`), and the test accuracy's spread.
-
-    Args:
-        info: The backbone's train.json (the selected seed's, with the `seeds` list).
-        model_dir: models/<backbone> (each other seed's model in seeds/<seed>/).
-        selected: The selected seed's metrics (already computed: not scored twice).
-        splits: {"test": (x, y), "val": (x, y), "classes": [...]} at the model's size.
-
-    Returns:
-        {"seeds": [...], "test_accuracy_mean": m, "test_accuracy_std": s, "n_seeds": n}.
-    """
-    from bakeoff.train.model import load_trained
-
-    keys = ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")
-    seeds = []
-    for entry in info.get("seeds") or [{"seed": None, "run_id": info.get("run_id"), "path": "."}]:
-        row = {k: entry.get(k) for k in ("seed", "run_id", "model_uri")}
-        if entry.get("run_id") == selected["run_id"]:
-            row |= {k: selected[k] for k in keys}
-        else:
-            model = load_trained(Path(model_dir) / entry["path"] / "model.keras")
-            for split in ("val", "test"):
-                x, y = splits[split]
-                got = scores(y, predict_proba(model, x), splits["classes"])
-                row |= {f"{split}_accuracy": got["accuracy"], f"{split}_macro_f1": got["macro_f1"]}
-            if row["run_id"] and tracking.run_exists(row["run_id"]):
-                tracking.log_metrics({k: float(row[k]) for k in keys}, row["run_id"])
-        seeds.append(row)
-    accuracies = np.array([row["test_accuracy"] for row in seeds], dtype=float)
-    return {
-        "seeds": seeds,
-        "n_seeds": len(seeds),
-        "test_accuracy_mean": float(accuracies.mean()),
-        # The sample standard deviation over seeds (0 with one seed: no spread measured).
-        "test_accuracy_std": float(accuracies.std(ddof=1)) if len(seeds) > 1 else 0.0,
-    }
 
 
 def _write_outputs(
