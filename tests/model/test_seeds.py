@@ -23,7 +23,7 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, seeds=[1, 2]))
     models = tmp_path / "models"
     result = train("SimpleCNN", params, split, raw, models / "SimpleCNN", tmp_path / "state",
-                   tmp_path / "plots" / "SimpleCNN")  # fmt: skip
+                   tmp_path / "plots" / "SimpleCNN", root=tmp_path)  # fmt: skip
 
     info = json.loads((models / "SimpleCNN" / "train.json").read_text())
     seeds = info["seeds"]
@@ -41,7 +41,7 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
 
     metrics = evaluate("SimpleCNN", params, split, raw, models / "SimpleCNN",
                        tmp_path / "metrics" / "SimpleCNN.json",
-                       tmp_path / "plots" / "SimpleCNN").metrics  # fmt: skip
+                       tmp_path / "plots" / "SimpleCNN", root=tmp_path).metrics  # fmt: skip
     assert metrics["n_seeds"] == 2 and [s["seed"] for s in metrics["seeds"]] == [1, 2]
     accuracies = [s["test_accuracy"] for s in metrics["seeds"]]
     assert metrics["test_accuracy_mean"] == pytest.approx(sum(accuracies) / 2)
@@ -53,7 +53,7 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     assert run.data.metrics["test_accuracy"] == pytest.approx(other["test_accuracy"])
 
     decision = register(params, ["SimpleCNN"], models, tmp_path / "metrics", split, raw,
-                        tmp_path / "register.json").report  # fmt: skip
+                        tmp_path / "register.json", root=tmp_path).report  # fmt: skip
     pick = max(metrics["seeds"], key=lambda s: s["val_accuracy"])
     assert decision["candidate"]["seed"] == pick["seed"]
     assert decision["candidate"]["run_id"] == pick["run_id"]
