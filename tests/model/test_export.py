@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from bakeoff import tracking
@@ -94,6 +95,45 @@ def test_default_is_the_champion(project):
     for v in report["variants"]:
         assert v["test_accuracy"] >= report["keras"]["test_accuracy"] - 0.02, v
     assert (root / "exports_champ" / "StripeNet" / "int8.tflite").is_file()
+
+
+def test_int8_loses_a_model_with_an_outlier_activation_and_is_not_recommended(project):
+    """StripeNet with its 8 features scaled by 1e-3 next to a constant 1e4 feature, undone
+    by the next layer: exact in float, but int8 gives that tensor one scale (1e4/255) and
+    rounds the real features to zero, so every image gets the same answer."""
+    import keras
+
+    root, params, _, _ = project
+    model = keras.saving.load_model(root / "models" / "StripeNet" / "model.keras")
+    dense = model.get_layer("predictions")
+    kernel, bias = dense.get_weights()
+    n = kernel.shape[0]
+    spread = keras.layers.Dense(n + 1, activation="relu", name="spread")
+    head = keras.layers.Dense(kernel.shape[1], activation="softmax", name="predictions")
+    outlier = keras.Model(model.inputs, head(spread(dense.input)))
+    spread_kernel = np.zeros((n, n + 1), "float32")
+    spread_kernel[:, :n] = np.eye(n) * 1e-3
+    spread.set_weights([spread_kernel, np.array([0.0] * n + [1e4], "float32")])
+    head.set_weights([np.concatenate([kernel * 1e3, np.zeros((1, kernel.shape[1]))]), bias])
+    folder = root / "models" / "Outlier"
+    folder.mkdir(parents=True)
+    outlier.save(folder / "model.keras")
+    info = json.loads((root / "models" / "StripeNet" / "train.json").read_text())
+    with tracking.training_run(params, "Outlier", None, {}, root) as run_id:
+        pass
+    (folder / "train.json").write_text(json.dumps(info | {"run_id": run_id}))
+
+    report = _export(project, "Outlier", tag="outlier")
+    by_name = {v["variant"]: v for v in report["variants"]}
+    assert report["keras"]["test_accuracy"] >= 0.8
+    assert by_name["float32"]["recommended"] and by_name["float16"]["recommended"]
+    int8 = by_name["int8"]
+    assert not int8["recommended"] and int8["accuracy_change"] < -0.3
+    assert f"loses {-int8['accuracy_change']:.4f} test accuracy" in int8["note"]
+    assert report["pick"] != "int8"
+    # XNNPACK refuses this graph's requantization; the builtin kernels run it, and say so.
+    assert int8["kernels"].startswith(("XNNPACK", "builtin (XNNPACK refused it:"))
+    assert by_name["float32"]["kernels"] == "XNNPACK"
 
 
 def test_a_variant_that_loses_more_than_the_threshold_is_not_recommended():

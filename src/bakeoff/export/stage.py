@@ -199,7 +199,9 @@ def _variant(name, content, path, x, y, keras_proba, keras_accuracy, ep) -> dict
     """One variant's row: accuracy and its change against Keras, size, latency, verdict."""
     from bakeoff.export import tflite
 
-    proba = tflite.predict(content, x, ep.threads)
+    refused = tflite.xnnpack_error(content, ep.threads)
+    xnnpack = refused is None
+    proba = tflite.predict(content, x, ep.threads, xnnpack)
     accuracy = float((proba.argmax(axis=1) == y).mean())
     change = accuracy - keras_accuracy
     recommended, note = verdict(accuracy, keras_accuracy, ep.max_accuracy_drop)
@@ -212,8 +214,9 @@ def _variant(name, content, path, x, y, keras_proba, keras_accuracy, ep) -> dict
         "agreement": float((proba.argmax(axis=1) == keras_proba.argmax(axis=1)).mean()),
         "max_probability_diff": float(np.abs(proba - keras_proba).max()),
         "latency_ms_b1": tflite.latency_ms(
-            content, x[0], ep.threads, ep.latency_warmup, ep.latency_repeats
+            content, x[0], ep.threads, ep.latency_warmup, ep.latency_repeats, xnnpack
         ),
+        "kernels": "XNNPACK" if xnnpack else f"builtin (XNNPACK refused it: {refused})",
         "recommended": recommended,
         "note": note,
         **tflite.describe(content),

@@ -109,16 +109,40 @@ def convert_all(model: Any, representative: np.ndarray) -> dict[str, bytes]:
     return out
 
 
-def interpreter(content: bytes, threads: int, batch: int = 1) -> Any:
-    """A LiteRT interpreter of `content` at `batch`, tensors allocated."""
-    from ai_edge_litert.interpreter import Interpreter
+def interpreter(content: bytes, threads: int, batch: int = 1, xnnpack: bool = True) -> Any:
+    """A LiteRT interpreter of `content` at `batch`, tensors allocated.
 
-    interp = Interpreter(model_content=content, num_threads=threads)
+    Args:
+        content: The .tflite flatbuffer.
+        threads: Interpreter threads.
+        batch: Input batch size (the converted model has batch 1; others are resized).
+        xnnpack: With LiteRT's default CPU delegate (XNNPACK), else its builtin kernels.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = Interpreter(
+        model_content=content, num_threads=threads, experimental_op_resolver_type=resolver
+    )
     detail = interp.get_input_details()[0]
     if batch != int(detail["shape"][0]):
         interp.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
     interp.allocate_tensors()
     return interp
+
+
+def xnnpack_error(content: bytes, threads: int) -> str | None:
+    """Why XNNPACK cannot run this model (at batch 1 or in batches), or None when it can.
+
+    XNNPACK refuses some quantized graphs (e.g. requantization scales out of its range);
+    LiteRT's builtin kernels still run them, and the report says which kernels ran.
+    """
+    try:
+        for batch in (1, _BATCH):
+            interpreter(content, threads, batch)
+    except RuntimeError as exc:
+        return " ".join(str(exc).split())
+    return None
 
 
 def _feed(interp: Any, images: np.ndarray) -> np.ndarray:
@@ -131,9 +155,9 @@ def _feed(interp: Any, images: np.ndarray) -> np.ndarray:
     return np.clip(np.round(images / scale + zero), info.min, info.max).astype(detail["dtype"])
 
 
-def predict(content: bytes, images: np.ndarray, threads: int) -> np.ndarray:
+def predict(content: bytes, images: np.ndarray, threads: int, xnnpack: bool = True) -> np.ndarray:
     """Class probabilities (float32) of uint8 images through one variant."""
-    interp = interpreter(content, threads, batch=_BATCH)
+    interp = interpreter(content, threads, _BATCH, xnnpack)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     rows = []
     for start in range(0, len(images), _BATCH):
@@ -149,9 +173,11 @@ def predict(content: bytes, images: np.ndarray, threads: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def latency_ms(content: bytes, image: np.ndarray, threads: int, warmup: int, repeats: int) -> float:
+def latency_ms(
+    content: bytes, image: np.ndarray, threads: int, warmup: int, repeats: int, xnnpack: bool = True
+) -> float:
     """Median milliseconds of one batch-1 `invoke()` (input set once, outside the timing)."""
-    interp = interpreter(content, threads)
+    interp = interpreter(content, threads, 1, xnnpack)
     interp.set_tensor(interp.get_input_details()[0]["index"], _feed(interp, image[None]))
     for _ in range(max(warmup, 1)):
         interp.invoke()
@@ -165,7 +191,7 @@ def latency_ms(content: bytes, image: np.ndarray, threads: int, warmup: int, rep
 
 def describe(content: bytes) -> dict[str, Any]:
     """Input/output types, the input's quantization and how many tensors are per-channel."""
-    interp = interpreter(content, threads=1)
+    interp = interpreter(content, threads=1, xnnpack=False)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     per_channel = sum(
         len(t["quantization_parameters"]["scales"]) > 1 for t in interp.get_tensor_details()

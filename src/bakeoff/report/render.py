@@ -73,6 +73,11 @@ def export_section(export: dict[str, Any] | None, champion_version: str | None) 
         f"export.max_accuracy_drop = {export['max_accuracy_drop']} is not recommended. "
         "int8 is calibrated on training images and takes uint8 pixels as they are."
     ]
+    notes += [
+        f"{v['variant']} ran on LiteRT's {v['kernels']}."
+        for v in export["variants"]
+        if not v.get("kernels", "XNNPACK").startswith("XNNPACK")
+    ]
     if export.get("version") != champion_version:
         notes.append(
             f"This export is of {export['source']}, not of the current champion "
