@@ -84,6 +84,16 @@ def stack():
         assert not still and not postmaster, f"make stack-down left {still} running"
 
 
+def _project(root: Path, source: Path, backbones: list[str], **orchestration) -> Path:
+    """test_flows' tiny project, with these backbones and a quick TFLite export."""
+    project = make_project(root, source, **orchestration)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["backbones"] = backbones
+    params["export"].update(representative_images=8, latency_repeats=2, latency_warmup=1)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return project
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("images") / "source", per_class=12)
@@ -119,10 +129,7 @@ def dask_run(stack, source, tmp_path_factory):
     state_dir, state = stack
     tmp = tmp_path_factory.mktemp("dask-run")
     address = state["urls"]["BAKEOFF_DASK_ADDRESS"]
-    project = make_project(tmp / "project", source, task_runner="dask", dask_address=address)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["backbones"] = BACKBONES
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    project = _project(tmp / "project", source, BACKBONES, task_runner="dask", dask_address=address)
     shutil.copy(REPO / ".gitignore", project / ".gitignore")
     env = _clients(state_dir, tmp / "prefect-home")
     start = time.monotonic()
@@ -209,9 +216,8 @@ def test_deployment_runs_on_pool_workers_one_retrain_at_a_time(stack, source, se
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     state_dir, state = stack
-    project = make_project(tmp_path / "project", source)
+    project = _project(tmp_path / "project", source, ["SimpleCNN"])
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["backbones"] = ["SimpleCNN"]
     params["register"]["model_name"] = POOL_MODEL
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(REPO / "flows", project / "flows")
