@@ -138,7 +138,7 @@ def test_train_tunes_the_head_logs_each_trial_as_a_child_run_and_keeps_the_winne
 
 
 def test_without_a_feature_cache_tuning_is_off_and_says_why(
-    params, tiny_data, tmp_path, tracking_uri
+    params, tiny_data, tmp_path, tracking_uri, capsys
 ):
     import json
 
@@ -150,3 +150,4 @@ def test_without_a_feature_cache_tuning_is_off_and_says_why(
           root=tmp_path)  # fmt: skip
     tuning = json.loads((out / "train.json").read_text())["tuning"]
     assert tuning["status"] == "off" and "train.weights is none" in tuning["reason"]
+    assert f"head tuning off: {tuning['reason']}" in capsys.readouterr().out

@@ -130,6 +130,14 @@ def train_head(
         model = build(result.best.l2)
     set_head_weights(model, fit.weights)
     summary = result.summary() | {"status": "off" if off else "on", "reason": off}
+    if off:
+        print(f"head tuning off: {off}")
+    else:
+        print(
+            f"head tuning: {summary['trials']} trials ({summary['pruned']} pruned) in "
+            f"{summary['seconds']:.1f} s, val accuracy {summary['default_val_accuracy']:.4f} "
+            f"(default head) -> {summary['tuned_val_accuracy']:.4f} (selected)"
+        )
     history = [row | {"phase": 1} for row in fit.history]
     _write_phase(history, state_dir)
     tracking.log_history(history, run_id)

@@ -113,6 +113,7 @@ def _run_phases(
         model, tuning = train_head(build, recipe, trials, data, state_dir, run_id)
         model.save_weights(phase1_done)
     else:
+        print(f"head tuning off: {tuning['reason']}")
         model = build(0.0)
         phase1 = Phase(1, recipe.learning_rate, recipe.epochs, 0, recipe.min_epochs)
         fit_phase(model, phase1, recipe, data, state_dir)
