@@ -275,7 +275,8 @@ def _outcomes(project: Path) -> dict:
     return out
 
 
-@pytest.mark.slow  # ~3 min on an idle 2-core machine: two whole pipelines
+@pytest.mark.slow  # two whole pipelines: 7 min on 2 cores under a load of 10
+@pytest.mark.timeout(1500)
 def test_the_flow_gives_dvc_repros_metrics_bit_for_bit(prefect_api, source, tmp_path, monkeypatch):
     """The flow trains both backbones at once on threads of one process (its default runner);
     `dvc repro` trains them one after the other, each in its own `bakeoff train` process.
