@@ -24,6 +24,9 @@ import numpy as np
 
 _BN_EPSILON = 1e-3  # keras.layers.BatchNormalization's default
 _ADAMAX = (0.9, 0.999, 1e-7)  # keras.optimizers.Adamax's beta_1, beta_2, epsilon
+# Converged: the val loss improved by less than this for `patience` epochs (as Keras's
+# EarlyStopping min_delta; on separable data the loss creeps towards 0 for ever).
+_MIN_DELTA = 1e-4
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class HeadTrainer:
             hp: The hyper-parameters.
             seed: Seed of the initial kernel and the shuffles.
             max_epochs: The epoch cap.
-            patience: Epochs without a lower val loss before stopping.
+            patience: Epochs without a val loss lower by 1e-4 before stopping.
             on_epoch: Called with (epoch, history row) after every epoch (Optuna's pruning
                 raises from here).
 
@@ -191,7 +194,7 @@ class HeadTrainer:
             history.append(row)
             if not np.isfinite(row["loss"]):
                 break
-            if best is None or val_loss < best[0]:
+            if best is None or val_loss < best[0] - _MIN_DELTA:
                 best = (val_loss, epoch, self.weights(), val_acc)
             if on_epoch is not None:
                 on_epoch(epoch, row)
