@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -208,7 +209,8 @@ def second_worker(stack, tmp_path):
 
 def test_deployment_runs_on_pool_workers_one_retrain_at_a_time(stack, source, second_worker,
                                                                tmp_path):  # fmt: skip
-    """`python flows/retrain.py --deploy`, two runs at once with two workers on the pool:
+    """`python flows/retrain.py --deploy`, two runs at once (`prefect deployment run`,
+    `run_deployment`) with two workers on the pool:
     the workers run them one after the other; the first registers a version, the second
     finds no new data."""
     from prefect.client.orchestration import get_client
@@ -230,10 +232,14 @@ def test_deployment_runs_on_pool_workers_one_retrain_at_a_time(stack, source, se
         while len(client.read_workers_for_work_pool("bakeoff")) < 2:
             assert time.monotonic() < deadline, "the second worker did not join the pool"
             time.sleep(0.5)
-        started = [run_deployment("retrain/scheduled-retrain", timeout=0) for _ in "ab"]
+        # One run as the README triggers it, one with `run_deployment`, back to back.
+        out = _run(["prefect", "deployment", "run", "retrain/scheduled-retrain"], project, env)
+        by_cli = re.search(r"UUID: ([0-9a-f-]{36})", out)
+        assert by_cli, out
+        started = [by_cli[1], run_deployment("retrain/scheduled-retrain", timeout=0).id]
         deadline = time.monotonic() + 420
         while True:
-            runs = [client.read_flow_run(run.id) for run in started]
+            runs = [client.read_flow_run(run_id) for run_id in started]
             if all(run.state.is_final() for run in runs):
                 break
             assert time.monotonic() < deadline, [run.state for run in runs]
