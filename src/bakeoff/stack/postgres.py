@@ -105,9 +105,9 @@ class Cluster:
         """Create the cluster if `folder/data` does not hold one yet (keeps existing data)."""
         if (self.data / "PG_VERSION").is_file():
             return
+        owner = _as_owner()  # first: says to install PostgreSQL when its user is missing
         self.folder.mkdir(parents=True, exist_ok=True)
         _check_reachable(self.folder)
-        owner = _as_owner()
         if owner:
             shutil.chown(self.folder, owner["user"], owner["group"])
         self.folder.chmod(0o700)
