@@ -37,7 +37,7 @@ _TASK = {
     "cache_policy": NO_CACHE,
     "retries": 2,
     "retry_delay_seconds": 10,
-    "retry_condition_fn": orchestration.retry_unless_user_error,
+    "retry_condition_fn": orchestration.retry_if_transient,
 }
 
 

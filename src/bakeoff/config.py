@@ -12,13 +12,27 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
 from bakeoff.errors import BakeoffError
 from bakeoff.paths import project_paths
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
+# What register may rank the backbones by (its `test_` twin is what it compares them on).
+REGISTER_METRICS = ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")
+
+
+def _known_backbones(names: list[str], what: str) -> list[str]:
+    """`names` if all are registry names; else a ValueError naming the unknown ones."""
+    from bakeoff.train.backbones import REGISTRY  # a plain table: no Keras import
+
+    unknown = [name for name in names if name not in REGISTRY]
+    if unknown:
+        raise ValueError(
+            f"unknown {what} {', '.join(map(repr, unknown))}: choose from {', '.join(REGISTRY)}"
+        )
+    return names
 
 
 @dataclass(config=_STRICT, frozen=True)
@@ -85,6 +99,13 @@ class TrainParams:
         """The seed of one training: the first of `seeds` (the stage runs one per seed)."""
         return self.seeds[0]
 
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_name_backbones(cls, value):
+        if value:
+            _known_backbones(list(value), "backbone")
+        return value
+
 
 @dataclass(config=_STRICT, frozen=True)
 class TuneParams:
@@ -102,7 +123,7 @@ class EvaluateParams:
 @dataclass(config=_STRICT, frozen=True)
 class RegisterParams:
     model_name: str = "image-classifier"
-    metric: str = "val_accuracy"
+    metric: Literal[REGISTER_METRICS] = "val_accuracy"
     max_latency_ms: float | None = None
     max_size_mb: float | None = None
     min_improvement: float = 0.0
@@ -173,6 +194,15 @@ class Params:
     orchestration: OrchestrationParams = OrchestrationParams()
     retrain: RetrainParams = RetrainParams()
 
+    @field_validator("backbones")
+    @classmethod
+    def _backbones_are_registered(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("list at least one backbone")
+        if len(set(value)) != len(value):
+            raise ValueError("a backbone is listed twice")
+        return _known_backbones(value, "backbone")
+
     def for_backbone(self, name: str) -> TrainParams:
         """The train section with the per-backbone overrides of `name` applied."""
         override = (self.train.overrides or {}).get(name)
@@ -203,6 +233,8 @@ def parse_params(raw: dict[str, Any]) -> Params:
             key = ".".join(str(part) for part in err["loc"])
             if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
                 problems.append(f"unknown key '{key}'")
+            elif err["type"] == "value_error":  # our own checks: the message names the value
+                problems.append(f"'{key}': {err['ctx']['error']}")
             else:
                 problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
         raise BakeoffError("params.yaml: " + "; ".join(problems)) from None

@@ -169,6 +169,8 @@ def evaluate(
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
 
     info = read_train_info(model_dir)
+    tracking.configure(params.tracking, root)
+    _check_run(backbone, info.get("run_id"))  # before any output is written
     model = load_trained(Path(model_dir) / "model.keras")
     size = int(info.get("image_size") or model.input_shape[1])
     test_px = split_pixels(split_dir, "test", image_root, size, cache_dir)
@@ -203,7 +205,6 @@ def evaluate(
     }  # fmt: skip
     from bakeoff.seeds import seed_scores
 
-    tracking.configure(params.tracking, root)
     metrics |= seed_scores(info, Path(model_dir), metrics, {"test": test_px, "val": val_px})
     files = _write_outputs(metrics, y_test, test["pred"], classes, Path(metrics_path), plots_dir)
     _log_to_run(metrics, files)
@@ -246,12 +247,20 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _check_run(backbone: str, run_id: str | None) -> None:
+    """The training run must be in the store: otherwise the metrics would exist only in
+    metrics/<b>.json, unseen by the MLflow UI (the store moved, or models/ was copied)."""
+    if not run_id or not tracking.run_exists(run_id):
+        raise BakeoffError(
+            f"the training run {run_id!r} of {backbone} is not in the MLflow store "
+            f"{tracking.tracking_uri()}: point MLFLOW_TRACKING_URI (or tracking.tracking_uri) "
+            f"at the store it was trained with, or re-run `bakeoff train {backbone}`"
+        )
+
+
 def _log_to_run(metrics: dict[str, Any], files: list[Path]) -> None:
     """The same numbers on the training run, which stays FINISHED (or FAILED)."""
-    run_id = metrics.get("run_id")
-    if not run_id or not tracking.run_exists(run_id):
-        print(f"note: MLflow run {run_id!r} not found in {tracking.tracking_uri()}; not logged")
-        return
+    run_id = metrics["run_id"]
     skip = ("image_size", "n_test", "train_seconds", "params")
     numbers = {k: float(v) for k, v in metrics.items() if k not in skip and _is_number(v)}
     numbers["param_count"] = float(metrics["params"])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff.config import OrchestrationParams
-from bakeoff.errors import BakeoffError
+from bakeoff.errors import BakeoffError, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -163,19 +163,18 @@ def build_task_runner(params: OrchestrationParams) -> Any:
     return DaskTaskRunner(cluster_kwargs={"n_workers": params.max_workers, "threads_per_worker": 1})
 
 
-def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect `retry_condition_fn`: retry transient failures, never a BakeoffError.
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn`: retry only what may pass the next time.
 
-    A BakeoffError (bad params, bad images, missing weights) fails the same way every time;
-    retrying it only delays the message the user needs.
+    A dropped connection, a locked database or a busy file may (`errors.is_transient`). A
+    BakeoffError (bad params, bad images, missing weights) or a programming error fails the
+    same way every time: retrying it only delays the message the user needs.
     """
     try:
         state.result()
-    except BakeoffError:
-        return False
-    except Exception:
-        return True
-    return True
+    except Exception as exc:
+        return is_transient(exc)
+    return False
 
 
 def route_logs_to_prefect(logger_name: str = "bakeoff") -> None:

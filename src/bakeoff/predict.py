@@ -90,7 +90,12 @@ def predict(
     n_classes = int(model.output_shape[-1])
     classes = tracking.model_classes(uri)
     if not classes or len(classes) != n_classes:
-        classes = [f"class_{i}" for i in range(n_classes)]  # a model logged without names
+        # Made-up names (class_0, ...) would be labels nobody can act on, or wrong ones.
+        found = f"{len(classes)} class names" if classes else "no class names"
+        raise BakeoffError(
+            f"model {uri} has {n_classes} outputs but {found} in its metadata: use a model "
+            "logged by `bakeoff train` (it stores the class names), or re-train it"
+        )
     size = int(model.input_shape[1])
     results = [Prediction(str(path)) for path in files]
     with tqdm(total=len(files), desc="classifying", unit="img", disable=len(files) < 100) as bar:

@@ -61,3 +61,25 @@ def test_params_are_frozen():
 def test_missing_params_file_is_clear(tmp_path):
     with pytest.raises(BakeoffError, match="no params file"):
         load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["train"]["overrides"].update(VGG61={"epochs": 3}),
+         r"'train\.overrides': unknown backbone 'VGG61': choose from .*VGG16"),
+        (lambda r: r.update(backbones=["SimpleCNN", "ResNet9000"]),
+         r"'backbones': unknown backbone 'ResNet9000'"),
+        (lambda r: r.update(backbones=[]), r"'backbones': list at least one backbone"),
+        (lambda r: r.update(backbones=["SimpleCNN", "SimpleCNN"]), r"'backbones': .*listed twice"),
+        (lambda r: r["register"].update(metric="accuracy"),
+         r"'register\.metric': Input should be 'val_accuracy'.*\(got 'accuracy'\)"),
+    ],
+)  # fmt: skip
+def test_names_are_checked_at_load_with_the_key_named(change, message):
+    """A typo in a backbone name or metric fails when params.yaml is read, not hours later
+    at use (or never: an override for `VGG61` used to be silently ignored)."""
+    raw = _raw()
+    change(raw)
+    with pytest.raises(BakeoffError, match=message):
+        parse_params(raw)

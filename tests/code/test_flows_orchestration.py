@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from bakeoff import orchestration
 from bakeoff.config import OrchestrationParams
+from bakeoff.errors import BakeoffError
 from tests.conftest import REPO
 
 # After a flow ran in this process, bakeoff's logger also has Prefect's API handler, which
@@ -224,11 +227,36 @@ def test_flow_tasks_reach_workers_that_only_have_bakeoff_installed(tmp_path):
     assert done.stdout.decode().strip() == "['train', 'evaluate']"
 
 
-def test_retries_are_for_transient_failures_not_user_errors():
+def _raised_from(cause: BaseException, wrapper: type[Exception] = RuntimeError) -> Exception:
+    """`wrapper` raised while handling `cause`, as MLflow wraps a dropped HTTP connection."""
+    try:
+        try:
+            raise cause
+        except BaseException:
+            raise wrapper("API request failed")  # noqa: B904 (implicit context, as MLflow)
+    except Exception as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), True),
+        (TimeoutError("read timed out"), True),
+        (OSError(errno.EAGAIN, "Resource temporarily unavailable"), True),
+        (OSError(errno.EBUSY, "Device or resource busy"), True),
+        (sqlite3.OperationalError("database is locked"), True),
+        (_raised_from(ConnectionResetError(errno.ECONNRESET, "reset")), True),
+        (OSError(errno.ENOENT, "No such file or directory"), False),
+        (OSError(errno.ENOSPC, "No space left on device"), False),
+        (OSError("disk busy"), False),  # no errno: nothing says it will pass
+        (BakeoffError("data.source does not exist"), False),
+        (TypeError("train() got an unexpected keyword argument"), False),
+        (KeyError("val_accuracy"), False),
+        (_raised_from(KeyError("x")), False),
+    ],
+)
+def test_retries_are_for_transient_failures_only(error, retried):
     from prefect.states import Failed
 
-    from bakeoff.errors import BakeoffError
-
-    retry = orchestration.retry_unless_user_error
-    assert retry(None, None, Failed(data=OSError("disk busy"))) is True
-    assert retry(None, None, Failed(data=BakeoffError("data.source does not exist"))) is False
+    assert orchestration.retry_if_transient(None, None, Failed(data=error)) is retried

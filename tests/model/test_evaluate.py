@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 
 import pytest
 
 from bakeoff import tracking
 from bakeoff.errors import BakeoffError
-from tests.model.tiny_models import shared_project
+from tests.model.tiny_models import shared_project, shrunk_params
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,25 @@ def test_missing_model_says_to_train(tmp_path, params):
     with pytest.raises(BakeoffError, match="bakeoff train MobileNet"):
         evaluate("MobileNet", params, tmp_path, tmp_path, tmp_path / "models" / "MobileNet",
                  tmp_path / "m.json", tmp_path / "plots", root=tmp_path)  # fmt: skip
+
+
+def test_a_training_run_missing_from_the_store_fails_naming_run_and_store(evaluated, tmp_path):
+    """A model whose run is not in the store (models/ copied, store moved) is an error, not
+    metrics that only metrics/<b>.json would ever see."""
+    from bakeoff.evaluate import evaluate
+
+    root = evaluated[0]
+    params = shrunk_params()
+    model_dir = shutil.copytree(root / "models" / "StripeNet", tmp_path / "models" / "StripeNet")
+    info = json.loads((model_dir / "train.json").read_text())
+    (model_dir / "train.json").write_text(json.dumps(info | {"run_id": "f" * 32}))
+    with pytest.raises(BakeoffError) as err:
+        evaluate("StripeNet", params, root / "split", root / "raw", model_dir,
+                 tmp_path / "metrics" / "StripeNet.json", tmp_path / "plots",
+                 root=root)  # fmt: skip
+    assert "f" * 32 in str(err.value)
+    assert str(root / "mlruns" / "mlflow.db") in str(err.value)
+    assert not (tmp_path / "metrics").exists(), "no metrics file for an untracked evaluation"
 
 
 def test_diverged_model_scores_nan_not_a_lucky_argmax():

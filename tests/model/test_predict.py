@@ -93,3 +93,23 @@ def test_a_real_training_output_predicts_through_its_model_uri(champion):
     assert len(results) == 12
     assert all(r.error is None for r in results)
     assert {r.labels[0] for r in results} <= {"dots", "horizontal", "vertical"}
+
+
+@pytest.mark.parametrize("classes", [None, ["dots", "horizontal"]])
+def test_a_model_without_matching_class_names_is_an_error(champion, classes):
+    """No made-up `class_0` labels: a model whose metadata lacks the names (or has too few)
+    cannot say what it predicts."""
+    import keras
+    import numpy as np
+
+    from bakeoff import tracking
+    from bakeoff.predict import predict
+
+    root, params, raw = champion
+    model = keras.saving.load_model(root / "models" / "StripeNet" / "model.keras")
+    example = np.zeros((1, 32, 32, 3), dtype="float32")
+    with tracking.training_run(params, "StripeNet", None, {}, root) as run_id:
+        uri = tracking.log_keras_model(model, example, run_id, classes=classes)
+    found = "no class names" if classes is None else "2 class names"
+    with pytest.raises(BakeoffError, match=f"has 3 outputs but {found}"):
+        predict([raw / "dots"], params, model_uri=uri, root=root)

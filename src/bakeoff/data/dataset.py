@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,24 @@ def read_manifest(split_dir: Path, name: str) -> list[dict[str, str]]:
     if not rows:
         raise BakeoffError(f"split manifest {path} is empty: add images or change split sizes")
     return rows
+
+
+def manifest_file(image_root: Path, relative: str, manifest: str) -> Path:
+    """The file a manifest row names, which must lie under `image_root`.
+
+    Raises:
+        BakeoffError: The path is absolute or climbs out (`../`): a manifest edited by hand
+            or from elsewhere must not make bakeoff read files outside the images.
+    """
+    # Lexically, not with resolve(): DVC may link data/raw's files into its cache.
+    root = Path(os.path.normpath(Path(image_root).absolute()))
+    path = Path(os.path.normpath(root / relative))
+    if not path.is_relative_to(root) or path == root:
+        raise BakeoffError(
+            f"{manifest} names {relative!r}, which is outside the image folder {root}: "
+            "re-run `bakeoff validate` and `bakeoff split`"
+        )
+    return path
 
 
 def augmenter(seed: int) -> keras.Sequential:

@@ -9,14 +9,47 @@ other than numpy and PIL.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from bakeoff.errors import BakeoffError
+
 # 16-bit and 32-bit integer greyscale modes: PIL's convert("RGB") clips them instead of scaling.
 _WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+class DecompressionBomb(BakeoffError, Image.DecompressionBombError):
+    """An image with more pixels than PIL's `Image.MAX_IMAGE_PIXELS` (a decompression bomb).
+
+    A BakeoffError (the CLI prints one line) and a PIL DecompressionBombError (validate
+    records it as `decompression_bomb`, predict as that file's error).
+    """
+
+
+def _open_guarded(path) -> Image.Image:
+    """`Image.open` with PIL's decompression-bomb guard always an error, in every stage.
+
+    PIL raises only above twice MAX_IMAGE_PIXELS and merely warns between once and twice
+    that; a warning is easy to miss while decoding it can exhaust memory.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DecompressionBomb(f"{path}: {exc}: remove it from the images") from None
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and img.width * img.height > limit:  # warnings filtered elsewhere
+        img.close()
+        raise DecompressionBomb(
+            f"{path}: {img.width * img.height} pixels exceed the decompression-bomb limit of "
+            f"{limit}: remove it from the images"
+        )
+    return img
 
 
 def _to_rgb(img: Image.Image) -> tuple[Image.Image, str]:
@@ -60,7 +93,7 @@ def open_rgb_described(
         "first-frame", joined by "; " (empty when the file was plain upright RGB).
     """
     steps: list[str] = []
-    with Image.open(path) as img:
+    with _open_guarded(path) as img:
         if size_hint:
             img.draft(img.mode, (size_hint, size_hint))  # a no-op except for large JPEGs
         if getattr(img, "n_frames", 1) > 1:

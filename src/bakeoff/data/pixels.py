@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bakeoff.data import images
-from bakeoff.data.dataset import read_classes, read_manifest
+from bakeoff.data.dataset import manifest_file, read_classes, read_manifest
 from bakeoff.errors import BakeoffError
 from bakeoff.resources import ensure_free_disk
 
@@ -178,7 +178,7 @@ def split_pixels(
     path = folder / f"{name}-{image_size}px-{key}.npy"
     with file_lock(folder / f".{name}-{image_size}px.lock"):
         if not path.is_file():
-            files = [Path(image_root) / r["path"] for r in rows]
+            files = [manifest_file(image_root, r["path"], f"{name}.csv") for r in rows]
             _write_pixels(files, path, image_size, name)
             # Older versions of this split at this size are never read again.
             for stale in folder.glob(f"{name}-{image_size}px-*.npy"):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bakeoff.errors import BakeoffError
-from bakeoff.tracking.store import _client, configure, flatten, tracking_uri
+from bakeoff.tracking.store import _client, configure, flatten, retrying, tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -82,21 +82,20 @@ def training_run(
 def epoch_callback() -> Any:
     """A Keras callback logging every epoch's metrics, learning_rate included, step = epoch.
 
-    It logs to the run active when training begins (inside `training_run`). Being MLflow's
-    callback class, a logging failure is a warning, never a crashed training.
+    It logs to the run active when training begins (inside `training_run`). A failure to
+    log is not swallowed (MLflow's own callback turns it into a warning and the epoch's
+    numbers are lost): a transient one is retried (`log_metrics`), then the training fails.
     """
     import keras
     import mlflow
 
-    class EpochLogger(mlflow.keras.MlflowCallback):
-        """MLflow's Keras callback, synchronous, pinned to one run, with the learning rate."""
+    class EpochLogger(keras.callbacks.Callback):
+        """Logs each epoch's metrics to the run active when training began."""
 
         def on_train_begin(self, logs=None):
-            # Not super(): it logs optimizer params, which clash with the params logged once
-            # when phase 2 changes the learning rate.
             run = mlflow.active_run()
             if run is None:
-                raise BakeoffError("epoch_callback() needs an active run: use training_run()")
+                raise RuntimeError("epoch_callback() needs an active run: use training_run()")
             self.run_id = run.info.run_id
 
         def on_epoch_end(self, epoch, logs=None):
@@ -136,7 +135,7 @@ def log_metrics(
     if model_uri and model_uri.startswith("models:/m-"):
         model_id = model_uri.removeprefix("models:/")
     items = [Metric(k, float(v), now, step or 0, model_id=model_id) for k, v in metrics.items()]
-    _client().log_batch(run_id, metrics=items)
+    retrying(lambda: _client().log_batch(run_id, metrics=items), f"log metrics to run {run_id}")
 
 
 def log_artifacts(paths: list[Path], run_id: str, artifact_path: str | None = None) -> None:

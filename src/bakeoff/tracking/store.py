@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from bakeoff.errors import BakeoffError
+from bakeoff.errors import BakeoffError, is_transient
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from bakeoff.config import TrackingParams
 
+log = logging.getLogger(__name__)
 _ENV = "MLFLOW_TRACKING_URI"
+T = TypeVar("T")
+_RETRY_DELAYS = (1.0, 3.0, 10.0)  # seconds before each new attempt at a transient failure
 _SQLITE = "sqlite:///"
 # What `configure` last set up (URI and project root), for the functions that take a run id
 # or model name only: they talk to the store the stage configured.
@@ -105,3 +111,18 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
             flat.update(flatten(value, f"{prefix}{key}."))
         return flat
     return {prefix.rstrip("."): str(tree)}
+
+
+def retrying(call: Callable[[], T], what: str) -> T:
+    """`call()`, tried again after a transient failure (`errors.is_transient`): a dropped
+    connection to the tracking server, a locked sqlite store. Any other failure, or the
+    last transient one, is raised: tracking data is never silently lost."""
+    for delay in _RETRY_DELAYS:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("could not %s (%s); retrying in %.0f s", what, exc, delay)
+            time.sleep(delay)
+    return call()
