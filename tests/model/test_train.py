@@ -161,3 +161,45 @@ def test_fine_tune_phase_continues_the_history(params, tiny_data, tmp_path, trac
     assert [(r["epoch"], r["phase"]) for r in history] == [("1", "1"), ("2", "2")]
     assert float(history[1]["learning_rate"]) == pytest.approx(1e-4)
     assert result.epochs_run == 2
+
+
+def test_fine_tuning_trains_only_the_unfrozen_top_of_the_base(
+    params, tiny_data, tmp_path, tracking_uri, monkeypatch
+):
+    """Phase 1 leaves the pretrained base alone; phase 2 changes the weights of its top
+    layers (SimpleCNN's top 5: avg_pool, block2_pool, ReLU, block2_bn1, block2_conv1) and
+    nothing below them; BatchNorm stays frozen, its statistics included."""
+    import numpy as np
+
+    from bakeoff.train import stage
+    from bakeoff.train.model import base_layer, build_base
+
+    def snapshot(model) -> dict[str, list[np.ndarray]]:
+        return {lyr.name: [w.copy() for w in lyr.get_weights()] for lyr in base_layer(model).layers}
+
+    seen = {}
+    real_fit_phase = stage.fit_phase
+
+    def recording_fit_phase(model, phase, *args, **kwargs):
+        before = snapshot(model)
+        real_fit_phase(model, phase, *args, **kwargs)
+        seen[phase.number] = (before, snapshot(model))
+
+    monkeypatch.setattr(stage, "fit_phase", recording_fit_phase)
+    weights = tmp_path / "pretrained.weights.h5"
+    build_base("SimpleCNN", 32).save_weights(weights)
+    _train(
+        params, tiny_data, tmp_path, epochs=1, weights=str(weights), learning_rate=0.05,
+        fine_tune_layers=5, fine_tune_epochs=2, fine_tune_learning_rate=0.05,
+    )  # fmt: skip
+
+    def changed(phase: int) -> set[str]:
+        before, after = seen[phase]
+        return {
+            name for name, ws in before.items()
+            if any(not np.array_equal(a, b) for a, b in zip(ws, after[name], strict=True))
+        }  # fmt: skip
+
+    assert set(seen) == {1, 2}
+    assert changed(1) == set(), "phase 1 trains the head only"
+    assert changed(2) == {"block2_conv1"}, "phase 2: the top conv, no BatchNorm, nothing lower"
