@@ -9,8 +9,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Keep TensorFlow's C++ start-up chatter out of the logs.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-all lint format lock ui prefect-server retrain bench clean \
-	stack stack-down pull
+.PHONY: setup demo test test-all test-slow lint format lock ui prefect-server retrain bench \
+	clean stack stack-down pull
 
 # GPU hosts: `make setup GPU=1` installs requirements-gpu.lock (tensorflow[and-cuda] instead of
 # tensorflow-cpu); the venv remembers it (.venv/.gpu), so later targets keep the GPU build.
@@ -61,6 +61,10 @@ test: setup
 
 test-all: setup
 	$(BIN)/pytest -m ""
+
+# The end-to-end flow tests (Prefect + MLflow + Dask, minutes): CI runs them after `make test`.
+test-slow: setup
+	$(BIN)/pytest -m slow
 
 lint: setup
 	$(BIN)/ruff check .

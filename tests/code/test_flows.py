@@ -19,7 +19,7 @@ import yaml
 from bakeoff import orchestration
 from tests.conftest import REPO, make_image_folder
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]  # CI: `make test-slow`
 
 FLOWS = REPO / "flows"
 sys.path.insert(0, str(FLOWS))

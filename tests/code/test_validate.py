@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -240,3 +242,34 @@ def test_inspect_flags_a_bomb_by_pixel_limit(tmp_path, monkeypatch, limit):
     gen.noise(1, 10).save(buf, "PNG")
     (tmp_path / "ok.png").write_bytes(buf.getvalue())
     assert "reason" not in inspect_file(str(tmp_path / "ok.png"), 8)
+
+
+POOL_UNDER_A_SIGTERM_HANDLER = """
+import signal, sys
+from pathlib import Path
+
+def handler(signum, frame):  # what Prefect installs in a task's process
+    print("PARENT-HANDLER-RAN", file=sys.stderr, flush=True)
+    raise SystemExit("TerminationSignal")
+
+signal.signal(signal.SIGTERM, handler)
+from bakeoff.config import ValidateParams
+from bakeoff.data.validate import validate
+root = Path(sys.argv[1])
+result = validate(ValidateParams(workers=2, min_size=16), root / "raw", root / "v", root / "r")
+print("ACCEPTED", result.accepted)
+"""
+
+
+def test_pool_workers_exit_quietly_under_a_parent_sigterm_handler(tmp_path):
+    """Inside a Prefect task, validate's forked workers used to inherit Prefect's SIGTERM
+    handler and print a TerminationSignal traceback when the pool shut them down."""
+    for label, seed in (("a", 1), ("b", 2)):
+        gen.good_class(tmp_path / "raw", label, 70, seed=seed)  # > one chunk: the pool runs
+    done = subprocess.run(
+        [sys.executable, "-c", POOL_UNDER_A_SIGTERM_HANDLER, str(tmp_path)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ACCEPTED 140" in done.stdout
+    assert "PARENT-HANDLER-RAN" not in done.stderr and "Traceback" not in done.stderr

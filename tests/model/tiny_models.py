@@ -1,8 +1,8 @@
 """Tiny trained models in train's output format, for the evaluate/register/predict tests.
 
-Shrunk `train.py` runs give near-chance models (one epoch), so the behaviour tests also
-use hand-made ones that take a second to fit: a `good` model separates the fixture's
-stripe patterns, a `constant` model always answers class 0 (accuracy 1/3).
+Besides a real `train()` run (`SimpleCNN`, trained to well above chance), the behaviour
+tests use hand-made models that take a second to fit: a `good` model separates the
+fixture's stripe patterns, a `constant` model always answers class 0 (accuracy 1/3).
 """
 
 from __future__ import annotations
@@ -126,13 +126,17 @@ _SHARED: dict[str, tuple] = {}
 def shared_project(tmp_path_factory, monkeypatch) -> tuple:
     """One tiny project for all model tests of a session (fitting and evaluating is slow):
     StripeNet learnt the data, Constant always answers class 0, SimpleCNN is a real
-    (shrunk) `train()` run; all logged to MLflow and evaluated. Tests isolate themselves
-    with their own registered model names.
+    `train()` run (the recipe with a frozen pretrained base: here a randomly initialised
+    one, whose features still separate the stripes); all logged to MLflow and evaluated.
+    Tests isolate themselves with their own registered model names.
 
     Returns:
         (root, params, raw_dir, split_dir); root holds models/, metrics/, plots/, mlruns/.
     """
+    import dataclasses
+
     from bakeoff.evaluate import evaluate
+    from bakeoff.train.model import build_base
     from bakeoff.train.stage import train
 
     if "project" not in _SHARED:
@@ -142,8 +146,15 @@ def shared_project(tmp_path_factory, monkeypatch) -> tuple:
         split = write_split(raw, root / "split")
         for name, kind in (("StripeNet", "good"), ("Constant", "constant")):
             make_trained(name, params, raw, split, root / "models", kind)
-        train("SimpleCNN", params, split, raw, root / "models" / "SimpleCNN",
-              root / "state" / "SimpleCNN", root / "plots" / "SimpleCNN", root=root)  # fmt: skip
+        weights = root / "SimpleCNN.weights.h5"
+        build_base("SimpleCNN", params.train.image_size).save_weights(weights)
+        recipe = dataclasses.replace(
+            params.train, weights=str(weights), epochs=8, min_epochs=8, batch_size=4,
+            learning_rate=0.02, cache_features=True, augment=False, fine_tune_layers=0,
+        )  # fmt: skip
+        train("SimpleCNN", dataclasses.replace(params, train=recipe), split, raw,
+              root / "models" / "SimpleCNN", root / "state" / "SimpleCNN",
+              root / "plots" / "SimpleCNN", root=root)  # fmt: skip
         for name in ("StripeNet", "Constant", "SimpleCNN"):
             evaluate(name, params, split, raw, root / "models" / name,
                      root / "metrics" / f"{name}.json", root / "plots" / name,

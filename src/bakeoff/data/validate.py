@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from multiprocessing import get_context
@@ -83,6 +84,15 @@ def inspect_file(path: str, min_size: int) -> dict[str, object]:
     return {**out, "conversion": conversion}
 
 
+def _default_sigterm() -> None:
+    """Pool worker start-up: the default SIGTERM action, not the parent's handler.
+
+    Forked workers inherit the parent's handlers; inside a Prefect task that is Prefect's,
+    which turns the SIGTERM a pool sends its workers into a `TerminationSignal` traceback.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _inspect_star(args: tuple[str, int]) -> dict[str, object]:
     return inspect_file(*args)
 
@@ -136,8 +146,11 @@ def _inspect_all(todo: list[tuple[dict, str]], params: ValidateParams) -> list[d
         results = [inspect_file(*a) for a in tqdm(args, **bar)]
     else:
         # Streaming imap in chunks: memory stays flat however many images there are.
-        with get_context("fork").Pool(workers) as pool:
+        with get_context("fork").Pool(workers, initializer=_default_sigterm) as pool:
             results = list(tqdm(pool.imap(_inspect_star, args, chunksize=_CHUNK), **bar))
+            # Let the workers exit on their own: leaving the block would SIGTERM them.
+            pool.close()
+            pool.join()
     rows = []
     for (row, _), found in zip(todo, results, strict=True):
         reason = row["reason"] or found.pop("reason", "")
