@@ -211,4 +211,7 @@ def run_pipeline(
 
 
 if __name__ == "__main__":
-    print(run_pipeline())
+    from bakeoff.console import filtered_stderr
+
+    with filtered_stderr():  # TensorFlow's unactionable C++ lines
+        print(run_pipeline())

@@ -148,7 +148,10 @@ def deploy(pool: str = POOL) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--deploy"]:
-        deploy()
-    else:
-        serve()
+    from bakeoff.console import filtered_stderr
+
+    with filtered_stderr():  # TensorFlow's unactionable C++ lines
+        if sys.argv[1:] == ["--deploy"]:
+            deploy()
+        else:
+            serve()

@@ -148,11 +148,14 @@ def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit 1."""
     # TensorFlow's C++ start-up chatter would bury the progress bars and results.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        app()
-    except BakeoffError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(1)
+    from bakeoff.console import filtered_stderr
+
+    with filtered_stderr():  # what TF_CPP_MIN_LOG_LEVEL cannot hide
+        try:
+            app()
+        except BakeoffError as exc:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            sys.exit(1)
 
 
 if __name__ == "__main__":

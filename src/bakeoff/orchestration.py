@@ -160,7 +160,18 @@ def build_task_runner(params: OrchestrationParams) -> Any:
 
     if params.dask_address:
         return DaskTaskRunner(address=params.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": params.max_workers, "threads_per_worker": 1})
+    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(params))
+
+
+def local_cluster_kwargs(params: OrchestrationParams) -> dict[str, Any]:
+    """A Dask LocalCluster on loopback only: Dask's dashboard binds every interface by
+    default (0.0.0.0:8787), and neither it nor plain `tcp://` has any authentication."""
+    return {
+        "n_workers": params.max_workers,
+        "threads_per_worker": 1,
+        "host": "127.0.0.1",
+        "dashboard_address": "127.0.0.1:8787",  # another free port if that one is taken
+    }
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -83,6 +83,18 @@ def test_build_task_runner_follows_params():
     assert isinstance(dask, DaskTaskRunner) and dask.address == address
 
 
+def test_local_dask_cluster_listens_on_loopback_only():
+    """The LocalCluster the `dask` runner starts: scheduler and dashboard on 127.0.0.1."""
+    from distributed import LocalCluster
+
+    runner = orchestration.build_task_runner(OrchestrationParams(task_runner="dask"))
+    kwargs = {**runner.cluster_kwargs, "n_workers": 0}  # the bindings, without the workers
+    with LocalCluster(**kwargs) as cluster:
+        assert cluster.scheduler.address.startswith("tcp://127.0.0.1:")
+        bound = [s.getsockname()[0] for s in cluster.scheduler.http_server._sockets.values()]
+        assert bound and set(bound) == {"127.0.0.1"}, bound
+
+
 def test_retrain_summary_names_data_version_metrics_decision_and_reason(tmp_path):
     metrics = tmp_path / "metrics"
     metrics.mkdir()
