@@ -189,3 +189,48 @@ def test_keras_model_registry_and_aliases(params, root, tracking_uri, tmp_path):
     loaded = tracking.load_keras_model(f"models:/{name}@champion")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert Path(tracking.tracking_uri().removeprefix("sqlite:///")).is_file()
+
+
+class _FlakyClient:
+    """The real MLflow client, whose `log_batch` first fails with the given errors."""
+
+    def __init__(self, client, errors: list[Exception]):
+        self._client, self._errors = client, list(errors)
+
+    def log_batch(self, *args, **kwargs):
+        if self._errors:
+            raise self._errors.pop(0)
+        return self._client.log_batch(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+@pytest.mark.parametrize(
+    ("errors", "logged"),
+    [
+        ([ConnectionResetError(104, "reset"), TimeoutError("slow")], True),  # retried
+        ([RuntimeError("INVALID_PARAMETER_VALUE: bad metric")], False),  # not transient
+        ([ConnectionResetError(104, "reset")] * 4, False),  # transient, but it never passes
+    ],
+)
+def test_epoch_logging_failures_fail_the_training(params, root, monkeypatch, errors, logged):
+    """MLflow's own Keras callback turns a logging failure into a warning and the epoch's
+    numbers are lost; bakeoff's retries a transient failure, then fails the training."""
+    from bakeoff.tracking import runs, store
+
+    monkeypatch.setattr(store, "_RETRY_DELAYS", (0.0, 0.0, 0.0))
+    model = _keras_model()
+    x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3)).astype("float32")
+    y = np.arange(8) % 3
+    with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
+        flaky = _FlakyClient(store._client(), errors)
+        monkeypatch.setattr(runs, "_client", lambda: flaky)
+        callbacks = [tracking.epoch_callback()]
+        if logged:
+            model.fit(x, y, epochs=1, verbose=0, callbacks=callbacks)
+        else:
+            with pytest.raises((RuntimeError, ConnectionResetError)):
+                model.fit(x, y, epochs=1, verbose=0, callbacks=callbacks)
+        monkeypatch.undo()
+    assert ("loss" in tracking.run_info(run_id)["metrics"]) is logged
