@@ -92,13 +92,14 @@ def _source(params: Params, backbone: str | None, models_dir: Path) -> tuple[Any
 
 def _calibration(split_dir: Path, image_root: Path, size: int, ep: ExportParams) -> np.ndarray:
     """A seeded sample of training images (uint8), for int8 calibration."""
-    from bakeoff.data.dataset import read_manifest
+    from bakeoff.data.dataset import manifest_file, read_manifest
     from bakeoff.data.images import load_array
 
     rows = read_manifest(split_dir, "train")
     rng = np.random.default_rng(ep.seed)
     pick = np.sort(rng.permutation(len(rows))[: ep.representative_images])
-    return np.stack([load_array(Path(image_root) / rows[i]["path"], size) for i in pick])
+    files = [manifest_file(image_root, rows[i]["path"], "train.csv") for i in pick]
+    return np.stack([load_array(f, size) for f in files])
 
 
 def _keras_size_mb(model: Any) -> float:
