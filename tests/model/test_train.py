@@ -171,25 +171,26 @@ def test_fine_tuning_trains_only_the_unfrozen_top_of_the_base(
     nothing below them; BatchNorm stays frozen, its statistics included."""
     import numpy as np
 
-    from bakeoff.train import stage
+    from bakeoff.train import run
     from bakeoff.train.model import base_layer, build_base
 
     def snapshot(model) -> dict[str, list[np.ndarray]]:
         return {lyr.name: [w.copy() for w in lyr.get_weights()] for lyr in base_layer(model).layers}
 
     seen = {}
-    real_fit_phase = stage.fit_phase
+    real_fit_phase = run.fit_phase
 
     def recording_fit_phase(model, phase, *args, **kwargs):
         before = snapshot(model)
         real_fit_phase(model, phase, *args, **kwargs)
         seen[phase.number] = (before, snapshot(model))
 
-    monkeypatch.setattr(stage, "fit_phase", recording_fit_phase)
+    monkeypatch.setattr(run, "fit_phase", recording_fit_phase)
     weights = tmp_path / "pretrained.weights.h5"
     build_base("SimpleCNN", 32).save_weights(weights)
     _train(
         params, tiny_data, tmp_path, epochs=1, weights=str(weights), learning_rate=0.05,
+        cache_features=False,  # both phases through Keras's fit, where the weights are seen
         fine_tune_layers=5, fine_tune_epochs=2, fine_tune_learning_rate=0.05,
     )  # fmt: skip
 

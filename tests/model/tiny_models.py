@@ -152,7 +152,8 @@ def shared_project(tmp_path_factory, monkeypatch) -> tuple:
             params.train, weights=str(weights), epochs=8, min_epochs=8, batch_size=4,
             learning_rate=0.02, cache_features=True, augment=False, fine_tune_layers=0,
         )  # fmt: skip
-        train("SimpleCNN", dataclasses.replace(params, train=recipe), split, raw,
+        untuned = dataclasses.replace(params.tune, trials=0)  # the default head: fast enough
+        train("SimpleCNN", dataclasses.replace(params, train=recipe, tune=untuned), split, raw,
               root / "models" / "SimpleCNN", root / "state" / "SimpleCNN",
               root / "plots" / "SimpleCNN", root=root)  # fmt: skip
         for name in ("StripeNet", "Constant", "SimpleCNN"):
