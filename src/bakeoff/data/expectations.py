@@ -42,51 +42,51 @@ def _manifest_suite(gx: Any, params: ValidateParams, classes: list[str]) -> Any:
     from great_expectations.expectations.row_conditions import Column
 
     accepted = Column("status") == "accepted"
-    E = gx.expectations
+    expect = gx.expectations
     suite = gx.ExpectationSuite(name="manifest")
     for exp in [
-        E.ExpectTableColumnsToMatchOrderedList(column_list=COLUMNS),
-        E.ExpectColumnValuesToNotBeNull(column="path"),
-        E.ExpectColumnValuesToBeUnique(column="path"),
-        E.ExpectColumnValuesToBeInSet(column="status", value_set=["accepted", "rejected"]),
-        E.ExpectColumnValuesToBeInSet(
+        expect.ExpectTableColumnsToMatchOrderedList(column_list=COLUMNS),
+        expect.ExpectColumnValuesToNotBeNull(column="path"),
+        expect.ExpectColumnValuesToBeUnique(column="path"),
+        expect.ExpectColumnValuesToBeInSet(column="status", value_set=["accepted", "rejected"]),
+        expect.ExpectColumnValuesToBeInSet(
             column="reason", value_set=REASONS, row_condition=Column("status") == "rejected"
         ),
-        E.ExpectColumnValuesToBeInSet(column="label", value_set=classes, row_condition=accepted),
-        E.ExpectColumnValuesToMatchRegex(
+        expect.ExpectColumnValuesToBeInSet(column="label", value_set=classes, row_condition=accepted),
+        expect.ExpectColumnValuesToMatchRegex(
             column="sha256", regex=r"^[0-9a-f]{64}$", row_condition=accepted
         ),
-        E.ExpectColumnValuesToBeBetween(
+        expect.ExpectColumnValuesToBeBetween(
             column="width", min_value=params.min_size, row_condition=accepted
         ),
-        E.ExpectColumnValuesToBeBetween(
+        expect.ExpectColumnValuesToBeBetween(
             column="height", min_value=params.min_size, row_condition=accepted
         ),
-        E.ExpectColumnValuesToBeBetween(column="bytes", min_value=1, row_condition=accepted),
-        E.ExpectColumnValuesToBeInSet(column="reason", value_set=[""], row_condition=accepted),
+        expect.ExpectColumnValuesToBeBetween(column="bytes", min_value=1, row_condition=accepted),
+        expect.ExpectColumnValuesToBeInSet(column="reason", value_set=[""], row_condition=accepted),
     ]:
         suite.add_expectation(exp)
     return suite
 
 
 def _contents_suite(gx: Any) -> Any:
-    E = gx.expectations
+    expect = gx.expectations
     suite = gx.ExpectationSuite(name="accepted_contents")
     # Leakage: the same bytes under two labels would teach the model both answers.
-    suite.add_expectation(E.ExpectColumnValuesToBeUnique(column="sha256"))
-    suite.add_expectation(E.ExpectColumnValuesToBeBetween(column="labels", max_value=1))
+    suite.add_expectation(expect.ExpectColumnValuesToBeUnique(column="sha256"))
+    suite.add_expectation(expect.ExpectColumnValuesToBeBetween(column="labels", max_value=1))
     return suite
 
 
 def _classes_suite(gx: Any, params: ValidateParams) -> Any:
-    E = gx.expectations
+    expect = gx.expectations
     suite = gx.ExpectationSuite(name="classes")
-    suite.add_expectation(E.ExpectTableRowCountToBeBetween(min_value=2))
+    suite.add_expectation(expect.ExpectTableRowCountToBeBetween(min_value=2))
     suite.add_expectation(
-        E.ExpectColumnValuesToBeBetween(column="images", min_value=params.min_images_per_class)
+        expect.ExpectColumnValuesToBeBetween(column="images", min_value=params.min_images_per_class)
     )
     suite.add_expectation(
-        E.ExpectColumnValuesToBeBetween(
+        expect.ExpectColumnValuesToBeBetween(
             column="ratio_to_smallest", max_value=params.max_class_imbalance
         )
     )
