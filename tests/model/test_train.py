@@ -106,6 +106,10 @@ train("SimpleCNN", resume_params(int(sys.argv[2])), root / "split", root / "raw"
 """
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
 def resume_params(epochs: int):
     """The real params, tiny and without early stopping (the driver and the test share it)."""
     from bakeoff.config import load_params
@@ -126,7 +130,8 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
     meta = tmp_path / "state" / "backup" / "phase1" / "training_metadata.json"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while not meta.is_file() and proc.poll() is None and time.monotonic() < deadline:
+    # Non-empty: Keras creates the file, then writes it; a kill in between leaves it empty.
+    while not _size(meta) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
