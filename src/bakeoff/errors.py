@@ -29,6 +29,11 @@ class BakeoffError(Exception):
     """
 
 
+class TransientError(RuntimeError):
+    """A failure that may pass when tried again (e.g. a training process killed by a signal:
+    a retry resumes it from its last completed epoch)."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc` (or an exception it was raised from) may succeed if tried again.
 
@@ -40,7 +45,7 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(exc))
         if isinstance(exc, BakeoffError):
             return False
-        if isinstance(exc, ConnectionError | TimeoutError):
+        if isinstance(exc, TransientError | ConnectionError | TimeoutError):
             return True
         if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
             return True

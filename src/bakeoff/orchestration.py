@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff.config import OrchestrationParams
-from bakeoff.errors import BakeoffError, is_transient
+from bakeoff.errors import BakeoffError, TransientError, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ def train_in_subprocess(backbone: str, root: Path) -> str:
 
     Raises:
         BakeoffError: The training failed for a reason the user must fix (its message).
+        TransientError: It was killed by a signal (retried by the flow's tasks).
         RuntimeError: It crashed otherwise (the last lines of its output say how).
     """
     env = {**os.environ, "BAKEOFF_ROOT": str(root)}
@@ -134,7 +135,10 @@ def train_in_subprocess(backbone: str, root: Path) -> str:
     if done.returncode == 1 and errors:
         raise BakeoffError(errors[-1].removeprefix("error: "))
     tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
-    raise RuntimeError(f"`bakeoff train {backbone}` exited with {done.returncode}:\n{tail}")
+    message = f"`bakeoff train {backbone}` exited with {done.returncode}:\n{tail}"
+    if done.returncode < 0:  # killed by a signal (OOM killer, preemption): a retry resumes it
+        raise TransientError(message)
+    raise RuntimeError(message)
 
 
 def build_task_runner(params: OrchestrationParams) -> Any:

@@ -13,7 +13,7 @@ import pytest
 
 from bakeoff import orchestration
 from bakeoff.config import OrchestrationParams
-from bakeoff.errors import BakeoffError
+from bakeoff.errors import BakeoffError, TransientError
 from tests.conftest import REPO
 
 # After a flow ran in this process, bakeoff's logger also has Prefect's API handler, which
@@ -259,6 +259,7 @@ def _raised_from(cause: BaseException, wrapper: type[Exception] = RuntimeError) 
         (OSError(errno.EBUSY, "Device or resource busy"), True),
         (sqlite3.OperationalError("database is locked"), True),
         (_raised_from(ConnectionResetError(errno.ECONNRESET, "reset")), True),
+        (TransientError("`bakeoff train VGG16` exited with -9"), True),
         (OSError(errno.ENOENT, "No such file or directory"), False),
         (OSError(errno.ENOSPC, "No space left on device"), False),
         (OSError("disk busy"), False),  # no errno: nothing says it will pass
