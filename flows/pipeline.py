@@ -25,7 +25,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 
-from bakeoff import orchestration
+from bakeoff import orchestration, tracking
 from bakeoff.config import Params, load_params
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import data_version
@@ -175,6 +175,9 @@ def bakeoff_pipeline(root: str | None = None, data_ready: bool = False) -> dict[
         version = validate_task(params, paths)
     print(f"data version {version}; backbones: {', '.join(params.backbones)}")
     split_task(params, paths)
+    # The trainings start at once, each in a process of its own: two processes creating a
+    # fresh sqlite store together race on its schema migration. Create it once, here.
+    tracking.configure(params.tracking, paths.root)
     trainings = [train_task.submit(backbone, params, paths) for backbone in params.backbones]
     wait(trainings)  # let every backbone finish (or save its resumable state) before failing
     for future in trainings:
