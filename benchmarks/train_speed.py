@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import gzip
 import hashlib
 import json
 import logging
@@ -51,17 +50,12 @@ KERAS_CPU_MS = {
 }
 
 
-def _idx(path: Path) -> np.ndarray:
-    with gzip.open(path) as fh:
-        data = fh.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def make_images(root: Path, n_train: int, n_val: int, size: int) -> tuple[Path, Path]:
     """raw/{train,val}/<class>/*.png (RGB, `size` px) and bakeoff split manifests."""
-    x, y = _idx(FMNIST / "train-images-idx3-ubyte.gz"), _idx(FMNIST / "train-labels-idx1-ubyte.gz")
+    from bakeoff.data.ingest import read_idx
+
+    x = read_idx(FMNIST / "train-images-idx3-ubyte.gz")
+    y = read_idx(FMNIST / "train-labels-idx1-ubyte.gz")
     rng = np.random.default_rng(0)
     raw, split = root / "raw", root / "split"
     rows: dict[str, list[dict]] = {"train": [], "val": [], "test": []}

@@ -16,7 +16,6 @@ The CPU is usually shared: absolute times are noisy, compare the ratio of one ru
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import time
 from pathlib import Path
@@ -27,19 +26,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-def _idx(path: Path) -> np.ndarray:
-    with gzip.open(path) as fh:
-        data = fh.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def images(n_train: int, n_val: int, size: int) -> dict:
     """{"train": (x, y), "val": (x, y), "n_classes": 10}: uint8 RGB at `size` px, stratified."""
     from PIL import Image
 
-    x, y = _idx(FMNIST / "train-images-idx3-ubyte.gz"), _idx(FMNIST / "train-labels-idx1-ubyte.gz")
+    from bakeoff.data.ingest import read_idx
+
+    x = read_idx(FMNIST / "train-images-idx3-ubyte.gz")
+
+    y = read_idx(FMNIST / "train-labels-idx1-ubyte.gz")
     rng = np.random.default_rng(0)
     out: dict = {"n_classes": 10}
     picks = {"train": [], "val": []}

@@ -129,7 +129,8 @@ def _clear(out_dir: Path) -> None:
     out_dir.mkdir(parents=True)
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path) -> np.ndarray:
+    """The array in a gzipped idx file (Fashion-MNIST's format), as uint8."""
     with gzip.open(path, "rb") as fh:
         data = fh.read()
     ndim = data[3]
@@ -141,7 +142,7 @@ def _load_fashion_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     images = folder / "train-images-idx3-ubyte.gz"
     labels = folder / "train-labels-idx1-ubyte.gz"
     if images.is_file() and labels.is_file():
-        return _read_idx(images), _read_idx(labels)
+        return read_idx(images), read_idx(labels)
     try:  # Keras downloads it: works only online.
         import keras
 
