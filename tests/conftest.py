@@ -14,6 +14,9 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# MLflow's telemetry thread edits os.environ while other threads read it (a KeyError was
+# seen once in a Dask worker); the tests run offline, where it has nothing to send anyway.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["dots", "horizontal", "vertical"]
