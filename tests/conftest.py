@@ -7,10 +7,14 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -62,6 +66,18 @@ def write_split(raw: Path, out: Path, fractions=(0.5, 0.25, 0.25)) -> Path:
             writer.writerows(items)
     (out / "classes.json").write_text(json.dumps(CLASSES))
     return out
+
+
+def init_project(root: Path, params: dict) -> Path:
+    """A DVC project in `root` (created): `params` as params.yaml, the repo's dvc.yaml and the
+    stage sources it depends on, then `git init` and `dvc init`."""
+    root.mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(REPO / "src" / "bakeoff", root / "src" / "bakeoff")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
+    return root
 
 
 @pytest.fixture

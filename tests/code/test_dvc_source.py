@@ -14,20 +14,13 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import make_image_folder
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO, init_project, make_image_folder
 
 
 def _project(root: Path, source: Path) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["source"] = str(source)
-    root.mkdir(parents=True)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(REPO / "src" / "bakeoff", root / "src" / "bakeoff")
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
+    init_project(root, params)
     shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
     return root
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from bakeoff import orchestration
-from tests.conftest import REPO, make_image_folder
+from tests.conftest import REPO, init_project, make_image_folder
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]  # CI: `make test-slow`
 
@@ -58,13 +58,7 @@ def make_project(root: Path, source: Path, **orchestration_params) -> Path:
     params["evaluate"].update(latency_repeats=2, latency_warmup=1)
     params["report"]["bootstrap"] = 20
     params["orchestration"].update(orchestration_params)
-    root.mkdir(parents=True)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(REPO / "src" / "bakeoff", root / "src" / "bakeoff")
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
-    return root
+    return init_project(root, params)
 
 
 @pytest.fixture(scope="module")
