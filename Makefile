@@ -18,7 +18,7 @@ GPU ?= $(if $(wildcard $(VENV)/.gpu),1,)
 DEPS_LOCK := $(if $(GPU),requirements-gpu.lock,requirements-dev.lock)
 INSTALLED := $(VENV)/.installed$(if $(GPU),-gpu,)
 
-setup: $(INSTALLED) fashion-mnist postgresql
+setup: $(INSTALLED) fashion-mnist postgresql chromium
 
 # requirements.lock: what bakeoff needs to run; requirements-dev.lock: that plus pytest and
 # ruff. Both are hashed (`make lock`); the project itself installs editable, without deps.
@@ -50,6 +50,16 @@ postgresql:
 	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; \
 	  else echo "warning: PostgreSQL is missing and apt-get is not available"; fi; \
+	fi
+
+# Debian's chromium for the report's browser test (playwright drives it: executable_path).
+.PHONY: chromium
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "warning: chromium is missing and apt-get is not available"; fi; \
 	fi
 
 demo: setup

@@ -45,9 +45,9 @@ def _run(cmd: list, cwd: Path, env: dict, timeout: float = 300) -> str:
 
 
 def _sql(url: str, query: str, *args) -> list[tuple]:
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(url.rsplit("/", 1)[0] + "/mlflow")
+    conn = psycopg.connect(url.rsplit("/", 1)[0] + "/mlflow")
     try:
         with conn.cursor() as cur:
             cur.execute(query, args)

@@ -54,7 +54,7 @@ def _commands(state_dir: Path, ports: dict[str, int], pg: Cluster) -> dict[str, 
     cmds: dict[str, tuple] = {
         "mlflow": (
             [str(_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports["mlflow"]),
-             "--workers", "1", "--backend-store-uri", pg.url("mlflow", "postgresql+psycopg2"),
+             "--workers", "1", "--backend-store-uri", pg.url("mlflow"),
              "--artifacts-destination", str(state_dir / "artifacts")],
             # No server-side jobs (GenAI scorers, prompt optimisation: bakeoff runs none):
             # else the server starts a job runner and 7 huey consumer processes.

@@ -94,9 +94,8 @@ class Cluster:
 
         Args:
             database: The database name.
-            driver: The scheme: `postgresql` (libpq, psycopg2), `postgresql+psycopg2`
-                (MLflow: SQLAlchemy 2.1 reads plain `postgresql` as psycopg 3, which is
-                not installed) or `postgresql+asyncpg` (Prefect).
+            driver: The scheme: `postgresql` (psycopg 3, what SQLAlchemy 2.1 and MLflow
+                pick for it) or `postgresql+asyncpg` (Prefect).
         """
         password = self.password_file.read_text().strip()
         return f"{driver}://{USER}:{password}@127.0.0.1:{self.port}/{database}"
@@ -160,11 +159,11 @@ class Cluster:
 
     def create_database(self, name: str) -> None:
         """Create database `name` unless it exists."""
-        import psycopg2
+        import psycopg
 
-        conn = psycopg2.connect(self.url("postgres"))
+        # CREATE DATABASE cannot run in a transaction.
+        conn = psycopg.connect(self.url("postgres"), autocommit=True)
         try:
-            conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
             with conn.cursor() as cur:
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
                 if cur.fetchone() is None:
