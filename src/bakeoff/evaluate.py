@@ -181,7 +181,8 @@ def evaluate(
             f"{backbone} was trained on classes {info['classes']} but the split has {classes}: "
             f"re-run `bakeoff train {backbone}`"
         )
-    test = scores(y_test, predict_proba(model, test_px), classes)
+    test_proba = predict_proba(model, test_px)
+    test = scores(y_test, test_proba, classes)
     val = scores(y_val, predict_proba(model, val_px), classes)
     model_file = Path(model_dir) / "model.keras"
     metrics = {
@@ -207,6 +208,7 @@ def evaluate(
 
     metrics |= seed_scores(info, Path(model_dir), metrics, {"test": test_px, "val": val_px})
     files = _write_outputs(metrics, y_test, test["pred"], classes, Path(metrics_path), plots_dir)
+    files.append(_write_predictions(split_dir, Path(plots_dir), y_test, test_proba, classes))
     _log_to_run(metrics, files)
     return Evaluation(metrics, Path(metrics_path))
 
@@ -233,6 +235,18 @@ def _write_outputs(
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     return [metrics_path, plots_dir / "confusion.png", plots_dir / "confusion.csv"]
+
+
+def _write_predictions(
+    split_dir: Path, plots_dir: Path, y: np.ndarray, proba: np.ndarray, classes: list[str]
+) -> Path:
+    """plots/<b>/predictions.csv: each test image's path, classes and confidence (the
+    report shows the mistakes as thumbnails)."""
+    from bakeoff.data.dataset import read_manifest
+    from bakeoff.outcomes import write_predictions
+
+    files = [row["path"] for row in read_manifest(split_dir, "test")]
+    return write_predictions(plots_dir / "predictions.csv", files, y, proba, classes)
 
 
 def _write_confusion_csv(path: Path, y: np.ndarray, pred: np.ndarray, classes: list[str]) -> None:

@@ -153,6 +153,7 @@ def stage_kwargs(paths: ProjectPaths, backbone: str | None = None) -> dict[str, 
             "models_dir": paths.models_dir,
             "out_dir": paths.reports_dir,
             "plots_dir": paths.plots_dir,
+            "image_root": paths.raw_dir,
             "root": paths.root,
         },
     }

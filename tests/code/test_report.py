@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import dataclasses
+import io
 import json
 import re
 from pathlib import Path
@@ -61,9 +62,37 @@ def _write(path: Path, rows: list[dict], fields: list[str]) -> None:
         writer.writerows(rows)
 
 
-def make_inputs(root: Path) -> dict[str, dict]:
-    """metrics/, plots/, models/ and reports/register.json for the three backbones."""
+def _image(root: Path, cls: str, i: int) -> str:
+    """A small PNG under data/raw; returns its manifest path (relative to data/raw)."""
+    from PIL import Image
+
+    path = root / "data" / "raw" / cls / f"{cls}_{i:03d}.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shade = (60 + 60 * CLASSES.index(cls), 140, 220 - (i % 100))
+        Image.new("RGB", (40, 30), shade).save(path)
+    return f"{cls}/{path.name}"
+
+
+def _train_json(name: str, spec: dict, scratch: bool) -> dict:
+    """models/<name>/train.json as train writes it: a frozen ImageNet base with a tuned head
+    on cached features, or (no tuning, or `scratch`) from scratch."""
+    scratch = scratch or spec["tuning"]["status"] == "off"
+    recipe = {"weights": "none" if scratch else "imagenet", "epochs": 12, "patience": 4,
+              "augment": scratch, "cache_features": True, "head_epochs": 500,
+              "head_patience": 10, "fine_tune_layers": 0, "fine_tune_epochs": 5}  # fmt: skip
+    return {"backbone": name, "epochs_run": 4, "best_epoch": 3, "classes": CLASSES,
+            "tuning": {"status": "off", "reason": "train.weights is none"} if scratch
+            else spec["tuning"] | {"trials": 20},
+            "weights": recipe["weights"], "image_size": 32 if scratch else 224,
+            "params": recipe}  # fmt: skip
+
+
+def make_inputs(root: Path, scratch: bool = False) -> dict[str, dict]:
+    """metrics/, plots/, models/, data/raw/ and reports/register.json for the 3 backbones
+    (Big and Small on a frozen ImageNet base, Bad from scratch; all from scratch if `scratch`)."""
     actual = [CLASSES[i % 3] for i in range(N_TEST)]
+    files = [_image(root, cls, i) for i, cls in enumerate(actual)]
     all_metrics = {}
     for k, (name, spec) in enumerate(SPECS.items()):
         right = set(spec["right"])
@@ -72,6 +101,22 @@ def make_inputs(root: Path) -> dict[str, dict]:
             root / "plots" / name / "confusion.csv",
             [{"actual": a, "predicted": p} for a, p in zip(actual, predicted, strict=True)],
             ["actual", "predicted"],
+        )
+        # The prediction's confidence is known per image (image i: 0.4 + (i % 50) / 100), so
+        # the order of the mistakes is known.
+        _write(
+            root / "plots" / name / "predictions.csv",
+            [
+                {
+                    "path": f,
+                    "actual": a,
+                    "predicted": p,
+                    "confidence": 0.4 + (i % 50) / 100,
+                    "p_actual": 0.1 if a != p else 0.4 + (i % 50) / 100,
+                }
+                for i, (f, a, p) in enumerate(zip(files, actual, predicted, strict=True))
+            ],
+            ["path", "actual", "predicted", "confidence", "p_actual"],
         )
         history = [
             dict(
@@ -110,9 +155,7 @@ def make_inputs(root: Path) -> dict[str, dict]:
         (root / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
         (root / "models" / name).mkdir(parents=True)
         (root / "models" / name / "train.json").write_text(
-            json.dumps(
-                {"backbone": name, "epochs_run": 4, "classes": CLASSES, "tuning": spec["tuning"]}
-            )
+            json.dumps(_train_json(name, spec, scratch))
         )
         all_metrics[name] = metrics
     (root / "reports").mkdir()
@@ -157,8 +200,7 @@ EXPORT = {
 }
 
 
-@pytest.fixture(scope="module")
-def report_params():
+def shrunk_params():
     """The project's params with known budgets and fewer resamples (faster, same logic)."""
     real = load_params(REPO / "params.yaml")
     budgets = {
@@ -169,6 +211,11 @@ def report_params():
     return dataclasses.replace(
         real, report=dataclasses.replace(real.report, bootstrap=500, budgets=budgets)
     )
+
+
+@pytest.fixture(scope="module")
+def report_params():
+    return shrunk_params()
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +233,7 @@ def made(tmp_path_factory, report_params):
         yield root, metrics, html
 
 
-def _table(md: str, title: str = "# Backbone comparison") -> dict[str, list[str]]:
+def _table(md: str, title: str = "## Results") -> dict[str, dict[str, str]]:
     """The first markdown table after the line `title`, by its first column."""
     lines = md.split(title + "\n", 1)[1].strip().splitlines()
     rows = lines[: next((i for i, line in enumerate(lines) if not line.startswith("|")), None)]
@@ -200,8 +247,10 @@ def _table(md: str, title: str = "# Backbone comparison") -> dict[str, list[str]
 
 def test_table_numbers_equal_the_metrics_files(made):
     root, metrics, _ = made
-    table = _table((root / "reports" / "comparison.md").read_text())
-    assert set(table) == set(SPECS)
+    md = (root / "reports" / "comparison.md").read_text()
+    main, details = _table(md), _table(md, "## Details")
+    table = {name: main[name] | details[name] for name in main}
+    assert set(main) == set(details) == set(SPECS)
     for name, m in metrics.items():
         row = table[name]
         assert float(row["Test accuracy"]) == round(m["test_accuracy"], 4)
@@ -380,3 +429,84 @@ def test_an_export_of_another_model_is_flagged():
     stale = export_section(EXPORT, champion_version="2")
     assert "not of the current champion (version 2): run `bakeoff export`" in stale["notes"][-1]
     assert export_section(None, "2")["title"].startswith("not run")
+
+
+def test_report_opens_with_the_decision_and_how_it_was_trained(made):
+    md = (made[0] / "reports" / "comparison.md").read_text()
+    order = ["**How the backbones were trained:**", "**Recommendation: Small.**",
+             "**Champion**", "## Results", "## Mistakes of Small (the recommendation)",
+             "## Mistakes of Big (the champion)", "## Per-class test accuracy", "## Details",
+             "## Mobile export"]  # fmt: skip
+    positions = [md.index(heading) for heading in order]
+    assert positions == sorted(positions)
+    how = md.split("\n")[2]
+    assert "Big, Small: ImageNet weights, 224 px, no augmentation, frozen base" in how
+    assert "head tuned with 20 trials" in how
+    assert "Bad: from scratch (random initial weights), 32 px, augmentation on" in how
+    assert "from-scratch question" not in md, "the recommendation (Small) is pretrained"
+    # At most 7 columns in the main table; no cross-validation in this run: no CV column.
+    assert len(_table(md)["Small"]) <= 7 and "CV" not in md.split("## Results")[1][:400]
+
+
+def test_mistakes_are_thumbnails_most_confident_first(made):
+    page = (made[0] / "reports" / "comparison.html").read_text()
+    small = page.split("Mistakes of Small")[1].split("Mistakes of Big")[0]
+    assert "24 of its 33 misclassified test images" in small
+    thumbs = re.findall(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)" alt="([^"]+)"', small)
+    assert len(thumbs) == 24
+    from PIL import Image
+
+    first = Image.open(io.BytesIO(base64.b64decode(thumbs[0][0])))
+    assert first.format == "JPEG" and first.size == (40, 30), "never enlarged"
+    assert thumbs[0][1] == "shirt/shirt_299.png"  # confidence 0.89, the highest
+    confidences = [float(c) for c in re.findall(r"confidence (0\.\d+)", small)]
+    assert confidences == sorted(confidences, reverse=True) and confidences[0] == 0.89
+    assert 'true: shirt<br><span class="pred">predicted: bag' in small
+    assert "30 misclassified" in page.split("Mistakes of Big")[1]
+
+
+def test_per_class_accuracy_is_a_heat_map(made):
+    from bakeoff.report.per_class import colour
+
+    md = (made[0] / "reports" / "comparison.md").read_text()
+    table = _table(md, "## Per-class test accuracy")
+    assert table["coat"] == {"Class": "coat", "Test images": "100", "Big": "0.90",
+                             "Small": "0.89", "Bad": "0.60"}  # fmt: skip
+    page = (made[0] / "reports" / "comparison.html").read_text()
+    row = re.search(r"<tr><td>coat</td><td>100</td>(.*?)</tr>", page, re.S).group(1)
+    cells = re.findall(r'background:(#[0-9a-f]{6})">([\d.]+)<', row)
+    assert cells == [(colour(0.9, 0.6, 0.9), "0.90"), (colour(0.89, 0.6, 0.9), "0.89"),
+                     (colour(0.6, 0.6, 0.9), "0.60")]  # fmt: skip
+    assert colour(0.6, 0.6, 0.9) == "#f4a582" and colour(0.9, 0.6, 0.9) == "#91cf60"
+
+
+def test_cross_validation_columns_are_shown_when_evaluate_wrote_them(report_params):
+    from types import SimpleNamespace
+
+    from bakeoff.report.context import notes
+    from bakeoff.report.table import build_table, sections
+
+    def backbone(cv: dict) -> SimpleNamespace:
+        metrics = {"test_accuracy": 0.9, "test_macro_f1": 0.89, "latency_ms_b1": 5.0,
+                   "latency_ms_b32": 1.0, "throughput_ips": 900.0, "params": 1000,
+                   "size_mb": 1.0, "train_seconds": 10.0, "test_accuracy_mean": 0.9,
+                   "test_accuracy_std": 0.0, "n_seeds": 1}  # fmt: skip
+        return SimpleNamespace(metrics=metrics | cv, correct=np.ones(10), train={})
+
+    cv = {"cv_accuracy": 0.91, "cv_interval": [0.88, 0.93], "cv_n": 300,
+          "test_accuracy_interval": [0.8, 0.97]}  # fmt: skip
+    table = build_table(report_params, {"A": backbone(cv), "B": backbone({})})
+    main = sections(table, "95")["main"]
+    assert main["header"][:5] == [
+        "Backbone", "CV accuracy", "CV 95% interval", "Test accuracy", "95% interval"
+    ]  # fmt: skip
+    assert len(main["header"]) == 7
+    assert main["rows"][0][:5] == ["A", "0.9100", "[0.8800, 0.9300]", "0.9000", "[0.8000, 0.9700]"]
+    assert main["rows"][1][1:3] == ["-", "-"]
+    assert "over all 300 accepted images" in notes(report_params, table, 10)[0]
+    off = {"cv_off_reason": "train.weights is none: no feature cache"}
+    table = build_table(report_params, {"A": backbone(off), "B": backbone(off)})
+    assert "CV accuracy" not in sections(table, "95")["main"]["header"]
+    assert notes(report_params, table, 10)[0] == (
+        "Cross-validation is off: train.weights is none: no feature cache."
+    )

@@ -50,6 +50,25 @@ def test_confusion_has_one_row_per_test_image(evaluated):
     assert (root / "plots" / "StripeNet" / "confusion.png").stat().st_size > 0
 
 
+def test_predictions_name_each_test_image_with_its_confidence(evaluated):
+    """plots/<b>/predictions.csv: what the report's mistake thumbnails are drawn from."""
+    root = evaluated[0]
+    with open(root / "plots" / "StripeNet" / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(root / "plots" / "StripeNet" / "confusion.csv", newline="") as fh:
+        confusion = list(csv.DictReader(fh))
+    with open(root / "split" / "test.csv", newline="") as fh:
+        test = list(csv.DictReader(fh))
+    assert [r["path"] for r in rows] == [t["path"] for t in test]
+    assert [(r["actual"], r["predicted"]) for r in rows] == [
+        (c["actual"], c["predicted"]) for c in confusion
+    ]
+    for r in rows:
+        confidence, p_actual = float(r["confidence"]), float(r["p_actual"])
+        assert 1 / 3 <= confidence <= 1 and 0 <= p_actual <= confidence
+        assert (p_actual == confidence) == (r["actual"] == r["predicted"])
+
+
 def test_numbers_are_on_the_finished_mlflow_run(evaluated):
     from mlflow import MlflowClient
 

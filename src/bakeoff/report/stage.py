@@ -1,9 +1,11 @@
 """Stage `report`: reports/comparison.{md,html}, which backbone to use, and why.
 
-Every number in the table is read from metrics/<backbone>.json, the same file
+Every number in the tables is read from metrics/<backbone>.json, the same file
 `dvc metrics show` and the evaluate run in MLflow show; the report only adds the
 statistics (bootstrap intervals from the per-image predictions in
-plots/<backbone>/confusion.csv) and the reasoning.
+plots/<backbone>/confusion.csv), the reasoning, how the backbones were trained
+(models/<backbone>/train.json) and the mistakes as pictures (plots/<backbone>/predictions.csv
+and the images under data/raw).
 """
 
 from __future__ import annotations
@@ -18,14 +20,11 @@ import pandas as pd
 
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
+from bakeoff.report import context, per_class
 from bakeoff.report import figures as report_figures
-from bakeoff.report import render as report_render
-from bakeoff.report import stats as report_stats
-
-# What the table needs from metrics/<backbone>.json (the evaluate stage writes them all).
-_REQUIRED = [
-    key for _, key, _ in report_render.COLUMNS[1:] if key not in report_render.NOT_FROM_METRICS
-] + ["test_accuracy_mean", "test_accuracy_std", "n_seeds"]
+from bakeoff.report.decision import decide
+from bakeoff.report.render import FIGURES, export_section, render_markdown
+from bakeoff.report.table import REQUIRED, build_table, sections
 
 
 @dataclass
@@ -51,7 +50,7 @@ def _load(name: str, metrics_dir: Path, plots_dir: Path, models_dir: Path) -> _B
     fix = f"bakeoff evaluate {name}"
     path = _read(metrics_dir / f"{name}.json", f"metrics of {name}", fix)
     metrics = json.loads(path.read_text())
-    lacking = [key for key in _REQUIRED if metrics.get(key) is None]
+    lacking = [key for key in REQUIRED if metrics.get(key) is None]
     if lacking:
         raise BakeoffError(f"{path} lacks {', '.join(lacking)}: re-run `{fix}`")
     conf = pd.read_csv(
@@ -60,150 +59,32 @@ def _load(name: str, metrics_dir: Path, plots_dir: Path, models_dir: Path) -> _B
     history = pd.read_csv(
         _read(plots_dir / name / "history.csv", f"history of {name}", f"bakeoff train {name}")
     )
-    train_json = models_dir / name / "train.json"
-    train = json.loads(train_json.read_text()) if train_json.is_file() else {}
+    fix = f"bakeoff train {name}"
+    train_json = _read(models_dir / name / "train.json", f"how {name} trained", fix)
+    train = json.loads(train_json.read_text())
     return _BackboneResults(
         metrics, conf["actual"].to_numpy(), conf["predicted"].to_numpy(), history, train
     )
 
 
-def _champion(register: dict[str, Any]) -> tuple[str | None, str]:
-    """(backbone holding the `champion` alias after the register stage, sentence about it)."""
-    decision, reason = register.get("decision"), register.get("reason", "")
-    if decision == "promoted":
-        name, version = register.get("backbone"), register.get("version")
-    else:
-        name, version = (
-            (register.get("champion") or {}).get("backbone"),
-            (register.get("champion") or {}).get("version"),
-        )
-    if not name:
-        return None, f"none yet (last register decision: {decision}; {reason})"
-    model = f"{register.get('model_name')} version {version}, alias champion"
-    return name, f"{name} ({model}; last register decision: {decision}, {reason})"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _champion_version(register: dict[str, Any]) -> str | None:
-    """The version holding `champion` after the register stage."""
-    if register.get("decision") == "promoted":
-        return register.get("version")
-    return (register.get("champion") or {}).get("version")
-
-
-def _seeds_text(metrics: dict[str, Any]) -> str:
-    """Test accuracy over seeds, as mean ± sample standard deviation (n)."""
-    n = metrics.get("n_seeds", 1)
-    if n < 2:
-        return "1 seed"
-    return f"{metrics['test_accuracy_mean']:.4f} ± {metrics['test_accuracy_std']:.4f} ({n})"
-
-
-def build_table(params: Params, data: dict[str, _BackboneResults]) -> pd.DataFrame:
-    """One row per backbone: the metrics files' numbers plus the bootstrap interval."""
-    rows = {}
-    for name, b in data.items():
-        low, high = report_stats.bootstrap_interval(
-            b.correct, params.report.bootstrap, params.report.confidence, params.report.seed
-        )
-        row = {"backbone": name}
-        row.update({key: b.metrics.get(key) for _, key, _ in report_render.COLUMNS[1:]})
-        row.update(ci_low=low, ci_high=high, interval=f"[{low:.4f}, {high:.4f}]")
-        row["epochs_run"] = b.train.get("epochs_run", "-")
-        tuning = b.train.get("tuning") or {}
-        for key in ("default_val_accuracy", "tuned_val_accuracy"):
-            row[key] = tuning.get(key) if tuning.get("status") == "on" else None
-        row["seeds_text"] = _seeds_text(b.metrics)
-        rows[name] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def analyse(
-    params: Params, table: pd.DataFrame, data: dict[str, _BackboneResults]
-) -> dict[str, Any]:
-    """The recommendation, the Pareto front and the budgets, from the table."""
-    best = str(table["test_accuracy"].astype(float).idxmax())
-    for name, b in data.items():
-        if len(b.actual) != len(data[best].actual) or (b.actual != data[best].actual).any():
-            raise BakeoffError(
-                f"{name} and {best} were tested on different images (their confusion.csv "
-                "differ): re-run `dvc repro` so every backbone is evaluated on the same split"
-            )
-    tied = {}
-    for name, b in data.items():
-        if name == best:
-            continue
-        diff, low, high = report_stats.paired_difference(
-            data[best].correct,
-            b.correct,
-            params.report.bootstrap,
-            params.report.confidence,
-            params.report.seed,
-        )
-        spread = [(t["test_accuracy_mean"], t["test_accuracy_std"], t["n_seeds"])
-                  for t in (data[best].metrics, b.metrics)]  # fmt: skip
-        if low <= 0 <= high or report_stats.tied_by_seeds(*spread):
-            tied[name] = (diff, low, high)
-    candidates = [
-        report_stats.Candidate(n, float(r.test_accuracy), float(r.latency_ms_b1), float(r.size_mb))
-        for n, r in table.iterrows()
-    ]
-    pick, reason = report_stats.recommend(candidates, tied)
-    front = report_stats.pareto_front({c.name: (c.accuracy, c.latency_ms) for c in candidates})
-    budgets = {
-        label: report_stats.within_budget(candidates, b.max_latency_ms, b.max_size_mb)
-        for label, b in (params.report.budgets or {}).items()
-    }
-    return {
-        "best": best,
-        "tied": sorted(tied),
-        "pick": pick,
-        "reason": reason,
-        "front": front,
-        "budgets": budgets,
-    }
-
-
-def _summary(params: Params, table: pd.DataFrame, found: dict[str, Any]) -> dict[str, Any]:
-    """The text below the table, shared by the markdown and the HTML."""
-    budgets = []
-    for label, fits in found["budgets"].items():
-        budget = (params.report.budgets or {})[label]
-        best_fit = max(fits, key=lambda n: table.loc[n, "test_accuracy"]) if fits else None
-        budgets.append(
-            {
-                "label": label,
-                "limits": f"latency {report_render.limit(budget.max_latency_ms, 'ms')}, "
-                f"size {report_render.limit(budget.max_size_mb, 'MB')}",
-                "fits": ", ".join(fits) or "none",
-                "best": best_fit,
-            }
-        )
-    return {**found, "budgets": budgets}
-
-
 def _figures(
     table: pd.DataFrame,
-    ctx: dict[str, Any],
+    front: list[str],
     data: dict[str, _BackboneResults],
-    champion: str | None,
+    shown: tuple[str, str],
     figures_dir: Path,
 ) -> list[Path]:
-    """reports/figures/*.png; the confusion matrix is the champion's (else the best's)."""
+    """reports/figures/*.png; the confusion matrix is of shown = (backbone, title)."""
     from sklearn.metrics import confusion_matrix
 
     from bakeoff.plots import plot_confusion
 
     figures_dir.mkdir(parents=True, exist_ok=True)
-    names = [figures_dir / name for name in report_render.FIGURES]
-    shown = champion if champion in data else ctx["best"]
-    title = f"{shown} (champion)" if shown == champion else f"{shown} (most accurate)"
+    names = [figures_dir / name for name in FIGURES]
+    shown, title = shown
     classes = data[shown].train.get("classes") or sorted(set(data[shown].actual))
     return [
-        report_figures.accuracy_vs_latency(table, ctx["front"], names[0]),
+        report_figures.accuracy_vs_latency(table, front, names[0]),
         report_figures.training_curves({n: b.history for n, b in data.items()}, names[1]),
         # The same drawing as plots/<backbone>/confusion.png, from the evaluate stage.
         plot_confusion(
@@ -215,6 +96,31 @@ def _figures(
     ]
 
 
+def _page(params, data, register, export, plots_dir: Path, image_root: Path) -> dict[str, Any]:
+    """Everything both pages show, built once."""
+    table = build_table(params, data)
+    ctx = decide(params, table, data, register)
+    roles = {ctx["pick"]: "the recommendation"}
+    if ctx["champion"]:
+        both = ctx["champion"] == ctx["pick"]
+        roles[ctx["champion"]] = "the recommendation and the champion" if both else "the champion"
+    first = next(iter(data.values()))
+    classes = first.train.get("classes") or sorted(set(first.actual))
+    n_test = len(first.actual)
+    return {
+        **ctx,
+        "table": table,
+        "tables": sections(table, f"{100 * params.report.confidence:g}"),
+        "notes": context.notes(params, table, n_test),
+        "galleries": context.galleries(roles, plots_dir, image_root),
+        "per_class": per_class.accuracy(
+            {n: (b.actual, b.predicted) for n, b in data.items()}, classes
+        ),
+        "export": export_section(export, ctx["champion_version"]),
+        "n_test": n_test,
+    }
+
+
 def report(
     params: Params,
     backbones: list[str],
@@ -222,6 +128,7 @@ def report(
     models_dir: Path,
     out_dir: Path,
     plots_dir: Path | None = None,
+    image_root: Path | None = None,
     *,
     root: Path,
 ) -> Path:
@@ -233,38 +140,42 @@ def report(
         metrics_dir: Where metrics/<backbone>.json are.
         models_dir: Where models/<backbone>/train.json are.
         out_dir: The reports folder: holds register.json, receives the report.
-        plots_dir: Where plots/<backbone>/{confusion,history}.csv are; default the
-            `plots` folder next to `metrics_dir`.
+        plots_dir: Where plots/<backbone>/{confusion,predictions,history}.csv are; default
+            the `plots` folder next to `metrics_dir`.
+        image_root: The images the test predictions name (data/raw); default `data/raw`
+            next to `metrics_dir`.
         root: The project root (MLflow store, git commit).
 
     Returns:
         The path of comparison.html.
     """
     from bakeoff import tracking
+    from bakeoff.report.html import render_html
 
-    plots_dir = plots_dir or Path(metrics_dir).parent / "plots"
+    project = Path(metrics_dir).parent
+    plots_dir = Path(plots_dir or project / "plots")
+    image_root = Path(image_root or project / "data" / "raw")
     data = {b: _load(b, Path(metrics_dir), plots_dir, Path(models_dir)) for b in backbones}
     if not data:
         raise BakeoffError("params.yaml lists no backbones: add at least one to `backbones`")
-    register_path = _read(
-        Path(out_dir) / "register.json", "the register decision", "bakeoff register"
+    out_dir = Path(out_dir)
+    register = json.loads(
+        _read(out_dir / "register.json", "the register decision", "bakeoff register").read_text()
     )
-    register = json.loads(register_path.read_text())
-    table = build_table(params, data)
-    ctx = _summary(params, table, analyse(params, table, data))
-    champion, ctx["champion_text"] = _champion(register)
-    ctx["export"] = report_render.export_section(
-        _read_json(Path(out_dir) / "export.json"), _champion_version(register)
-    )
-    ctx["n_test"] = len(next(iter(data.values())).actual)
-    figures = _figures(table, ctx, data, champion, Path(out_dir) / "figures")
+    export_json = out_dir / "export.json"
+    export = json.loads(export_json.read_text()) if export_json.is_file() else None
+    ctx = _page(params, data, register, export, plots_dir, image_root)
+    table = ctx["table"]
+    shown = (ctx["champion"], f"{ctx['champion']} (champion)") if ctx["champion"] else (
+        ctx["best"], f"{ctx['best']} (most accurate)")  # fmt: skip
+    figures = _figures(table, ctx["front"], data, shown, out_dir / "figures")
     # The table as data: `dvc plots show` draws it (the top-level plot in dvc.yaml).
-    csv = Path(out_dir) / "comparison.csv"
-    table.drop(columns=["interval"]).to_csv(csv, index=False)
-    md = Path(out_dir) / "comparison.md"
-    md.write_text(report_render.render_markdown(params, table, ctx))
-    html = Path(out_dir) / "comparison.html"
-    html.write_text(report_render.render_html(params, table, ctx, figures))
+    csv = out_dir / "comparison.csv"
+    table.drop(columns=["interval", "cv_interval_text", "cv_off_reason"]).to_csv(csv, index=False)
+    md = out_dir / "comparison.md"
+    md.write_text(render_markdown(ctx))
+    html = out_dir / "comparison.html"
+    html.write_text(render_html(ctx, figures))
     intervals = {
         f"{n}.test_accuracy_ci_{end}": float(table.loc[n, f"ci_{end}"])
         for n in table.index

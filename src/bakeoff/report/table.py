@@ -1,0 +1,131 @@
+"""The comparison table: one row per backbone, split into a main table and a details table.
+
+The main table holds what decides (accuracy, its interval, latency, size) in at most 7
+columns, so it fits a 1024 px screen; the rest goes to the details table. A column no
+backbone has a value for in this run (cross-validation off, no tuning, one seed) is not shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from bakeoff.config import Params
+from bakeoff.report import stats as report_stats
+
+Column = tuple[str, str, str]  # (title, key in the table, format)
+
+MAIN: list[Column] = [
+    ("Backbone", "backbone", "{}"),
+    ("CV accuracy", "cv_accuracy", "{:.4f}"),
+    ("CV {conf}% interval", "cv_interval_text", "{}"),
+    ("Test accuracy", "test_accuracy", "{:.4f}"),
+    ("{conf}% interval", "interval", "{}"),
+    ("Latency b1 (ms)", "latency_ms_b1", "{:.2f}"),
+    ("Size (MB)", "size_mb", "{:.2f}"),
+]
+DETAILS: list[Column] = [
+    ("Backbone", "backbone", "{}"),
+    ("Macro-F1", "test_macro_f1", "{:.4f}"),
+    ("CV macro-F1", "cv_macro_f1", "{:.4f}"),
+    ("Test acc. over seeds", "seeds_text", "{}"),
+    ("Val acc. default head", "default_val_accuracy", "{:.4f}"),
+    ("Val acc. tuned head", "tuned_val_accuracy", "{:.4f}"),
+    ("Latency b32 (ms/img)", "latency_ms_b32", "{:.2f}"),
+    ("Throughput (img/s)", "throughput_ips", "{:.1f}"),
+    ("Parameters", "params", "{:,}"),
+    ("Training (s)", "train_seconds", "{:.1f}"),
+    ("Epochs", "epochs_run", "{}"),
+]
+# What every metrics/<backbone>.json must hold (evaluate writes them all); the cv_* keys
+# exist only when cross-validation ran, the rest the report computes or reads from train.json.
+REQUIRED = [
+    "test_accuracy", "test_macro_f1", "latency_ms_b1", "latency_ms_b32", "throughput_ips",
+    "params", "size_mb", "train_seconds", "test_accuracy_mean", "test_accuracy_std", "n_seeds",
+]  # fmt: skip
+_FROM_METRICS = (*REQUIRED, "cv_accuracy", "cv_macro_f1", "cv_n", "cv_off_reason")
+
+
+def _interval_text(interval: Sequence[float] | None) -> str | None:
+    if interval is None:
+        return None
+    low, high = interval
+    return f"[{low:.4f}, {high:.4f}]"
+
+
+def _seeds_text(metrics: Mapping[str, Any]) -> str:
+    """Test accuracy over seeds, as mean ± sample standard deviation (n)."""
+    n = metrics.get("n_seeds", 1)
+    if n < 2:
+        return "1 seed"
+    return f"{metrics['test_accuracy_mean']:.4f} ± {metrics['test_accuracy_std']:.4f} ({n})"
+
+
+def _row(params: Params, name: str, metrics: Mapping[str, Any], correct, train) -> dict:
+    """One backbone's cells: its metrics, the test interval and what train.json says."""
+    row: dict[str, Any] = {"backbone": name}
+    row.update({key: metrics.get(key) for key in _FROM_METRICS})
+    # The held-out interval: evaluate's own when it wrote one, else bootstrapped here.
+    low, high = metrics.get("test_accuracy_interval") or report_stats.bootstrap_interval(
+        correct, params.report.bootstrap, params.report.confidence, params.report.seed
+    )
+    row.update(ci_low=low, ci_high=high, interval=_interval_text((low, high)))
+    row["cv_interval_text"] = _interval_text(metrics.get("cv_interval"))
+    row["epochs_run"] = train.get("epochs_run")
+    tuning = train.get("tuning") or {}
+    for key in ("default_val_accuracy", "tuned_val_accuracy"):
+        row[key] = tuning.get(key) if tuning.get("status") == "on" else None
+    row["seeds_text"] = _seeds_text(metrics)
+    return row
+
+
+def build_table(params: Params, data: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per backbone (index = name): the metrics files' numbers plus the interval.
+
+    Args:
+        params: All params (the `report` section sets the bootstrap).
+        data: name -> the backbone's results (`metrics`, `correct`, `train`).
+
+    Returns:
+        The table; `seeds_text` is empty when every backbone trained with one seed.
+    """
+    rows = {n: _row(params, n, b.metrics, b.correct, b.train) for n, b in data.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if (table["n_seeds"].fillna(1) < 2).all():
+        table["seeds_text"] = None  # one seed everywhere measures no spread: no column
+    return table
+
+
+def missing(value: Any) -> bool:
+    """No value: None or NaN."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def visible(table: pd.DataFrame, columns: Sequence[Column]) -> list[Column]:
+    """The columns at least one backbone has a value for (the first, the name, always)."""
+    return [columns[0]] + [c for c in columns[1:] if not table[c[1]].map(missing).all()]
+
+
+def header(columns: Sequence[Column], conf: str) -> list[str]:
+    """The column titles, with the confidence level filled in."""
+    return [title.format(conf=conf) for title, _, _ in columns]
+
+
+def cells(table: pd.DataFrame, columns: Sequence[Column]) -> list[list[str]]:
+    """The formatted cells, one list per backbone; "-" where a backbone has no value
+    (a head that was not tuned has no default/tuned pair)."""
+    return [
+        [fmt.format(row[key]) if not missing(row[key]) else "-" for _, key, fmt in columns]
+        for _, row in table.iterrows()
+    ]
+
+
+def sections(table: pd.DataFrame, conf: str) -> dict[str, dict[str, list]]:
+    """The main and details tables as header + rows, shared by the markdown and the HTML."""
+    out = {}
+    for name, columns in (("main", MAIN), ("details", DETAILS)):
+        shown = visible(table, columns)
+        out[name] = {"header": header(shown, conf), "rows": cells(table, shown)}
+    return out

@@ -1,0 +1,96 @@
+"""reports/comparison.html in a real browser (Debian's chromium, driven by playwright).
+
+The fixture is the longest first screen the report has: every backbone trained from scratch
+(the recommendation then says which question it answers) and a champion other than the
+recommendation (two mistake galleries). The screenshots are kept as test artefacts: under
+tmp_path, and in $BAKEOFF_ARTIFACTS when it is set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bakeoff.report.stage import report
+from tests.code.test_report import SPECS, make_inputs, shrunk_params
+
+CHROMIUM = Path("/usr/bin/chromium")
+VIEWPORT = {"width": 1024, "height": 768}
+
+
+@pytest.fixture(scope="module")
+def scratch_report(tmp_path_factory) -> Path:
+    """The report of three backbones trained from scratch; its comparison.html."""
+    root = tmp_path_factory.mktemp("scratch")
+    make_inputs(root, scratch=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        return report(
+            shrunk_params(), list(SPECS), root / "metrics", root / "models", root / "reports",
+            root=root,
+        )  # fmt: skip
+
+
+def _keep(path: Path) -> None:
+    """Copy a screenshot to $BAKEOFF_ARTIFACTS (CI uploads it) and say where it is."""
+    print(f"screenshot: {path}")
+    folder = os.environ.get("BAKEOFF_ARTIFACTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        print(f"screenshot: {shutil.copy2(path, Path(folder) / path.name)}")
+
+
+def test_from_scratch_recommendation_says_which_question_it_answers(scratch_report):
+    md = (scratch_report.parent / "comparison.md").read_text()
+    decision = md.split("## Results")[0]
+    assert "**How the backbones were trained:** from scratch (random initial weights), 32 px" in (
+        decision
+    )
+    recommendation = re.search(r"\*\*Recommendation: .*", decision).group(0)
+    assert "This answers a from-scratch question" in recommendation
+    assert "`train.weights: imagenet`" in recommendation
+    # No backbone was tuned: the default/tuned head columns are not shown.
+    assert "Val acc. tuned head" not in md and "Val acc. default head" not in md
+
+
+def test_report_in_chromium_at_1024_px(scratch_report, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    assert CHROMIUM.is_file(), f"no {CHROMIUM}: install Debian's chromium (`make setup`)"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(scratch_report.as_uri(), wait_until="load")
+            first = tmp_path / "comparison-1024x768.png"
+            page.screenshot(path=first)
+            page.screenshot(path=tmp_path / "comparison-full.png", full_page=True)
+            images = page.eval_on_selector_all(
+                "img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])"
+            )
+            boxes = {
+                key: page.locator(key).bounding_box() for key in ("#recommendation", "#champion")
+            }
+            widths = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            main_columns = page.locator("table").first.locator("th").count()
+        finally:
+            browser.close()
+    for path in (first, tmp_path / "comparison-full.png"):
+        _keep(path)
+    broken = [alt for alt, complete, width in images if not (complete and width > 0)]
+    assert not broken, f"images that did not load: {broken}"
+    # 3 figures and 24 thumbnails for each of the recommendation and the champion.
+    assert len(images) == 3 + 2 * 24
+    for key, box in boxes.items():
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"], key
+    scroll_width, client_width = widths
+    assert scroll_width <= client_width, "the page scrolls horizontally at 1024 px"
+    assert main_columns <= 7
