@@ -165,6 +165,7 @@ def test_stage_kwargs_put_every_stage_under_the_given_root(tmp_path):
         "models_dir": root / "models",
         "out_dir": root / "reports",
         "plots_dir": root / "plots",
+        "image_root": root / "data/raw",
         "root": root,
     }
     assert kwargs["export"] == {

@@ -45,7 +45,9 @@ table.heat td:first-child,table.heat td:nth-child(2){text-align:left}
 figure.fig{margin:1.5em 0}figure.fig img{max-width:100%}
 </style></head><body>
 <h1>Backbone comparison</h1>
-<p class="how"><b>How the backbones were trained:</b> {{ recipe }}.</p>
+<p class="how"><b>How the backbones were trained:</b>
+{% for clause in recipe %}{% if recipe | length > 1 %}<br>{% endif %}{{ clause -}}
+{{ ";" if not loop.last else "." }}{% endfor %}</p>
 <div class="card rec" id="recommendation"><b>Recommendation: {{ pick }}.</b> {{ reason }}
 {% if scratch_note %}<span class="scratch">{{ scratch_note }}</span>{% endif %}
 <span class="note">Its training: {{ pick_outcome }}.</span></div>

@@ -86,7 +86,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _decision(ctx: dict[str, Any]) -> list[str]:
-    lines = [f"**How the backbones were trained:** {ctx['recipe']}.", ""]
+    lines = [f"**How the backbones were trained:** {'; '.join(ctx['recipe'])}.", ""]
     pick = f"**Recommendation: {ctx['pick']}.** {ctx['reason']}"
     if ctx["scratch_note"]:
         pick += f" {ctx['scratch_note']}"

@@ -96,17 +96,17 @@ def _facet(values: Mapping[str, str]) -> str:
     return common + (f" ({'; '.join(others)})" if others else "")
 
 
-def recipe(trains: Mapping[str, Mapping[str, Any]]) -> str:
-    """How the backbones were trained, in one sentence: per kind of weights, the image size,
+def recipe(trains: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """How the backbones were trained, one clause per kind of weights: the image size,
     augmentation, what trains, for how long, fine-tuning, head tuning and seeds.
 
     Args:
         trains: backbone -> its train.json.
 
     Returns:
-        e.g. "from scratch (random initial weights), 32 px, augmentation on (...), the whole
-        network trains, up to 12 epochs (VGG16: up to 8 epochs), ..., no head tuning"; with
-        several kinds of weights, "A, B: ImageNet weights, ...; C: from scratch, ...".
+        e.g. ["from scratch (random initial weights), 32 px, augmentation on (...), the whole
+        network trains, up to 12 epochs (VGG16: up to 8 epochs), ..., no head tuning"]; with
+        several kinds of weights, ["A, B: ImageNet weights, ...", "C: from scratch, ..."].
     """
     groups: dict[str, dict[str, Mapping[str, Any]]] = {}
     for name, train in trains.items():
@@ -116,7 +116,7 @@ def recipe(trains: Mapping[str, Mapping[str, Any]]) -> str:
         parts = [_facet({n: facet(t) for n, t in members.items()}) for facet in _FACETS]
         text = ", ".join(p for p in parts if p)
         sentences.append(text if len(groups) == 1 else f"{', '.join(members)}: {text}")
-    return "; ".join(sentences)
+    return sentences
 
 
 def outcome(train: Mapping[str, Any]) -> str:
