@@ -72,10 +72,16 @@ def read_mistakes(path: Path, limit: int | None = None) -> list[dict[str, str | 
             raise BakeoffError(
                 f"{path} lacks {', '.join(lacking)}: re-run `bakeoff evaluate {backbone}`"
             )
-        rows = [
-            {**r, "confidence": float(r["confidence"]), "p_actual": float(r["p_actual"])}
-            for r in reader
-            if r["actual"] != r["predicted"]
-        ]
+        try:
+            rows = [
+                {**r, "confidence": float(r["confidence"]), "p_actual": float(r["p_actual"])}
+                for r in reader
+                if r["actual"] != r["predicted"]
+            ]
+        except (TypeError, ValueError) as exc:  # a cut or hand-edited file
+            raise BakeoffError(
+                f"{path} line {reader.line_num} is not a prediction ({exc}): "
+                f"re-run `bakeoff evaluate {backbone}`"
+            ) from None
     rows.sort(key=lambda r: (-r["confidence"], r["p_actual"], r["path"]))
     return rows[:limit]

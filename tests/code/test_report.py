@@ -510,3 +510,22 @@ def test_cross_validation_columns_are_shown_when_evaluate_wrote_them(report_para
     assert notes(report_params, table, 10)[0] == (
         "Cross-validation is off: train.weights is none: no feature cache."
     )
+
+
+def test_missing_or_broken_predictions_say_to_rerun_evaluate(tmp_path, report_params):
+    make_inputs(tmp_path)
+    args = (report_params, list(SPECS), tmp_path / "metrics", tmp_path / "models",
+            tmp_path / "reports")  # fmt: skip
+    predictions = tmp_path / "plots" / "Small" / "predictions.csv"
+    text = predictions.read_text()
+    predictions.unlink()
+    with pytest.raises(BakeoffError, match=r"predictions of Small.*bakeoff evaluate Small"):
+        report(*args, root=tmp_path)
+    predictions.write_text(text.replace(",0.1\n", ",high\n", 1))
+    with pytest.raises(BakeoffError, match=r"line \d+ is not a prediction.*evaluate Small"):
+        report(*args, root=tmp_path)
+    predictions.write_text(text)
+    (tmp_path / "data" / "raw" / "shirt" / "shirt_299.png").unlink()  # the top mistake
+    with pytest.raises(BakeoffError, match=r"test image .*shirt_299.png is missing"):
+        report(*args, root=tmp_path)
+    assert not (tmp_path / "reports" / "comparison.html").exists()

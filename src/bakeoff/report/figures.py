@@ -74,6 +74,15 @@ def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -
         label="Pareto front",
         zorder=3,
     )
+    _latency_axes(ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+    return path
+
+
+def _latency_axes(ax) -> None:
+    """A log latency axis in plain numbers, labels, grid and legend."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     ax.set_xscale("log")
@@ -87,10 +96,6 @@ def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -
     ax.set_title("Accuracy vs latency (bubble area = parameters, bars = interval)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
-    return path
 
 
 def training_curves(histories: Mapping[str, pd.DataFrame], path: Path) -> Path:

@@ -96,6 +96,15 @@ def _figures(
     ]
 
 
+def _decisions(out_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """reports/register.json (required) and reports/export.json (None: export has not run)."""
+    register = _read(out_dir / "register.json", "the register decision", "bakeoff register")
+    export = out_dir / "export.json"
+    return json.loads(register.read_text()), (
+        json.loads(export.read_text()) if export.is_file() else None
+    )
+
+
 def _page(params, data, register, export, plots_dir: Path, image_root: Path) -> dict[str, Any]:
     """Everything both pages show, built once."""
     table = build_table(params, data)
@@ -159,12 +168,7 @@ def report(
     if not data:
         raise BakeoffError("params.yaml lists no backbones: add at least one to `backbones`")
     out_dir = Path(out_dir)
-    register = json.loads(
-        _read(out_dir / "register.json", "the register decision", "bakeoff register").read_text()
-    )
-    export_json = out_dir / "export.json"
-    export = json.loads(export_json.read_text()) if export_json.is_file() else None
-    ctx = _page(params, data, register, export, plots_dir, image_root)
+    ctx = _page(params, data, *_decisions(out_dir), plots_dir, image_root)
     table = ctx["table"]
     shown = (ctx["champion"], f"{ctx['champion']} (champion)") if ctx["champion"] else (
         ctx["best"], f"{ctx['best']} (most accurate)")  # fmt: skip
