@@ -86,9 +86,10 @@ def galleries(
     out = []
     for name, role in roles.items():
         shown, total = gallery.mistakes(plots_dir / name / "predictions.csv", image_root, limit)
+        which = f"{len(shown)} of its {total}" if len(shown) < total else f"Its {total}"
         caption = (
-            f"{len(shown)} of its {total} misclassified test images, the most confident "
-            "mistakes first: true class, predicted class and the predicted class's probability."
+            f"{which} misclassified test images, the most confident mistakes first: true "
+            "class, predicted class and the predicted class's probability."
             if total
             else "No test image is misclassified."
         )
