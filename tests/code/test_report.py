@@ -495,7 +495,7 @@ def test_cross_validation_columns_are_shown_when_evaluate_wrote_them(report_para
 
     cv = {"cv_accuracy": 0.91, "cv_interval": [0.88, 0.93], "cv_n": 300,
           "test_accuracy_interval": [0.8, 0.97]}  # fmt: skip
-    table = build_table(report_params, {"A": backbone(cv), "B": backbone({})})
+    table = build_table(report_params.report, {"A": backbone(cv), "B": backbone({})})
     main = sections(table, "95")["main"]
     assert main["header"][:5] == [
         "Backbone", "CV accuracy", "CV 95% interval", "Test accuracy", "95% interval"
@@ -503,11 +503,11 @@ def test_cross_validation_columns_are_shown_when_evaluate_wrote_them(report_para
     assert len(main["header"]) == 7
     assert main["rows"][0][:5] == ["A", "0.9100", "[0.8800, 0.9300]", "0.9000", "[0.8000, 0.9700]"]
     assert main["rows"][1][1:3] == ["-", "-"]
-    assert "over all 300 accepted images" in notes(report_params, table, 10)[0]
+    assert "over all 300 accepted images" in notes(report_params.report, table, 10)[0]
     off = {"cv_off_reason": "train.weights is none: no feature cache"}
-    table = build_table(report_params, {"A": backbone(off), "B": backbone(off)})
+    table = build_table(report_params.report, {"A": backbone(off), "B": backbone(off)})
     assert "CV accuracy" not in sections(table, "95")["main"]["header"]
-    assert notes(report_params, table, 10)[0] == (
+    assert notes(report_params.report, table, 10)[0] == (
         "Cross-validation is off: train.weights is none: no feature cache."
     )
 

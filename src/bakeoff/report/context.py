@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config import Params
+from bakeoff.config import ReportParams
 from bakeoff.report import gallery
 from bakeoff.report.render import COLUMN_NOTES, TIE_NOTE, limit
 from bakeoff.report.table import missing
@@ -29,11 +29,13 @@ def champion(register: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
     return name, version, f"{name} ({model}; last register decision: {decision}, {reason})."
 
 
-def budgets(params: Params, table: pd.DataFrame, found: Mapping[str, list[str]]) -> list[dict]:
+def budgets(
+    params: ReportParams, table: pd.DataFrame, found: Mapping[str, list[str]]
+) -> list[dict]:
     """Each budget: its limits, the backbones that fit and the most accurate of them."""
     out = []
     for label, fits in found.items():
-        budget = (params.report.budgets or {})[label]
+        budget = (params.budgets or {})[label]
         best_fit = max(fits, key=lambda n: table.loc[n, "test_accuracy"]) if fits else None
         out.append(
             {
@@ -47,9 +49,9 @@ def budgets(params: Params, table: pd.DataFrame, found: Mapping[str, list[str]])
     return out
 
 
-def notes(params: Params, table: pd.DataFrame, n_test: int) -> list[str]:
+def notes(params: ReportParams, table: pd.DataFrame, n_test: int) -> list[str]:
     """What the main table's numbers are: intervals, cross-validation, latency, seeds."""
-    conf = f"{100 * params.report.confidence:g}"
+    conf = f"{100 * params.confidence:g}"
     out = []
     cv_n = table["cv_n"].dropna()
     if len(cv_n):
@@ -63,8 +65,8 @@ def notes(params: Params, table: pd.DataFrame, n_test: int) -> list[str]:
         out.append("Cross-validation is off: " + "; ".join(reasons) + ".")
     out.append(
         f"Test accuracy on the {n_test} held-out test images; the interval is a {conf}% "
-        f"percentile bootstrap over them ({params.report.bootstrap} resamples, seed "
-        f"{params.report.seed}). Latency is measured on the evaluation machine: ms per image "
+        f"percentile bootstrap over them ({params.bootstrap} resamples, seed "
+        f"{params.seed}). Latency is measured on the evaluation machine: ms per image "
         "at batch 1, and per image within a batch of 32."
     )
     shown = [note for key, note in COLUMN_NOTES.items() if not table[key].map(missing).all()]

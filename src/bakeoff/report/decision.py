@@ -11,13 +11,13 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config import Params
+from bakeoff.config import ReportParams
 from bakeoff.errors import BakeoffError
 from bakeoff.report import context, trained
 from bakeoff.report import stats as report_stats
 
 
-def analyse(params: Params, table: pd.DataFrame, data: Mapping[str, Any]) -> dict[str, Any]:
+def analyse(params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any]) -> dict[str, Any]:
     """The recommendation, the Pareto front and the budgets, from the table."""
     best = str(table["test_accuracy"].astype(float).idxmax())
     for name, b in data.items():
@@ -33,9 +33,9 @@ def analyse(params: Params, table: pd.DataFrame, data: Mapping[str, Any]) -> dic
         diff, low, high = report_stats.paired_difference(
             data[best].correct,
             b.correct,
-            params.report.bootstrap,
-            params.report.confidence,
-            params.report.seed,
+            params.bootstrap,
+            params.confidence,
+            params.seed,
         )
         spread = [(t["test_accuracy_mean"], t["test_accuracy_std"], t["n_seeds"])
                   for t in (data[best].metrics, b.metrics)]  # fmt: skip
@@ -49,7 +49,7 @@ def analyse(params: Params, table: pd.DataFrame, data: Mapping[str, Any]) -> dic
     front = report_stats.pareto_front({c.name: (c.accuracy, c.latency_ms) for c in candidates})
     budgets = {
         label: report_stats.within_budget(candidates, b.max_latency_ms, b.max_size_mb)
-        for label, b in (params.report.budgets or {}).items()
+        for label, b in (params.budgets or {}).items()
     }
     return {
         "best": best,
@@ -62,12 +62,12 @@ def analyse(params: Params, table: pd.DataFrame, data: Mapping[str, Any]) -> dic
 
 
 def decide(
-    params: Params, table: pd.DataFrame, data: Mapping[str, Any], register: Mapping[str, Any]
+    params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any], register: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The first screen: how the backbones trained, the recommendation and the champion.
 
     Args:
-        params: All params (`report` section).
+        params: The report section.
         table: The comparison table (`bakeoff.report.table.build_table`).
         data: backbone -> its results (metrics, per-image outcomes, train.json).
         register: reports/register.json.

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bakeoff.config import Params
+from bakeoff.config import Params, ReportParams
 from bakeoff.errors import BakeoffError
 from bakeoff.report import context, per_class
 from bakeoff.report import figures as report_figures
@@ -105,7 +105,9 @@ def _decisions(out_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     )
 
 
-def _page(params, data, register, export, plots_dir: Path, image_root: Path) -> dict[str, Any]:
+def _page(
+    params: ReportParams, data, register, export, plots_dir: Path, image_root: Path
+) -> dict[str, Any]:
     """Everything both pages show, built once."""
     table = build_table(params, data)
     ctx = decide(params, table, data, register)
@@ -119,7 +121,7 @@ def _page(params, data, register, export, plots_dir: Path, image_root: Path) -> 
     return {
         **ctx,
         "table": table,
-        "tables": sections(table, f"{100 * params.report.confidence:g}"),
+        "tables": sections(table, f"{100 * params.confidence:g}"),
         "notes": context.notes(params, table, n_test),
         "galleries": context.galleries(roles, plots_dir, image_root),
         "per_class": per_class.accuracy(
@@ -168,7 +170,7 @@ def report(
     if not data:
         raise BakeoffError("params.yaml lists no backbones: add at least one to `backbones`")
     out_dir = Path(out_dir)
-    ctx = _page(params, data, *_decisions(out_dir), plots_dir, image_root)
+    ctx = _page(params.report, data, *_decisions(out_dir), plots_dir, image_root)
     table = ctx["table"]
     shown = (ctx["champion"], f"{ctx['champion']} (champion)") if ctx["champion"] else (
         ctx["best"], f"{ctx['best']} (most accurate)")  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config import Params
+from bakeoff.config import ReportParams
 from bakeoff.report import stats as report_stats
 
 Column = tuple[str, str, str]  # (title, key in the table, format)
@@ -63,13 +63,13 @@ def _seeds_text(metrics: Mapping[str, Any]) -> str:
     return f"{metrics['test_accuracy_mean']:.4f} ± {metrics['test_accuracy_std']:.4f} ({n})"
 
 
-def _row(params: Params, name: str, metrics: Mapping[str, Any], correct, train) -> dict:
+def _row(params: ReportParams, name: str, metrics: Mapping[str, Any], correct, train) -> dict:
     """One backbone's cells: its metrics, the test interval and what train.json says."""
     row: dict[str, Any] = {"backbone": name}
     row.update({key: metrics.get(key) for key in _FROM_METRICS})
     # The held-out interval: evaluate's own when it wrote one, else bootstrapped here.
     low, high = metrics.get("test_accuracy_interval") or report_stats.bootstrap_interval(
-        correct, params.report.bootstrap, params.report.confidence, params.report.seed
+        correct, params.bootstrap, params.confidence, params.seed
     )
     row.update(ci_low=low, ci_high=high, interval=_interval_text((low, high)))
     row["cv_interval_text"] = _interval_text(metrics.get("cv_interval"))
@@ -81,11 +81,11 @@ def _row(params: Params, name: str, metrics: Mapping[str, Any], correct, train) 
     return row
 
 
-def build_table(params: Params, data: Mapping[str, Any]) -> pd.DataFrame:
+def build_table(params: ReportParams, data: Mapping[str, Any]) -> pd.DataFrame:
     """One row per backbone (index = name): the metrics files' numbers plus the interval.
 
     Args:
-        params: All params (the `report` section sets the bootstrap).
+        params: The report section (it sets the bootstrap).
         data: name -> the backbone's results (`metrics`, `correct`, `train`).
 
     Returns:
