@@ -8,10 +8,13 @@ larger scale, and a standardised linear head is exactly the model family of the 
 logistic-regression probe it must match. Keras's `fit` costs about a millisecond per step
 in overhead alone, which would make a tuning trial of ~100 epochs slower than the feature
 pass it is meant to be cheap next to, so the head is plain TensorFlow variables with one
-compiled epoch function, reused by every trial (the hyper-parameters are variables too):
-the same maths as the Keras layers and optimizer (Adamax), whose weights
-`set_head_weights` copies into the Keras model. Every random draw is stateless and seeded,
-so a fit is a pure function of (features, hyper-parameters, seed).
+compiled epoch function, reused by every trial (the hyper-parameters are variables too).
+Its update is Keras's own `Adamax` (`apply_gradients` inside the compiled epoch), the
+optimizer the Keras model trains with; `set_head_weights` copies the head into that model.
+Against the hand-written Adamax it replaced, it gives the same fits (weights within 2e-7)
+in 0.98x the time (6 alternating rounds of 3 fits, 1000 x 256 features, 2 shared cores).
+Every random draw is stateless and seeded, so a fit is a pure function of (features,
+hyper-parameters, seed).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Any
 import numpy as np
 
 _BN_EPSILON = 1e-3  # keras.layers.BatchNormalization's default
-_ADAMAX = (0.9, 0.999, 1e-7)  # keras.optimizers.Adamax's beta_1, beta_2, epsilon
 # Converged: the val loss improved by less than this for `patience` epochs (as Keras's
 # EarlyStopping min_delta; on separable data the loss creeps towards 0 for ever).
 _MIN_DELTA = 1e-4
@@ -63,6 +65,7 @@ class HeadTrainer:
     """
 
     def __init__(self, x_tr, y_tr, x_va, y_va, n_classes: int):
+        import keras
         import tensorflow as tf
 
         x_tr = np.asarray(x_tr, dtype=np.float32)
@@ -77,11 +80,12 @@ class HeadTrainer:
         self.x_tr, self.y_tr = standardise(x_tr), tf.one_hot(np.asarray(y_tr), n_classes)
         self.x_va, self.y_va = standardise(x_va), tf.one_hot(np.asarray(y_va), n_classes)
         shapes = {"kernel": (dim, n_classes), "bias": (n_classes,)}
-        self.trainable = {k: tf.Variable(tf.zeros(s), name=k) for k, s in shapes.items()}
-        self.slots = {
-            (slot, k): tf.Variable(tf.zeros(s)) for k, s in shapes.items() for slot in "mu"
-        }
-        self.step = tf.Variable(0.0)
+        self.trainable = {k: keras.Variable(np.zeros(s, np.float32), name=k)
+                          for k, s in shapes.items()}  # fmt: skip
+        # One optimizer for every fit: `_reset` zeroes its slots and step and sets the
+        # learning rate (a variable), so the compiled epoch is traced once.
+        self.optimizer = keras.optimizers.Adamax()
+        self.optimizer.build(list(self.trainable.values()))
         self.hp = {k: tf.Variable(0.0, name=k) for k in HeadParams.__dataclass_fields__}
         self._epoch = tf.function(self._epoch_fn, jit_compile=False)
         self._evaluate = tf.function(self._evaluate_fn, jit_compile=False)
@@ -90,18 +94,6 @@ class HeadTrainer:
         import tensorflow as tf
 
         return tf.matmul(x, self.trainable["kernel"]) + self.trainable["bias"]
-
-    def _apply_adamax(self, grads) -> None:
-        import tensorflow as tf
-
-        beta_1, beta_2, eps = _ADAMAX
-        self.step.assign_add(1.0)
-        lr = self.hp["learning_rate"] / (1.0 - beta_1**self.step)
-        for k, var in self.trainable.items():
-            m, u = self.slots[("m", k)], self.slots[("u", k)]
-            m.assign(beta_1 * m + (1 - beta_1) * grads[k])
-            u.assign(tf.maximum(beta_2 * u, tf.abs(grads[k])))
-            var.assign_sub(lr * m / (u + eps))
 
     def _epoch_fn(self, seed):
         import tensorflow as tf
@@ -120,8 +112,8 @@ class HeadTrainer:
                 ce = tf.nn.softmax_cross_entropy_with_logits(target, logits)
                 penalty = self.hp["l2"] * tf.reduce_sum(tf.square(self.trainable["kernel"]))
                 loss = tf.reduce_mean(ce) + penalty
-            grads = tape.gradient(loss, self.trainable)
-            self._apply_adamax(grads)
+            grads = tape.gradient(loss, list(self.trainable.values()))
+            self.optimizer.apply_gradients(zip(grads, self.trainable.values(), strict=True))
             size = tf.cast(tf.shape(idx)[0], tf.float32)
             loss_sum += loss * size
             hits = tf.equal(tf.argmax(logits, 1), tf.argmax(y, 1))
@@ -143,8 +135,9 @@ class HeadTrainer:
         kernel = rng.uniform(-limit, limit, (dim, self.n_classes)).astype(np.float32)
         self.trainable["kernel"].assign(kernel)
         self.trainable["bias"].assign(np.zeros(self.n_classes, np.float32))
-        for var in [*self.slots.values(), self.step]:
-            var.assign(np.zeros(var.shape, np.float32))
+        for var in self.optimizer.variables:  # its step, moments and learning rate
+            var.assign(np.zeros(var.shape, var.dtype))
+        self.optimizer.learning_rate = hp.learning_rate
         for k, value in hp.as_dict().items():
             self.hp[k].assign(float(value))
 
