@@ -10,8 +10,6 @@ import csv
 import json
 import math
 import re
-import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +19,7 @@ import numpy as np
 from bakeoff import tracking
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
+from bakeoff.timing import time_call
 
 if TYPE_CHECKING:
     from bakeoff.data.pixels import PixelSplit
@@ -119,14 +118,8 @@ def measure_latency(model: Any, sample: np.ndarray, warmup: int, repeats: int) -
     result = {}
     for batch in (1, 32):
         x = tf.constant(np.resize(sample, (batch, *sample.shape[1:])).astype("float32"))
-        for _ in range(max(warmup, 1)):
-            forward(x).numpy()
-        times = []
-        for _ in range(max(repeats, 1)):
-            start = time.perf_counter()
-            forward(x).numpy()  # .numpy() waits for the result
-            times.append(time.perf_counter() - start)
-        result[batch] = statistics.median(times)
+        # .numpy() waits for the result
+        result[batch] = time_call(lambda x=x: forward(x).numpy(), warmup, repeats).median_s
     return {
         "latency_ms_b1": result[1] * 1000,
         "latency_ms_b32": result[32] * 1000 / 32,

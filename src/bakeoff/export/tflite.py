@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bakeoff.timing import time_call
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 _BATCH = 32  # accuracy runs in batches; latency is measured at batch 1
@@ -179,14 +179,7 @@ def latency_ms(
     """Median milliseconds of one batch-1 `invoke()` (input set once, outside the timing)."""
     interp = interpreter(content, threads, 1, xnnpack)
     interp.set_tensor(interp.get_input_details()[0]["index"], _feed(interp, image[None]))
-    for _ in range(max(warmup, 1)):
-        interp.invoke()
-    times = []
-    for _ in range(max(repeats, 1)):
-        start = time.perf_counter()
-        interp.invoke()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return time_call(interp.invoke, warmup, repeats).median_ms
 
 
 def describe(content: bytes) -> dict[str, Any]:
