@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -53,6 +52,7 @@ KERAS_CPU_MS = {
 def make_images(root: Path, n_train: int, n_val: int, size: int) -> tuple[Path, Path]:
     """raw/{train,val}/<class>/*.png (RGB, `size` px) and bakeoff split manifests."""
     from bakeoff.data.ingest import read_idx
+    from bakeoff.lineage import file_sha256
 
     x = read_idx(FMNIST / "train-images-idx3-ubyte.gz")
     y = read_idx(FMNIST / "train-labels-idx1-ubyte.gz")
@@ -67,7 +67,7 @@ def make_images(root: Path, n_train: int, n_val: int, size: int) -> tuple[Path, 
             path.parent.mkdir(parents=True, exist_ok=True)
             img = Image.fromarray(x[idx]).convert("RGB").resize((size, size), Image.BILINEAR)
             img.save(path)
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            sha = file_sha256(path)
             rows[name].append(
                 {"path": f"{name}/c{label}/{idx}.png", "label": f"c{label}", "sha256": sha}
             )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -49,6 +48,8 @@ def make_image_folder(root: Path, per_class: int = 12, size: int = 32, seed: int
 
 def write_split(raw: Path, out: Path, fractions=(0.5, 0.25, 0.25)) -> Path:
     """Split manifests in bakeoff's format (path,label,sha256 + classes.json), per class."""
+    from bakeoff.lineage import file_sha256
+
     out.mkdir(parents=True, exist_ok=True)
     rows = {"train": [], "val": [], "test": []}
     for label in CLASSES:
@@ -57,7 +58,7 @@ def write_split(raw: Path, out: Path, fractions=(0.5, 0.25, 0.25)) -> Path:
         n_val = int(len(files) * fractions[1])
         for i, f in enumerate(files):
             name = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-            sha = hashlib.sha256(f.read_bytes()).hexdigest()
+            sha = file_sha256(f)
             rows[name].append({"path": f"{label}/{f.name}", "label": label, "sha256": sha})
     for name, items in rows.items():
         with open(out / f"{name}.csv", "w", newline="") as fh:

@@ -13,8 +13,7 @@ def data_version(accepted_manifest: Path) -> str:
     The manifest lists every accepted image with its own sha256, so the same images under
     the same labels always give the same version, wherever they were ingested.
     """
-    digest = hashlib.sha256(Path(accepted_manifest).read_bytes()).hexdigest()
-    return digest[:16]
+    return file_sha256(accepted_manifest)[:16]
 
 
 def git_commit(root: Path) -> str:
@@ -38,8 +37,5 @@ def git_commit(root: Path) -> str:
 
 def file_sha256(path: Path) -> str:
     """sha256 of a file, read in chunks so large weights files do not fill memory."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from bakeoff.data import pixels as pixels_module
 from bakeoff.data.dataset import stream
 from bakeoff.data.images import load_array
 from bakeoff.data.pixels import split_pixels
+from bakeoff.lineage import file_sha256
 from bakeoff.train import features as features_module
 from bakeoff.train.features import load_features
 
@@ -42,7 +42,7 @@ def _replace_image(raw, split, name: str = "train") -> None:
     from PIL import Image
 
     Image.fromarray(255 - pixels).save(image)
-    rows[0]["sha256"] = hashlib.sha256(image.read_bytes()).hexdigest()
+    rows[0]["sha256"] = file_sha256(image)
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["path", "label", "sha256"])
         writer.writeheader()

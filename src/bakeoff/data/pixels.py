@@ -26,6 +26,7 @@ import numpy as np
 from bakeoff.data import images
 from bakeoff.data.dataset import manifest_file, read_classes, read_manifest
 from bakeoff.errors import BakeoffError
+from bakeoff.lineage import file_sha256
 from bakeoff.resources import ensure_free_disk
 
 _CHUNK = 256  # images decoded in flight: bounds memory whatever the split's size
@@ -121,7 +122,7 @@ class PixelSplit:
 
 def _decode_version() -> str:
     # The decode function's source is part of the key: a change there rebuilds the cache.
-    return hashlib.sha256(Path(images.__file__).read_bytes()).hexdigest()[:16]
+    return file_sha256(Path(images.__file__))[:16]
 
 
 def split_key(split_dir: Path, name: str, image_size: int) -> str:
