@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bakeoff.config import DataParams
+from bakeoff.data.folders import walk_class_folders
 from bakeoff.errors import BakeoffError
 from bakeoff.resources import ensure_free_disk
 
@@ -28,7 +28,6 @@ FASHION_MNIST_CLASSES = [
 ]  # fmt: skip
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 INGEST_REPORT = ".ingest.json"
-_HIDDEN = {"Thumbs.db", "desktop.ini", "Icon\r"}
 
 
 @dataclass
@@ -47,11 +46,6 @@ class IngestResult:
         if self.skipped:
             lines.append(f"  {len(self.skipped)} entries left for validate to report")
         return "\n".join(lines) + f"\n-> {self.out_dir}"
-
-
-def is_hidden(name: str) -> bool:
-    """Files and folders the OS or tools leave behind (.DS_Store, Thumbs.db, dot-files)."""
-    return name.startswith(".") or name in _HIDDEN
 
 
 def ingest(params: DataParams, out_dir: Path, root: Path) -> IngestResult:
@@ -108,17 +102,8 @@ def is_fashion_mnist_dir(folder: Path) -> bool:
 
 
 def _folder_bytes(source: Path) -> int:
-    """The bytes ingest will copy: visible files, symlinks followed as the copy does."""
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(source):
-        dirnames[:] = [d for d in dirnames if not is_hidden(d)]
-        for name in filenames:
-            if not is_hidden(name):
-                try:
-                    total += (Path(dirpath) / name).stat().st_size
-                except OSError:  # a broken link: validate reports it
-                    continue
-    return total
+    """The bytes ingest will copy: the files it copies, in-root links followed as it does."""
+    return sum(e.path.stat().st_size for e in walk_class_folders(source) if not e.problem)
 
 
 def _clear(out_dir: Path) -> None:
@@ -177,39 +162,16 @@ def _write_fashion_mnist(
 
 
 def _copy_folder(source: Path, out_dir: Path) -> IngestResult:
-    root = source.resolve()
     counts: dict[str, int] = {}
     skipped: list[dict[str, str]] = []
-    for dirpath, dirnames, filenames in os.walk(source):
-        here = Path(dirpath)
-        rel_dir = here.relative_to(source)
-        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
-        for name in list(dirnames):
-            if (here / name).is_symlink():  # never follow: loops, and targets outside
-                dirnames.remove(name)
-                filenames.append(name)
-        visible = sorted(f for f in filenames if not is_hidden(f))
-        if not visible and not dirnames and rel_dir != Path("."):
-            skipped.append({"path": rel_dir.as_posix(), "reason": "empty_class_folder"})
-        for name in visible:
-            rel = (rel_dir / name).as_posix()
-            src = here / name
-            if src.is_symlink():
-                target = src.resolve()
-                if not target.exists():
-                    skipped.append({"path": rel, "reason": "broken_symlink"})
-                    continue
-                if root not in target.parents:
-                    skipped.append({"path": rel, "reason": "symlink_outside_root"})
-                    continue
-                if target.is_dir():
-                    skipped.append({"path": rel, "reason": "symlinked_folder"})
-                    continue
-            dest = out_dir / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest)  # follows in-root symlinks: the copy holds the bytes
-            folder = rel_dir.parts[0] if rel_dir.parts else "."
-            counts[folder] = counts.get(folder, 0) + 1
+    for entry in walk_class_folders(source):
+        if entry.problem:
+            skipped.append({"path": entry.rel, "reason": entry.problem})
+            continue
+        dest = out_dir / entry.rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(entry.path, dest)  # follows in-root links: the copy holds the bytes
+        counts[entry.label or "."] = counts.get(entry.label or ".", 0) + 1
     if skipped:
         report = json.dumps(skipped, indent=1, sort_keys=True)
         (out_dir / INGEST_REPORT).write_text(report + "\n")

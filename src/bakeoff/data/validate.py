@@ -24,10 +24,11 @@ from pathlib import Path
 from PIL import Image
 
 from bakeoff.config import ValidateParams
-from bakeoff.errors import BakeoffError
+from bakeoff.data.folders import EMPTY_FOLDER, walk_class_folders
 from bakeoff.data.images import open_rgb_described
-from bakeoff.data.ingest import INGEST_REPORT, is_hidden, read_ingest_report
+from bakeoff.data.ingest import read_ingest_report
 from bakeoff.data.validation_report import ValidationResult
+from bakeoff.errors import BakeoffError
 
 log = logging.getLogger(__name__)
 _CHUNK = 64
@@ -99,35 +100,19 @@ def _inspect_star(args: tuple[str, int]) -> dict[str, object]:
 
 def _scan(raw_dir: Path) -> tuple[list[dict], list[tuple[dict, str]], list[str]]:
     """Walk raw_dir: (rows already decided, (row, file) pairs to inspect, warnings)."""
-    root = raw_dir.resolve()
     decided: list[dict] = []
     todo: list[tuple[dict, str]] = []
     notes: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(raw_dir):
-        here = Path(dirpath)
-        rel_dir = here.relative_to(raw_dir)
-        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
-        for name in [d for d in dirnames if (here / d).is_symlink()]:
-            dirnames.remove(name)  # never follow a folder link: loops, or a way outside
-            filenames.append(name)
-        visible = sorted(f for f in filenames if not is_hidden(f) and f != INGEST_REPORT)
-        if len(rel_dir.parts) == 1 and not visible and not dirnames:
-            notes.append(f"empty class folder ignored: {rel_dir.as_posix()}")
-        for name in visible:
-            rel = (rel_dir / name).as_posix()
-            label = rel_dir.parts[0] if rel_dir.parts else ""
-            src = here / name
-            target = src.resolve()
-            if src.is_symlink() and not target.exists():
-                decided.append(_row(rel, label, "broken_symlink"))
-            elif src.is_symlink() and root not in target.parents:
-                decided.append(_row(rel, label, "symlink_outside_root"))
-            elif target.is_dir():
-                decided.append(_row(rel, label, "symlinked_folder"))
-            else:
-                todo.append((_row(rel, label, "" if label else "outside_class_folder"), str(src)))
+    for entry in walk_class_folders(raw_dir):
+        if entry.problem == EMPTY_FOLDER:
+            notes.append(f"empty class folder ignored: {entry.rel}")
+        elif entry.problem:
+            decided.append(_row(entry.rel, entry.label, entry.problem))
+        else:
+            reason = "" if entry.label else "outside_class_folder"
+            todo.append((_row(entry.rel, entry.label, reason), str(entry.path)))
     for entry in read_ingest_report(raw_dir):
-        if entry["reason"] == "empty_class_folder":
+        if entry["reason"] == EMPTY_FOLDER:
             notes.append(f"empty class folder ignored: {entry['path']}")
         else:
             parts = entry["path"].split("/")
