@@ -7,7 +7,6 @@ rows at a time (shuffled by index, seeded), so memory is flat in the number of i
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bakeoff.data.manifests import read_manifest_csv
 from bakeoff.errors import BakeoffError
 
 if TYPE_CHECKING:
@@ -33,13 +33,7 @@ def read_classes(split_dir: Path) -> list[str]:
 def read_manifest(split_dir: Path, name: str) -> list[dict[str, str]]:
     """The rows (path, label, sha256) of one split manifest."""
     path = Path(split_dir) / f"{name}.csv"
-    if not path.is_file():
-        raise BakeoffError(f"no split manifest {path}: run `bakeoff split` first")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise BakeoffError(f"split manifest {path} is empty: add images or change split sizes")
-    return rows
+    return read_manifest_csv(path, "bakeoff split", "add images or change the split sizes")
 
 
 def manifest_file(image_root: Path, relative: str, manifest: str) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bakeoff.config import SplitParams
+from bakeoff.data.manifests import COLUMNS, read_manifest_csv
 from bakeoff.errors import BakeoffError
 
 SPLITS = ("train", "val", "test")
@@ -50,16 +51,6 @@ def _sizes(n: int, params: SplitParams) -> tuple[int, int, int]:
     return n - n_val - n_test, n_val, n_test
 
 
-def _read_accepted(accepted: Path) -> list[dict[str, str]]:
-    if not accepted.is_file():
-        raise BakeoffError(f"no accepted-images list at {accepted}: run `bakeoff validate` first")
-    with open(accepted, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise BakeoffError(f"{accepted} lists no images: fix the data (see validation.json)")
-    return rows
-
-
 def split(params: SplitParams, accepted: Path, out_dir: Path) -> SplitResult:
     """Write `out_dir/{train,val,test}.csv` (path,label,sha256) and `classes.json`.
 
@@ -75,7 +66,9 @@ def split(params: SplitParams, accepted: Path, out_dir: Path) -> SplitResult:
         BakeoffError: Bad fractions, or a class with too few distinct images for three splits.
     """
     _check_fractions(params)
-    rows = _read_accepted(accepted)
+    rows = read_manifest_csv(
+        accepted, "bakeoff validate", "fix the data (see reports/validation.json)"
+    )
     classes = sorted({r["label"] for r in rows})
     groups: dict[str, dict[str, list[dict[str, str]]]] = {c: {} for c in classes}
     for row in sorted(rows, key=lambda r: r["path"]):
@@ -108,8 +101,7 @@ def split(params: SplitParams, accepted: Path, out_dir: Path) -> SplitResult:
         old.unlink(missing_ok=True)
     for name, items in assigned.items():
         with open(out_dir / f"{name}.csv", "w", newline="") as fh:
-            columns = ["path", "label", "sha256"]
-            writer = csv.DictWriter(fh, columns, extrasaction="ignore", lineterminator="\n")
+            writer = csv.DictWriter(fh, COLUMNS, extrasaction="ignore", lineterminator="\n")
             writer.writeheader()
             writer.writerows(sorted(items, key=lambda r: r["path"]))
     (out_dir / "classes.json").write_text(json.dumps(classes) + "\n")
