@@ -2,7 +2,8 @@
 
 Every section of params.yaml is a frozen dataclass below. Unknown keys and values of
 the wrong type are errors that name the key, so a typo never silently falls back to a
-default.
+default. A setting several stages use is written once and copied into each section that
+uses it (`bakeoff.params_shared`), so every stage still reads only its own section.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
 from bakeoff.errors import BakeoffError
+from bakeoff.params_shared import share_settings
 from bakeoff.paths import project_paths
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -38,9 +40,8 @@ def _known_backbones(names: list[str], what: str) -> list[str]:
 @dataclass(config=_STRICT, frozen=True)
 class DataParams:
     source: str = "fashion-mnist"
-    fashion_mnist_dir: str = "/usr/share/datasets/fashion-mnist"
     per_class: int = 300
-    seed: int = 42
+    seed: int = 42  # from the top-level `seed`
 
 
 @dataclass(config=_STRICT, frozen=True)
@@ -56,7 +57,7 @@ class ValidateParams:
 class SplitParams:
     val: float = 0.15
     test: float = 0.15
-    seed: int = 42
+    seed: int = 42  # from the top-level `seed`
 
 
 @dataclass(config=_STRICT, frozen=True)
@@ -121,17 +122,28 @@ class EvaluateParams:
 
 
 @dataclass(config=_STRICT, frozen=True)
+class Budget:
+    max_latency_ms: float | None = None
+    max_size_mb: float | None = None
+
+
+@dataclass(config=_STRICT, frozen=True)
 class RegisterParams:
     model_name: str = "image-classifier"
     metric: Literal[REGISTER_METRICS] = "val_accuracy"
-    max_latency_ms: float | None = None
-    max_size_mb: float | None = None
+    budget: str | None = None  # the name of the budget in `budgets` a champion must fit
     min_improvement: float = 0.0
     # Promotion is a paired test on the current test images: the one-sided lower bound of
     # the bootstrapped gain over the champion must exceed min_improvement at this confidence.
     confidence: float = 0.95
-    bootstrap: int = 2000
-    seed: int = 42
+    bootstrap: int = 2000  # from the top-level `bootstrap`
+    seed: int = 42  # from the top-level `seed`
+    budgets: dict[str, Budget] | None = None  # from the top-level `budgets`
+
+    def __post_init__(self) -> None:
+        if self.budget is not None and self.budget not in (self.budgets or {}):
+            known = ", ".join(self.budgets or {}) or "none are defined"
+            raise ValueError(f"budget {self.budget!r} is not in `budgets` ({known})")
 
 
 @dataclass(config=_STRICT, frozen=True)
@@ -139,23 +151,17 @@ class ExportParams:
     max_accuracy_drop: float = 0.02  # a variant losing more test accuracy: not recommended
     representative_images: int = 200  # int8 calibration images, drawn from the train split
     threads: int = 1  # LiteRT interpreter threads, fixed so latencies compare
-    latency_repeats: int = 50
-    latency_warmup: int = 5
-    seed: int = 42  # of the calibration sample
-
-
-@dataclass(config=_STRICT, frozen=True)
-class Budget:
-    max_latency_ms: float | None = None
-    max_size_mb: float | None = None
+    latency_repeats: int = 30  # from evaluate's
+    latency_warmup: int = 5  # from evaluate's
+    seed: int = 42  # of the calibration sample, from the top-level `seed`
 
 
 @dataclass(config=_STRICT, frozen=True)
 class ReportParams:
-    bootstrap: int = 1000
     confidence: float = 0.95
-    seed: int = 42  # of the bootstrap resampling: the same inputs give the same intervals
-    budgets: dict[str, Budget] | None = None
+    bootstrap: int = 2000  # from the top-level `bootstrap`
+    seed: int = 42  # of the bootstrap resampling, from the top-level `seed`
+    budgets: dict[str, Budget] | None = None  # from the top-level `budgets`
 
 
 @dataclass(config=_STRICT, frozen=True)
@@ -181,6 +187,11 @@ class RetrainParams:
 @dataclass(config=_STRICT, frozen=True)
 class Params:
     backbones: list[str]
+    # The one seed: every seeded draw outside training (`params_shared.SHARED` says where);
+    # train.seeds are the training repetitions.
+    seed: int = 42
+    bootstrap: int = 2000  # paired bootstrap resamples of the test images (register, report)
+    budgets: dict[str, Budget] | None = None  # named deployment budgets (register, report)
     data: DataParams = DataParams()
     validate: ValidateParams = ValidateParams()
     split: SplitParams = SplitParams()
@@ -224,6 +235,7 @@ def parse_params(raw: dict[str, Any]) -> Params:
     Raises:
         BakeoffError: A key is unknown or a value has the wrong type; the message names it.
     """
+    raw = share_settings(raw)
     try:
         # JSON mode: strict about scalars ("5" is not an int) yet builds nested sections.
         return TypeAdapter(Params).validate_json(json.dumps(raw))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff import tracking
-from bakeoff.config import REGISTER_METRICS, Params
+from bakeoff.config import REGISTER_METRICS, Budget, Params
 from bakeoff.errors import BakeoffError
 from bakeoff.promotion import decide
 
@@ -58,10 +58,11 @@ def _why_not(train: dict | None, metrics: dict | None, params: Params, name: str
     if not (_finite(metrics.get(reg.metric)) and _finite(metrics.get(test_metric))):
         return f"{reg.metric}/{test_metric} not finite (a diverged run)"
     latency, size = metrics.get("latency_ms_b1", math.inf), metrics.get("size_mb", math.inf)
-    if reg.max_latency_ms is not None and not latency <= reg.max_latency_ms:
-        return f"latency {latency:.3g} ms > register.max_latency_ms={reg.max_latency_ms}"
-    if reg.max_size_mb is not None and not size <= reg.max_size_mb:
-        return f"size {size:.3g} MB > register.max_size_mb={reg.max_size_mb}"
+    budget = (reg.budgets or {})[reg.budget] if reg.budget else Budget()
+    if budget.max_latency_ms is not None and not latency <= budget.max_latency_ms:
+        return f"latency {latency:.3g} ms > {budget.max_latency_ms} ms (budget {reg.budget})"
+    if budget.max_size_mb is not None and not size <= budget.max_size_mb:
+        return f"size {size:.3g} MB > {budget.max_size_mb} MB (budget {reg.budget})"
     # train.json says FINISHED before the run closes: MLflow has the last word.
     run_id = train.get("run_id")
     if (

@@ -83,3 +83,41 @@ def test_names_are_checked_at_load_with_the_key_named(change, message):
     change(raw)
     with pytest.raises(BakeoffError, match=message):
         parse_params(raw)
+
+
+def test_shared_settings_are_written_once_and_reach_every_stage_that_uses_them():
+    raw = _raw()
+    raw.update(seed=7, bootstrap=99, budgets={"edge": {"max_latency_ms": 5.0}})
+    raw["evaluate"].update(latency_repeats=11, latency_warmup=2)
+    raw["register"]["budget"] = "edge"
+    params = parse_params(raw)
+    sections = (params.data, params.split, params.register, params.export, params.report)
+    assert {s.seed for s in sections} == {7}
+    assert params.register.bootstrap == params.report.bootstrap == 99
+    assert params.register.budgets == params.report.budgets == params.budgets
+    assert (params.export.latency_repeats, params.export.latency_warmup) == (11, 2)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "message"),
+    [
+        ("split", "seed", r"unknown key 'split\.seed': set `seed`"),
+        ("report", "bootstrap", r"unknown key 'report\.bootstrap': set `bootstrap`"),
+        ("export", "latency_repeats",
+         r"unknown key 'export\.latency_repeats': set `evaluate\.latency_repeats`"),
+    ],
+)  # fmt: skip
+def test_a_shared_setting_inside_a_section_is_an_error_naming_where_it_belongs(
+    section, key, message
+):
+    raw = _raw()
+    raw[section][key] = 3
+    with pytest.raises(BakeoffError, match=message):
+        parse_params(raw)
+
+
+def test_register_budget_names_a_budget():
+    raw = _raw()
+    raw["register"]["budget"] = "egde"
+    with pytest.raises(BakeoffError, match=r"'register': budget 'egde' is not in `budgets`"):
+        parse_params(raw)

@@ -56,7 +56,7 @@ def make_project(root: Path, source: Path, **orchestration_params) -> Path:
         image_size=32, epochs=1, min_epochs=0, batch_size=8, fine_tune_layers=0, patience=1
     )
     params["evaluate"].update(latency_repeats=2, latency_warmup=1)
-    params["report"]["bootstrap"] = 20
+    params["bootstrap"] = 20
     params["orchestration"].update(orchestration_params)
     return init_project(root, params)
 

@@ -28,7 +28,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 @needs_fashion
 def test_fashion_mnist_sample_is_stratified_and_deterministic(tmp_path):
-    params = DataParams(source="fashion-mnist", fashion_mnist_dir=str(FASHION), per_class=3)
+    params = DataParams(source="fashion-mnist", per_class=3)
     (tmp_path / "one").mkdir()
     (tmp_path / "one/left_over.txt").write_text("from an earlier run")
     result = ingest(params, tmp_path / "one", root=tmp_path)
@@ -40,7 +40,7 @@ def test_fashion_mnist_sample_is_stratified_and_deterministic(tmp_path):
     with Image.open(tmp_path / "one" / next(iter(one))) as img:
         assert (img.format, img.mode, img.size) == ("PNG", "L", (28, 28))
     other = ingest(
-        DataParams(fashion_mnist_dir=str(FASHION), per_class=3, seed=7),
+        DataParams(source=str(FASHION), per_class=3, seed=7),
         tmp_path / "3",
         root=tmp_path,
     )
@@ -56,7 +56,8 @@ def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
         datasets=types.SimpleNamespace(fashion_mnist=types.SimpleNamespace(load_data=offline))
     )
     monkeypatch.setitem(sys.modules, "keras", fake)
-    params = DataParams(fashion_mnist_dir=str(tmp_path / "nowhere"))
+    monkeypatch.setattr("bakeoff.data.ingest.FASHION_MNIST_DIR", tmp_path / "nowhere")
+    params = DataParams(source="fashion-mnist")
     with pytest.raises(BakeoffError, match="apt-get install dataset-fashion-mnist"):
         ingest(params, tmp_path / "raw", root=tmp_path)
 

@@ -90,7 +90,8 @@ def _project(root: Path, source: Path, backbones: list[str], **orchestration) ->
     project = make_project(root, source, **orchestration)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["backbones"] = backbones
-    params["export"].update(representative_images=8, latency_repeats=2, latency_warmup=1)
+    params["export"].update(representative_images=8)
+    params["evaluate"].update(latency_repeats=2, latency_warmup=1)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return project
 

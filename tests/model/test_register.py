@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from bakeoff import tracking
+from bakeoff.config import Budget
 from bakeoff.register import register
 from tests.model.tiny_models import make_trained, shared_project
 
@@ -151,9 +152,11 @@ def test_new_classes_make_the_champion_incomparable(project, tmp_path):
 def test_budgets_filter_candidates(project):
     root = project[0]
     fast = json.loads((root / "metrics" / "Constant.json").read_text())["latency_ms_b1"]
-    result = _register(project, ["StripeNet"], model_name="budget", max_latency_ms=fast / 1e6)
+    budgets = {"fast": Budget(max_latency_ms=fast / 1e6), "small": Budget(max_size_mb=1e-6)}
+    result = _register(project, ["StripeNet"], model_name="budget", budget="fast", budgets=budgets)
     assert result["decision"] == "none"
     assert "latency" in result["not_eligible"]["StripeNet"]
-    result = _register(project, ["StripeNet"], model_name="budget", max_size_mb=1e-6)
+    assert "(budget fast)" in result["not_eligible"]["StripeNet"]
+    result = _register(project, ["StripeNet"], model_name="budget", budget="small", budgets=budgets)
     assert result["decision"] == "none" and "MB" in result["reason"]
     assert tracking.get_version_by_alias("budget", "champion") is None

@@ -27,6 +27,7 @@ FASHION_MNIST_CLASSES = [
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot",
 ]  # fmt: skip
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 INGEST_REPORT = ".ingest.json"
 
 
@@ -53,7 +54,8 @@ def ingest(params: DataParams, out_dir: Path, root: Path) -> IngestResult:
 
     Args:
         params: The `data` section: `source` is an image folder, a folder of Fashion-MNIST
-            idx files (the demo) or `fashion-mnist` (that folder, `data.fashion_mnist_dir`).
+            idx files (the demo) or `fashion-mnist` (Debian's folder of them, else a
+            download through Keras).
         out_dir: The raw data folder (a DVC output: rebuilt from scratch every time).
         root: The project root: a relative `data.source` is relative to it, whatever the
             current directory of the process (a Prefect worker, a test).
@@ -62,7 +64,7 @@ def ingest(params: DataParams, out_dir: Path, root: Path) -> IngestResult:
         Counts per folder and the entries left for validate to report.
     """
     if params.source == "fashion-mnist":
-        images, labels = _load_fashion_mnist(Path(params.fashion_mnist_dir))
+        images, labels = _load_fashion_mnist(FASHION_MNIST_DIR)
         _clear(out_dir)
         return _write_fashion_mnist(images, labels, params.per_class, params.seed, out_dir)
     source = Path(params.source).expanduser()
@@ -137,7 +139,7 @@ def _load_fashion_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         raise BakeoffError(
             f"Fashion-MNIST not found in {folder} (need {images.name} and {labels.name}) and "
             f"the download failed ({type(exc).__name__}): run `apt-get install "
-            "dataset-fashion-mnist` or set data.fashion_mnist_dir to the folder of idx files"
+            "dataset-fashion-mnist` or set data.source to a folder of the idx files"
         ) from None
 
 
