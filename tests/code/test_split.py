@@ -85,3 +85,10 @@ def test_class_too_small_for_three_splits(tmp_path):
 def test_missing_accepted_list(tmp_path):
     with pytest.raises(BakeoffError, match="run `bakeoff validate` first"):
         split(SplitParams(), tmp_path / "accepted.csv", tmp_path / "out")
+
+
+def test_a_manifest_without_a_column_names_it_and_the_command(tmp_path):
+    accepted = tmp_path / "accepted.csv"
+    accepted.write_text("path,label\na/1.png,a\n")
+    with pytest.raises(BakeoffError, match=r"no column sha256: re-run `bakeoff validate`"):
+        split(SplitParams(), accepted, tmp_path / "out")
