@@ -1,6 +1,7 @@
 """How much does head tuning cost next to the feature pass it rides on?
 
 Run: .venv/bin/python benchmarks/tune_speed.py   (or `make bench`; several minutes on 2 cores)
+     (--smoke: SimpleCNN, 100 + 50 images at 32 px, 2 trials; checks that it runs)
 
 One run, same images, same machine: a stratified Fashion-MNIST sample as 224 px RGB, each
 backbone's frozen base (random weights: ImageNet cannot download here, and this measures
@@ -102,7 +103,10 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=250)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help="smallest sizes: does it run?")
     args = parser.parse_args()
+    if args.smoke:
+        args.backbones, args.train, args.val, args.size, args.trials = ["SimpleCNN"], 100, 50, 32, 2
     data = images(args.train, args.val, args.size)
     n = len(data["train"][1]) + len(data["val"][1])
     print(f"{len(data['train'][1])} train + {len(data['val'][1])} val images at {args.size} px, "
@@ -110,11 +114,16 @@ def main() -> None:
     print("| backbone | features | (a) feature pass s | img/s | (b) tuning s | trials/s "
           "| pruned | head epochs | (b)/(a) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
+    ratios = {}
     for backbone in args.backbones:
         r = measure(backbone, data, args.size, args.trials)
         print(f"| {backbone} | {r['features']} | {r['feature_s']:.1f} | {n / r['feature_s']:.0f} "
               f"| {r['tune_s']:.1f} | {r['trials_per_s']:.2f} | {r['pruned']} | {r['epochs']} "
               f"| {r['ratio']:.2f} |", flush=True)  # fmt: skip
+        ratios[backbone] = r["ratio"]
+    print()
+    for backbone, ratio in ratios.items():
+        print(f"ratio tuning / feature pass, {backbone}: {ratio:.2f}x (target < 1)")
 
 
 if __name__ == "__main__":
