@@ -7,8 +7,8 @@ offset 0, frozen): with a trainable scale the L2 penalty on the kernel could be 
 larger scale, and a standardised linear head is exactly the model family of the tuned
 logistic-regression probe it must match. Keras's `fit` costs about a millisecond per step
 in overhead alone, which would make a tuning trial of ~100 epochs slower than the feature
-pass it is meant to be cheap next to, so the head is plain TensorFlow variables with one
-compiled epoch function, reused by every trial (the hyper-parameters are variables too).
+pass it is meant to be cheap next to, so the head is two Keras variables with one compiled
+epoch function, reused by every trial (the hyper-parameters are variables too).
 Its update is Keras's own `Adamax` (`apply_gradients` inside the compiled epoch), the
 optimizer the Keras model trains with; `set_head_weights` copies the head into that model.
 Against the hand-written Adamax it replaced, it gives the same fits (weights within 2e-7)
