@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from bakeoff.errors import BakeoffError  # noqa: E402
-from bakeoff.train import model as backbones  # noqa: E402
-from bakeoff.train.backbones import REGISTRY, get_backbone  # noqa: E402
+from bakeoff.errors import BakeoffError
+from bakeoff.train import model as backbones
+from bakeoff.train.backbones import REGISTRY, get_backbone
 
 MOBILENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"  # Keras's name for any non-listed size
 

@@ -7,15 +7,14 @@ import io
 import struct
 import zlib
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-keras = pytest.importorskip("keras")
-
-from bakeoff.data.images import load_array  # noqa: E402
-from bakeoff.tracking.served import BadInput, ImageClassifier  # noqa: E402
+from bakeoff.data.images import load_array
+from bakeoff.tracking.served import BadInput, ImageClassifier
 
 CLASSES = ["dark", "bright"]
 

@@ -9,8 +9,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-
 from bakeoff.data import pixels as pixels_module
 from bakeoff.data.dataset import stream
 from bakeoff.data.images import load_array

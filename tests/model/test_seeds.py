@@ -7,8 +7,6 @@ import json
 
 import pytest
 
-pytest.importorskip("tensorflow")
-
 
 def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     params, tiny_data, tmp_path, tracking_uri

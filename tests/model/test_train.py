@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("tensorflow")
 from mlflow import MlflowClient
 
 from bakeoff.errors import BakeoffError

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-
 from bakeoff.train.head import HeadParams, HeadTrainer, predict_head
 from bakeoff.train.tune import tune
 
