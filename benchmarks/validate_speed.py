@@ -63,7 +63,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ingest(DataParams(per_class=args.per_class), tmp / "demo", root=tmp)
+        ingest(DataParams(source="fashion-mnist", per_class=args.per_class), tmp / "demo", root=tmp)
         rows.append(("fashion-mnist demo (28 px PNG)", *time_validate(tmp / "demo", tmp / "d")))
         for n in (args.small, args.big):
             raw = make_pngs(tmp / f"png{n}", n)

@@ -3,7 +3,10 @@
 Every section of params.yaml is a frozen dataclass below. Unknown keys and values of
 the wrong type are errors that name the key, so a typo never silently falls back to a
 default. A setting several stages use is written once and copied into each section that
-uses it (`bakeoff.params_shared`), so every stage still reads only its own section.
+uses it (`bakeoff.params_shared`), so every stage still reads only its own section. A key's
+code default equals its value in the shipped params.yaml (a test checks); the keys whose
+shipped value is the demo's own choice (the data source, per-backbone overrides, budgets)
+have no default: params.yaml must set them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from bakeoff.paths import project_paths
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 # What register may rank the backbones by (its `test_` twin is what it compares them on).
-REGISTER_METRICS = ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")
+SELECTION_METRICS = ("val_accuracy", "val_macro_f1")
+REGISTER_METRICS = (*SELECTION_METRICS, "test_accuracy", "test_macro_f1")  # reported
 
 
 def _known_backbones(names: list[str], what: str) -> list[str]:
@@ -39,8 +43,8 @@ def _known_backbones(names: list[str], what: str) -> list[str]:
 
 @dataclass(config=_STRICT, frozen=True)
 class DataParams:
-    source: str = "fashion-mnist"
-    per_class: int = 300
+    source: str  # required: the user's images (or the demo's Fashion-MNIST)
+    per_class: int = 400
     seed: int = 42  # from the top-level `seed`
 
 
@@ -70,18 +74,19 @@ class BackboneOverride:
 
 @dataclass(config=_STRICT, frozen=True)
 class TrainParams:
+    overrides: dict[str, BackboneOverride] | None  # required (`{}`: none)
     weights: str = "none"  # imagenet | none | path to a weights file
-    image_size: int | None = None  # None: the backbone's default
+    image_size: int | None = 32  # None: the backbone's default
     batch_size: int = 32
-    epochs: int = 10
+    epochs: int = 12
     learning_rate: float = 0.001
-    patience: int = 5
-    min_epochs: int = 5  # early stopping never stops before this epoch
+    patience: int = 4
+    min_epochs: int = 6  # early stopping never stops before this epoch
     bn_momentum: float = 0.9
     fine_tune_layers: int = 0
     fine_tune_epochs: int = 5
     fine_tune_learning_rate: float = 0.0001
-    augment: bool = False
+    augment: bool = True
     cache_features: bool = True
     # With cached features an epoch of the head costs milliseconds: train it to convergence
     # (early stopping on val loss, best weights restored) under a high cap of its own.
@@ -89,7 +94,6 @@ class TrainParams:
     head_patience: int = 10
     # One training (and tuning) per seed; the stage keeps the best seed by validation.
     seeds: list[int] = dataclasses.field(default_factory=lambda: [42])
-    overrides: dict[str, BackboneOverride] | None = None
 
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -130,7 +134,7 @@ class Budget:
 @dataclass(config=_STRICT, frozen=True)
 class RegisterParams:
     model_name: str = "image-classifier"
-    metric: Literal[REGISTER_METRICS] = "val_accuracy"
+    metric: Literal[SELECTION_METRICS] = "val_accuracy"
     budget: str | None = None  # the name of the budget in `budgets` a champion must fit
     min_improvement: float = 0.0
     # Promotion is a paired test on the current test images: the one-sided lower bound of
@@ -139,6 +143,16 @@ class RegisterParams:
     bootstrap: int = 2000  # from the top-level `bootstrap`
     seed: int = 42  # from the top-level `seed`
     budgets: dict[str, Budget] | None = None  # from the top-level `budgets`
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _not_on_test(cls, value):
+        if isinstance(value, str) and value.startswith("test_"):
+            raise ValueError(
+                f"{value} would select the model on the test split, which must stay unseen "
+                f"until the final comparison: use {' or '.join(SELECTION_METRICS)}"
+            )
+        return value
 
     def __post_init__(self) -> None:
         if self.budget is not None and self.budget not in (self.budgets or {}):
@@ -187,15 +201,15 @@ class RetrainParams:
 @dataclass(config=_STRICT, frozen=True)
 class Params:
     backbones: list[str]
+    budgets: dict[str, Budget] | None  # named deployment budgets (register, report); `{}`
+    data: DataParams  # the sections with required keys are required
+    train: TrainParams
     # The one seed: every seeded draw outside training (`params_shared.SHARED` says where);
     # train.seeds are the training repetitions.
     seed: int = 42
     bootstrap: int = 2000  # paired bootstrap resamples of the test images (register, report)
-    budgets: dict[str, Budget] | None = None  # named deployment budgets (register, report)
-    data: DataParams = DataParams()
     validate: ValidateParams = ValidateParams()
     split: SplitParams = SplitParams()
-    train: TrainParams = TrainParams()
     tune: TuneParams = TuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     register: RegisterParams = RegisterParams()
@@ -245,6 +259,8 @@ def parse_params(raw: dict[str, Any]) -> Params:
             key = ".".join(str(part) for part in err["loc"])
             if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
                 problems.append(f"unknown key '{key}'")
+            elif err["type"] in ("missing", "missing_argument"):
+                problems.append(f"missing key '{key}': params.yaml must set it")
             elif err["type"] == "value_error":  # our own checks: the message names the value
                 problems.append(f"'{key}': {err['ctx']['error']}")
             else:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
-from bakeoff.config import load_params, parse_params
+from bakeoff.config import Params, load_params, parse_params
 from bakeoff.errors import BakeoffError
+from bakeoff.params_shared import SHARED
 from tests.conftest import REPO
 
 
@@ -121,3 +124,70 @@ def test_register_budget_names_a_budget():
     raw["register"]["budget"] = "egde"
     with pytest.raises(BakeoffError, match=r"'register': budget 'egde' is not in `budgets`"):
         parse_params(raw)
+
+
+@pytest.mark.parametrize("metric", ["test_accuracy", "test_macro_f1"])
+def test_register_refuses_to_select_on_the_test_split(metric):
+    raw = _raw()
+    raw["register"]["metric"] = metric
+    with pytest.raises(BakeoffError) as err:
+        parse_params(raw)
+    message = str(err.value)
+    assert f"'register.metric': {metric} would select the model on the test split" in message
+    assert "use val_accuracy or val_macro_f1" in message
+
+
+def _defaults(section) -> dict:
+    """A section class's code defaults by key (keys without one are left out)."""
+    out = {}
+    for field in dataclasses.fields(section):
+        if field.default is not dataclasses.MISSING:
+            out[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            out[field.name] = field.default_factory()
+    return out
+
+
+def test_every_code_default_equals_the_shipped_params_yaml():
+    """A key left out of params.yaml gets the value the shipped file has, not another one
+    (per_class was 300 in code and 400 in the file; epochs 10 and 12; augment off and on)."""
+    shipped = load_params(REPO / "params.yaml")
+    # Shared settings are copied into sections from the top level, checked there.
+    copied = {(t, s.split(".")[-1]) for s, targets in SHARED.items() for t in targets}
+    differ = []
+    for key, default in _defaults(Params).items():
+        if not dataclasses.is_dataclass(default) and getattr(shipped, key) != default:
+            differ.append(f"{key}: code {default!r}, params.yaml {getattr(shipped, key)!r}")
+    for section in dataclasses.fields(Params):
+        value = getattr(shipped, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        for key, default in _defaults(type(value)).items():
+            if (section.name, key) not in copied and getattr(value, key) != default:
+                differ.append(f"{section.name}.{key}: code {default!r}, params.yaml "
+                              f"{getattr(value, key)!r}")  # fmt: skip
+    assert not differ, "; ".join(differ)
+
+
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [("data.source", "data.source"), ("train.overrides", "train.overrides"),
+     ("budgets", "budgets"), ("data", "data.source"), ("train", "train")],
+)  # fmt: skip
+def test_keys_without_a_default_are_required(path, named):
+    raw = _raw()
+    *parents, key = path.split(".")
+    section = raw
+    for part in parents:
+        section = section[part]
+    del section[key]
+    with pytest.raises(BakeoffError, match=rf"missing key '{named}': params.yaml must set it"):
+        parse_params(raw)
+
+
+def test_a_key_left_out_takes_the_shipped_value():
+    raw = _raw()
+    for key in ("epochs", "patience", "min_epochs", "augment", "image_size"):
+        del raw["train"][key]
+    del raw["data"]["per_class"]
+    assert parse_params(raw) == parse_params(_raw())
