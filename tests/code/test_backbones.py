@@ -118,3 +118,45 @@ def test_models_with_the_old_preprocess_layer_still_load_in_bakeoff(tmp_path):
     keras.Model(inputs, outputs).save(tmp_path / "old.keras")
     loaded = backbones.load_trained(tmp_path / "old.keras")
     assert loaded.get_layer("preprocess").mode == "vgg16"
+
+
+def _legacy_h5(model: keras.Model, path) -> str:
+    """`model` saved whole in Keras 2's HDF5 format (weights matched by layer name)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras's "legacy format" advice
+        model.save(path)
+    return str(path)
+
+
+def test_a_weights_file_that_misses_layers_is_refused_naming_them(tmp_path):
+    """By-name loading used to skip what did not match and leave those layers random."""
+    other = tmp_path / "mobilenet.weights.h5"  # another architecture's base
+    backbones.build_base("MobileNet", 32).save_weights(other)
+    with pytest.raises(BakeoffError) as err:
+        backbones.build_model("SimpleCNN", 3, 32, weights=str(other))
+    message = str(err.value)
+    assert f"weights file {other} does not fit SimpleCNN at 32 px" in message
+    # Keras keys a .weights.h5 by class and rank: named here by the base's own layer names.
+    assert "have other shapes: block0_conv1 (layers/conv2d_1): file [(1, 1, 32, 64)]" in message
+    assert "in the file are not in the base: layers/batch_normalization_10" in message
+    assert "save_weights" in message and "set train.weights" in message
+
+    # A whole classifier in legacy HDF5: its head is fine, a missing base layer is not.
+    base = backbones.build_base("SimpleCNN", 32)
+    head = keras.layers.Dense(3, name="predictions")(base.output)
+    whole = _legacy_h5(keras.Model(base.input, head), tmp_path / "classifier.h5")
+    model = backbones.build_model("SimpleCNN", 3, 32, weights=whole)
+    assert _same_weights(backbones.base_layer(model), base)
+    inputs = keras.Input((32, 32, 3))
+    partial = keras.layers.Conv2D(16, 3, name="block0_conv0")(inputs)  # 16 filters, not 32
+    short = _legacy_h5(keras.Model(inputs, partial), tmp_path / "short.h5")
+    with pytest.raises(BakeoffError) as err:
+        backbones.build_model("SimpleCNN", 3, 32, weights=short)
+    message = str(err.value)
+    assert "are not in the file: block0_bn0, block0_conv1" in message
+    assert (
+        "1 have other shapes: block0_conv0: file [(3, 3, 3, 16), (16,)], base [(3, 3, 3, 32)]"
+        in message
+    )

@@ -146,9 +146,12 @@ def resolve_weights(name: str, weights: str, image_size: int) -> Path | None:
 
 
 def _load_into(base: keras.Model, path: Path, name: str, imagenet: bool) -> None:
+    from bakeoff.train.weights_file import check_weights_file, is_legacy_h5
+
+    if not imagenet:
+        check_weights_file(base, path, name)  # every layer filled, or the layers named
     try:
-        legacy = path.suffix in (".h5", ".hdf5") and not path.name.endswith(".weights.h5")
-        if legacy and not imagenet:
+        if is_legacy_h5(path) and not imagenet:
             # A user's legacy HDF5 may come from a whole classifier: match layers by name.
             base.load_weights(path, by_name=True)
         else:
