@@ -40,6 +40,32 @@ def ensure_free_disk(folder: Path, needed: int, what: str, fix: str) -> None:
 
 
 @contextmanager
+def disk_full_guard(folder: Path, size: int, what: str, fix: str, partial: Path):
+    """Turn a full disk while writing inside the block into an error naming the sizes.
+
+    The free space is checked before writing, but another writer may fill the disk after
+    the check. The block writes to the temporary file `partial` and renames it only when
+    complete; on a full disk `partial` is removed, so no cache is left to be read back.
+
+    Raises:
+        BakeoffError: Names what was being written, its size, the folder and what is free.
+    """
+    import errno
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        Path(partial).unlink(missing_ok=True)  # before measuring: it holds the space
+        free = shutil.disk_usage(folder).free
+        raise BakeoffError(
+            f"the disk filled up while writing {what} ({human(size)}) to {folder}: "
+            f"{human(free)} is free now; nothing was kept, a rerun rebuilds it: {fix}"
+        ) from None
+
+
+@contextmanager
 def memory_guard(what: str, batch_size: int, image_size: int):
     """Turn an out-of-memory error inside the block into one that names the sizes.
 

@@ -118,3 +118,42 @@ def test_each_bad_row_is_named_with_its_reason(classifier):
 def test_malformed_rows_are_rejected(classifier, rows, match):
     with pytest.raises(BadInput, match=match):
         classifier.pixels(rows)
+
+
+def test_concurrent_requests_share_model_calls_and_get_their_own_rows():
+    """The served model runs in MLflow's threads: requests that arrive while the model is
+    busy go into one call, and each gets back exactly its own rows."""
+    import threading
+    import time
+
+    from bakeoff.tracking.served import Batcher
+
+    calls = []
+
+    def slow_model(x):
+        calls.append(len(x))
+        time.sleep(0.05)
+        return x[:, :1] * 10  # row i's answer carries row i's value
+
+    batcher = Batcher(slow_model, max_batch=64)
+    results = {}
+
+    def request(i):
+        results[i] = batcher(np.full((3, 2), float(i)))
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == list(range(12))
+    for i, out in results.items():
+        np.testing.assert_array_equal(out, np.full((3, 1), 10.0 * i))
+    assert sum(calls) == 36 and len(calls) < 12, calls  # batched, nothing lost or doubled
+    assert max(calls) <= 64
+
+    def broken(x):
+        raise RuntimeError("model exploded")
+
+    with pytest.raises(RuntimeError, match="model exploded"):
+        Batcher(broken)(np.zeros((1, 2)))

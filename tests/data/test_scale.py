@@ -1,25 +1,46 @@
 """20,000 images through ingest -> validate -> split: memory does not grow with the folder.
 
 Nothing on the data path holds pixels: per image only a manifest row stays in memory (a
-dict and a pandas row for the expectations, about 2.5 kB). The check: peak RSS after
-20,000 images exceeds the peak after a 200-image warm-up (same process, every import and
-the expectation suite already loaded) by less than 6 kB per extra image (holding the decoded images would take 12 kB each).
+dict and a pandas row for the expectations, about 2.5 kB). The check runs the pipeline in
+a fresh Python process, once on 200 images and once on 20,000, and reads each process's
+peak RSS with its children included (validate's forked workers) from `wait4`: the larger
+run may peak at most 6 kB per extra image higher (holding the decoded images would take
+12 kB each). A deliberately leaky run, which keeps every decoded image, must fail it.
 """
 
 from __future__ import annotations
 
-import resource
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+CLASSES = ("a", "b", "c", "d")
+BUDGET_KB_PER_IMAGE = 6
+# The work, in a fresh interpreter: the three stages, and with --leak a pipeline that keeps
+# every accepted image decoded (what the check exists to catch).
+_WORK = """
+import sys
+from pathlib import Path
 from bakeoff.config import DataParams, SplitParams, ValidateParams
+from bakeoff.data.images import load_array
 from bakeoff.data.ingest import ingest
 from bakeoff.data.split import split
 from bakeoff.data.validate import validate
-
-CLASSES = ("a", "b", "c", "d")
+source, out, leak = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "leak"
+ingest(DataParams(source=str(source)), out / "raw", root=out)
+validate(ValidateParams(workers=2), out / "raw", out / "validated", out / "reports")
+kept = []
+if leak:
+    for line in (out / "validated" / "accepted.csv").read_text().splitlines()[1:]:
+        kept.append(load_array(out / "raw" / line.split(",")[0], 64))
+result = split(SplitParams(), out / "validated" / "accepted.csv", out / "split")
+print(sum(sum(per.values()) for per in result.counts.values()))
+"""
 
 
 def _folder(root: Path, n: int) -> Path:
@@ -35,21 +56,48 @@ def _folder(root: Path, n: int) -> Path:
     return root
 
 
-def _pipeline(source: Path, out: Path) -> int:
-    """Run the three stages; returns the images in the split."""
-    ingest(DataParams(source=str(source)), out / "raw", root=out)
-    validate(ValidateParams(workers=2), out / "raw", out / "validated", out / "reports")
-    result = split(SplitParams(), out / "validated" / "accepted.csv", out / "split")
-    return sum(sum(per.values()) for per in result.counts.values())
+def peak_rss_mb(source: Path, out: Path, leak: bool = False) -> tuple[int, float]:
+    """Run the pipeline in a fresh process; (images in the split, its peak RSS in MB, the
+    largest of the process and every child it waited for)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WORK, str(source), str(out), "leak" if leak else "clean"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # wait4, not Popen.wait: it returns this child's rusage (its waited-for children's
+    # peak included), where RUSAGE_CHILDREN would mix in every earlier child of pytest.
+    stdout = proc.stdout.read()
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, stderr[-3000:]
+    return int(stdout.split()[-1]), usage.ru_maxrss / 1024
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scale")
+    return _folder(root / "small", 200), _folder(root / "big", 20_000), root
 
 
-def test_twenty_thousand_images_go_through_without_growing_memory(tmp_path):
-    assert _pipeline(_folder(tmp_path / "small", 200), tmp_path / "s") == 200
-    warm = _peak_mb()
-    assert _pipeline(_folder(tmp_path / "big", 20_000), tmp_path / "b") == 20_000
-    grown = _peak_mb() - warm
-    assert grown < 19_800 * 6 / 1024, f"peak RSS grew {grown:.0f} MB for 19,800 more images"
+def _growth(folders, leak: bool) -> float:
+    small, big, root = folders
+    tag = "leak" if leak else "clean"
+    n_small, warm = peak_rss_mb(small, root / f"s-{tag}", leak)
+    n_big, peak = peak_rss_mb(big, root / f"b-{tag}", leak)
+    assert (n_small, n_big) == (200, 20_000)
+    return peak - warm
+
+
+def test_twenty_thousand_images_go_through_without_growing_memory(folders):
+    grown = _growth(folders, leak=False)
+    budget = 19_800 * BUDGET_KB_PER_IMAGE / 1024
+    assert grown < budget, f"peak RSS grew {grown:.0f} MB for 19,800 more images"
+
+
+@pytest.mark.slow
+def test_the_check_catches_a_pipeline_that_keeps_the_images(folders):
+    """The check above can fail: keeping the decoded images (12 kB each) exceeds it."""
+    grown = _growth(folders, leak=True)
+    assert grown >= 19_800 * BUDGET_KB_PER_IMAGE / 1024, f"a 232 MB leak grew only {grown:.0f} MB"

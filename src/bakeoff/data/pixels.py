@@ -27,7 +27,7 @@ from bakeoff.data import images
 from bakeoff.data.dataset import manifest_file, read_classes, read_manifest
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import file_sha256
-from bakeoff.resources import ensure_free_disk
+from bakeoff.resources import disk_full_guard, ensure_free_disk
 
 _CHUNK = 256  # images decoded in flight: bounds memory whatever the split's size
 
@@ -209,17 +209,15 @@ def _write_pixels(files: list[Path], path: Path, size: int, name: str) -> None:
             "re-run ingest/validate/split"
         )
     shape = (len(files), size, size, 3)
-    ensure_free_disk(
-        path.parent,
-        int(np.prod(shape)),
-        f"the decode cache of the {name} split ({len(files)} images at {size} px)",
-        "free disk space or lower train.image_size",
-    )
+    what = f"the decode cache of the {name} split ({len(files)} images at {size} px)"
+    fix = "free disk space or lower train.image_size"
+    ensure_free_disk(path.parent, int(np.prod(shape)), what, fix)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    full = disk_full_guard(path.parent, int(np.prod(shape)), what, fix, partial=tmp)
     # PIL releases the GIL while decoding and resizing, so threads keep every core busy.
     workers = min(32, (os.cpu_count() or 1) + 2)
     try:
-        with open(tmp, "wb") as fh, ThreadPoolExecutor(workers) as pool:
+        with full, open(tmp, "wb") as fh, ThreadPoolExecutor(workers) as pool:
             header = {"descr": "|u1", "fortran_order": False, "shape": shape}
             np.lib.format.write_array_header_1_0(fh, header)
             bar = tqdm(total=len(files), desc=f"decoding {name} images", unit="img", leave=False)

@@ -28,7 +28,7 @@ from bakeoff.config import TrainParams
 from bakeoff.data.pixels import file_lock, split_key, split_labels, split_pixels
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import file_sha256
-from bakeoff.resources import ensure_free_disk, memory_guard
+from bakeoff.resources import disk_full_guard, ensure_free_disk, memory_guard
 
 if TYPE_CHECKING:
     import keras
@@ -167,19 +167,17 @@ def _write_features(extractor: keras.Model, pixels: PixelSplit, path: Path) -> N
 
     dim = int(extractor.output_shape[-1])
     n = len(pixels)
-    ensure_free_disk(
-        path.parent,
-        n * dim * 4,
-        f"the feature cache ({n} images x {dim} float32)",
-        "free disk space",
-    )
+    what = f"the feature cache ({n} images x {dim} float32)"
+    ensure_free_disk(path.parent, n * dim * 4, what, "free disk space")
     ds = stream(pixels.path, pixels.labels, len(pixels.classes), FEATURE_BATCH)
     size = int(extractor.input_shape[1])
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    full = disk_full_guard(path.parent, n * dim * 4, what, "free disk space", partial=tmp)
     guard = memory_guard("computing features", FEATURE_BATCH, size)
     try:
         with (
             guard,
+            full,
             open(tmp, "wb") as fh,
             tqdm(total=n, desc="features", unit="img", leave=False) as bar,
         ):
