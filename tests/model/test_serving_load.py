@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import sys
 
 import pytest
 
@@ -18,6 +19,7 @@ from tests.model.tiny_models import shared_project
 def _bench():
     spec = importlib.util.spec_from_file_location("serve_load", REPO / "benchmarks/serve_load.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
