@@ -71,7 +71,7 @@ def fashion_images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     return np.stack([np.asarray(img) for img in rgb]), y[picks].astype(np.int64)
 
 
-def train_tiny_model(store: Path) -> tuple[str, str]:
+def train_tiny_model(store: Path, n: int = 2000, epochs: int = 2) -> tuple[str, str]:
     """A SimpleCNN trained for a few seconds, logged as bakeoff logs models.
 
     Returns:
@@ -85,11 +85,11 @@ def train_tiny_model(store: Path) -> tuple[str, str]:
 
     uri = f"sqlite:///{store / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    x, y = fashion_images(2000, 32, seed=1)
+    x, y = fashion_images(n, 32, seed=1)
     keras.utils.set_random_seed(0)
     model = build_model("SimpleCNN", 10, 32, "none")
     model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x.astype("float32"), y, epochs=2, batch_size=64, verbose=0)
+    model.fit(x.astype("float32"), y, epochs=epochs, batch_size=64, verbose=0)
     client = mlflow.MlflowClient(uri)
     run = client.create_run(client.create_experiment("serve_load", str(store / "artifacts")))
     classes = [f"c{i}" for i in range(10)]
@@ -279,7 +279,7 @@ def main() -> None:
             os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
         else:
             print("training a tiny SimpleCNN and logging it ...", flush=True)
-            tracking_uri, model_uri = train_tiny_model(tmp)
+            tracking_uri, model_uri = train_tiny_model(tmp, *((300, 1) if args.smoke else ()))
         model = mlflow.keras.load_model(model_uri)
         classes = mlflow.models.get_model_info(model_uri).metadata["classes"]
         x, _ = fashion_images(256, int(model.input_shape[1]))
