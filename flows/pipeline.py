@@ -41,7 +41,7 @@ _TASK = {
 }
 
 
-@task(name="ingest", **_TASK)
+@task(name="ingest", task_run_name="ingest", **_TASK)
 def ingest_task(params: Params, paths: ProjectPaths) -> str:
     """Copy the source images into data/raw."""
     from bakeoff.data.ingest import ingest
@@ -52,7 +52,7 @@ def ingest_task(params: Params, paths: ProjectPaths) -> str:
     return str(result)
 
 
-@task(name="validate", **_TASK)
+@task(name="validate", task_run_name="validate", **_TASK)
 def validate_task(params: Params, paths: ProjectPaths) -> str:
     """Validate data/raw; on failure publish the validation summary as an artifact.
 
@@ -77,7 +77,7 @@ def validate_task(params: Params, paths: ProjectPaths) -> str:
     return data_version(paths.accepted_manifest)
 
 
-@task(name="split", **_TASK)
+@task(name="split", task_run_name="split", **_TASK)
 def split_task(params: Params, paths: ProjectPaths) -> str:
     """Split the accepted images into train/val/test manifests."""
     from bakeoff.data.split import split
@@ -112,7 +112,7 @@ def evaluate_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
     return str(result)
 
 
-@task(name="register", **_TASK)
+@task(name="register", task_run_name="register", **_TASK)
 def register_task(params: Params, paths: ProjectPaths) -> str:
     """Register the best backbone; `champion` moves only when it beats the current one."""
     from bakeoff.register import register
@@ -123,7 +123,7 @@ def register_task(params: Params, paths: ProjectPaths) -> str:
     return str(decision)
 
 
-@task(name="export", **_TASK)
+@task(name="export", task_run_name="export", **_TASK)
 def export_task(params: Params, paths: ProjectPaths) -> str:
     """The champion as TFLite variants, each re-evaluated on the test split."""
     from bakeoff.export.stage import export
@@ -134,7 +134,7 @@ def export_task(params: Params, paths: ProjectPaths) -> str:
     return str(result)
 
 
-@task(name="report", **_TASK)
+@task(name="report", task_run_name="report", **_TASK)
 def report_task(params: Params, paths: ProjectPaths) -> str:
     """Write the comparison report."""
     from bakeoff.report.stage import report
@@ -145,7 +145,7 @@ def report_task(params: Params, paths: ProjectPaths) -> str:
     return str(out)
 
 
-@task(name="dvc-commit", cache_policy=NO_CACHE)
+@task(name="dvc-commit", task_run_name="dvc-commit", cache_policy=NO_CACHE)
 def dvc_commit_task(root: Path, stages: list[str]) -> None:
     """Record the stages in dvc.lock as `dvc repro` would, and check `dvc status` is clean."""
     orchestration.route_logs_to_prefect()

@@ -20,6 +20,8 @@ On several machines (`make stack`, README "Scaling out") the deployment goes to 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -38,6 +40,13 @@ from pipeline import ingest_task, run_pipeline, validate_task
 from bakeoff import orchestration
 from bakeoff.config import Params, load_params
 from bakeoff.paths import project_paths
+from bakeoff.retrain_summary import (
+    NO_NEW_DATA,
+    MlflowLinks,
+    outcome,
+    retrain_summary_markdown,
+    run_name,
+)
 
 DEPLOYMENT = "scheduled-retrain"
 POOL = "bakeoff"
@@ -70,7 +79,43 @@ def _exclusive(wait_seconds: float | None) -> Iterator[None]:
         yield
 
 
-@flow(name="retrain", log_prints=True)
+def _flow_run_name() -> str:
+    """`retrain-<scheduled start, UTC>`, `-forced` when it retrains whatever the data."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    force = parameters.get("force")
+    if force is None:
+        paths = project_paths(parameters.get("root"))
+        force = load_params(paths.params_file).retrain.force
+    start = flow_run.scheduled_start_time.astimezone(datetime.UTC)
+    return run_name(start.strftime("%Y-%m-%d-%H%M"), bool(force))
+
+
+def _end(name: str, tag: str, message: str, forced: bool) -> State:
+    """A Completed state named `name`; the flow run gets the matching tag (and `forced`), so
+    the runs list tells a promotion, a kept champion and "no new data" apart."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    tags = {*flow_run.tags, tag, *(["forced"] if forced else [])}
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.id, tags=sorted(tags))
+    return Completed(name=name, message=message)
+
+
+def _mlflow_links(params: Params, root: Path) -> MlflowLinks:
+    """Links into the MLflow UI: the tracking server, or `make ui` on a local store."""
+    from bakeoff import tracking
+
+    experiment_id = tracking.configure(params.tracking, root)
+    ui = tracking.ui_url()
+    if ui is None:
+        return MlflowLinks("http://127.0.0.1:5000", experiment_id, note="start it: `make ui`")
+    return MlflowLinks(ui, experiment_id)
+
+
+@flow(name="retrain", flow_run_name=_flow_run_name, log_prints=True)
 def retrain(
     root: str | None = None, force: bool | None = None, wait_seconds: float | None = None
 ) -> State:
@@ -83,7 +128,8 @@ def retrain(
             it takes); after that this run fails, having done nothing.
 
     Returns:
-        A Completed state whose message says what happened.
+        A Completed state named after what happened ("Promoted", "ChampionKept",
+        "NothingRegistered" or "NoNewData"), whose message is the artifact's headline.
     """
     paths = project_paths(root)
     params = load_params(paths.params_file)
@@ -97,18 +143,21 @@ def retrain(
             print(message)
             create_markdown_artifact(
                 key=ARTIFACT,
-                markdown=f"# Retrain: no new data\n\n{message}.\n",
+                markdown=f"# No new data: champion kept\n\n{message}.\n",
                 description=message,
             )
-            return Completed(message=message)
+            return _end(*NO_NEW_DATA, message, force)
         print(f"data version {version} (champion: {champion or 'none'}): retraining")
         run_pipeline(paths.root, data_ready=True)
-        markdown = orchestration.retrain_summary_markdown(
-            version, params.backbones, paths.metrics_dir, paths.reports_dir / "register.json"
+        register_json = paths.reports_dir / "register.json"
+        links = _mlflow_links(params, paths.root)
+        markdown = retrain_summary_markdown(
+            version, params.backbones, paths.metrics_dir, register_json, links
         )
         headline = markdown.splitlines()[0].lstrip("# ")
         create_markdown_artifact(key=ARTIFACT, markdown=markdown, description=headline)
-        return Completed(message=f"{headline} (data version {version})")
+        decision = json.loads(register_json.read_text())["decision"]
+        return _end(*outcome(decision), f"{headline} (data version {version})", force)
 
 
 def serve() -> None:

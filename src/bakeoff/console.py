@@ -46,6 +46,13 @@ def _pump(read_fd: int, out_fd: int) -> None:
     os.close(read_fd)
 
 
+def keras_verbose() -> int:
+    """Keras `fit(verbose=...)`: progress bars (1) on a terminal; one line per epoch (2) when
+    stdout is a file or a pipe (`dvc repro > log`, a Prefect task, CI), where every
+    redrawn bar would become a line of its own."""
+    return 1 if sys.stdout.isatty() else 2
+
+
 @contextmanager
 def filtered_stderr() -> Iterator[None]:
     """Inside the block, file descriptor 2 goes through a filter that drops TensorFlow's

@@ -16,6 +16,7 @@ from typing import Any
 
 from bakeoff import tracking
 from bakeoff.config import REGISTER_METRICS, Budget, Params
+from bakeoff.decision_text import rounded, version_description
 from bakeoff.errors import BakeoffError
 from bakeoff.promotion import decide
 
@@ -212,7 +213,11 @@ def register(
     else:
         report["champion"][test_metric] = test["champion"]
         decision, reason = decide(test, reg.min_improvement, note)
-    new = _register_version(best, reg.model_name, classes, decision, reason)
+    old = None if champion is None else str(champion.version)
+    report["description"] = version_description(
+        decision, report["candidate"], test_metric, old, test, reg.min_improvement
+    )
+    new = _register_version(best, reg.model_name, classes, decision, reason, report["description"])
     if decision == "promoted":
         tracking.set_alias(reg.model_name, "champion", new)
         tracking.delete_alias(reg.model_name, "challenger")
@@ -248,9 +253,10 @@ def _check_logged(best: dict[str, Any]) -> None:
 
 
 def _register_version(
-    best: dict[str, Any], name: str, classes: list[str], decision: str, reason: str
+    best: dict[str, Any], name: str, classes: list[str], decision: str, reason: str, text: str
 ) -> str:
-    """A new registry version of the candidate's logged model, tagged with its numbers."""
+    """A new registry version of the candidate's logged model, tagged with its numbers
+    (rounded: the full ones are in register.json and the run), described by `text`."""
     uri = best["model_uri"]
     tags = {
         "backbone": best["backbone"],
@@ -263,7 +269,7 @@ def _register_version(
         "reason": reason,
         **{k: best.get(k) for k in (*METRICS, "latency_ms_b1", "size_mb")},
     }
-    return tracking.register_version(uri, name, {k: str(v) for k, v in tags.items()}, reason)
+    return tracking.register_version(uri, name, {k: rounded(v) for k, v in tags.items()}, text)
 
 
 def _write(out_path: Path, report: dict[str, Any]) -> Decision:

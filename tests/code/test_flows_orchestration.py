@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import sqlite3
 import subprocess
 import sys
@@ -93,27 +92,6 @@ def test_local_dask_cluster_listens_on_loopback_only():
         assert cluster.scheduler.address.startswith("tcp://127.0.0.1:")
         bound = [s.getsockname()[0] for s in cluster.scheduler.http_server._sockets.values()]
         assert bound and set(bound) == {"127.0.0.1"}, bound
-
-
-def test_retrain_summary_names_data_version_metrics_decision_and_reason(tmp_path):
-    metrics = tmp_path / "metrics"
-    metrics.mkdir()
-    (metrics / "SimpleCNN.json").write_text(
-        json.dumps({"test_accuracy": 0.91234, "test_macro_f1": 0.9, "val_accuracy": 0.88,
-                    "size_mb": 1.5, "latency_ms_b1": 2.25})
-    )  # fmt: skip
-    register = tmp_path / "register.json"
-    register.write_text(
-        json.dumps({"decision": "promoted", "reason": "val_accuracy 0.88 > champion 0.80",
-                    "model_name": "image-classifier", "version": "2", "backbone": "SimpleCNN",
-                    "metric": "val_accuracy"})
-    )  # fmt: skip
-    md = orchestration.retrain_summary_markdown("abc123", ["SimpleCNN", "VGG16"], metrics, register)
-    assert md.startswith("# Retrain: promoted")
-    assert "`abc123`" in md
-    assert "val_accuracy 0.88 > champion 0.80" in md
-    assert "| SimpleCNN | 0.9123 | 0.9 | 0.88 | 1.5 | 2.25 |" in md
-    assert "| VGG16 | no metrics |" in md
 
 
 def test_stage_kwargs_put_every_stage_under_the_given_root(tmp_path):

@@ -182,10 +182,11 @@ def report(
     md.write_text(render_markdown(ctx))
     html = out_dir / "comparison.html"
     html.write_text(render_html(ctx, figures))
-    intervals = {
-        f"{n}.test_accuracy_ci_{end}": float(table.loc[n, f"ci_{end}"])
+    intervals = {  # each backbone's interval on its own run (its row in the MLflow UI)
+        data[n].metrics["run_id"]: {
+            f"test_accuracy_ci_{end}": float(table.loc[n, f"ci_{end}"]) for end in ("low", "high")
+        }
         for n in table.index
-        for end in ("low", "high")
     }
     tracking.log_report(params, [md, html, csv, *figures], intervals, root)
     return html

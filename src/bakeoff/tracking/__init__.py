@@ -6,11 +6,13 @@ mlflow is imported inside the functions: it takes about a second to import, and
 global MLflow state and concurrent training threads each log to their own run.
 
 The package is split by what it talks to: `store` (URI, client, experiment), `runs`
-(training runs and what they log), `models` (logged models that serve without bakeoff,
-with `served`, the serving code they carry) and `registry` (model versions and aliases). Callers use
-`bakeoff.tracking.<function>` and never import mlflow themselves.
+(training runs and what they log), `datasets` (the split a run trained on), `models`
+(logged models that serve without bakeoff, with `served`, the serving code they carry) and
+`registry` (model versions and aliases). Callers use `bakeoff.tracking.<function>` and
+never import mlflow themselves.
 """
 
+from bakeoff.tracking.datasets import log_split
 from bakeoff.tracking.models import log_keras_model, png_base64
 from bakeoff.tracking.registry import (
     delete_alias,
@@ -35,7 +37,7 @@ from bakeoff.tracking.runs import (
     set_tags,
     training_run,
 )
-from bakeoff.tracking.store import configure, flatten, tracking_uri
+from bakeoff.tracking.store import configure, flatten, tracking_uri, ui_url
 
 __all__ = [
     "configure",
@@ -50,6 +52,7 @@ __all__ = [
     "log_keras_model",
     "log_metrics",
     "log_report",
+    "log_split",
     "model_classes",
     "png_base64",
     "register_version",
@@ -61,5 +64,6 @@ __all__ = [
     "set_version_tags",
     "tracking_uri",
     "training_run",
+    "ui_url",
     "version_for_uri",
 ]

@@ -45,7 +45,8 @@ def training_run(
             the train section as it applies to `backbone`.
         backbone: The backbone name (run name and tag).
         run_id: A run to resume (a crashed training); ignored when the store lacks it.
-        tags: Extra run tags (data_version, ...).
+        tags: Extra run tags (data_version, ...); with `dvc_stage`, the run also records
+            the hash of each of that stage's DVC dependencies (`lineage.run_lineage`).
         root: The project root (tracking store, git commit).
 
     Yields:
@@ -54,11 +55,11 @@ def training_run(
     import mlflow
     from mlflow.entities import Param
 
-    from bakeoff.lineage import git_commit
+    from bakeoff.lineage import run_lineage
 
     experiment_id = configure(params.tracking, root)
     client = _client()
-    all_tags = {"backbone": backbone, "git_commit": git_commit(root), **tags}
+    all_tags = {"backbone": backbone, **run_lineage(root, tags.get("dvc_stage")), **tags}
     resume = _run_exists(client, run_id)
     if resume:
         run = mlflow.start_run(run_id=run_id, tags=all_tags)
@@ -188,35 +189,37 @@ def search_runs(
     )
 
 
-def log_report(params: Params, paths: list[Path], metrics: dict[str, float], root: Path) -> str:
+def log_report(
+    params: Params, paths: list[Path], per_run: dict[str, dict[str, float]], root: Path
+) -> str:
     """Log the comparison report to a run of its own, named `report` (tag stage=report).
 
     Args:
         params: All params (the tracking section picks the store; the report section is
             logged as the run's params).
         paths: The report files and figures, logged under the `report/` artifact folder.
-        metrics: Numbers the report adds to the evaluate runs (e.g. accuracy intervals).
+        per_run: Numbers the report adds to each backbone's run (run id -> metrics, e.g.
+            `test_accuracy_ci_low`): logged there, so the runs list shows each backbone's
+            interval in its own row instead of a column per backbone on the report run.
         root: The project root (tracking store, git commit).
 
     Returns:
         The run id.
     """
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Param
 
-    from bakeoff.lineage import git_commit
+    from bakeoff.lineage import run_lineage
 
     experiment_id = configure(params.tracking, root)
     client = _client()
-    run = client.create_run(
-        experiment_id, run_name="report", tags={"stage": "report", "git_commit": git_commit(root)}
-    )
+    for backbone_run, numbers in per_run.items():
+        log_metrics(numbers, backbone_run)
+    tags = {"stage": "report", "dvc_stage": "report", **run_lineage(root, "report")}
+    run = client.create_run(experiment_id, run_name="report", tags=tags)
     run_id = run.info.run_id
     try:
-        now = int(time.time() * 1000)
         client.log_batch(
-            run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-            params=[Param(k, v) for k, v in flatten(params.report, "report.").items()],
+            run_id, params=[Param(k, v) for k, v in flatten(params.report, "report.").items()]
         )
         log_artifacts(paths, run_id, "report")
     except BaseException:
@@ -277,7 +280,7 @@ def log_child_run(
 
 def parent_tags(parent: Any) -> dict[str, str]:
     """The lineage tags a child run inherits from its parent run."""
-    keep = ("backbone", "data_version", "git_commit", "seed")
+    keep = ("backbone", "data_version", "git_commit", "git_dirty_files", "seed")
     return {k: v for k, v in parent.data.tags.items() if k in keep}
 
 

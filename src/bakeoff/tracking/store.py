@@ -22,6 +22,9 @@ _ENV = "MLFLOW_TRACKING_URI"
 T = TypeVar("T")
 _RETRY_DELAYS = (1.0, 3.0, 10.0)  # seconds before each new attempt at a transient failure
 _SQLITE = "sqlite:///"
+# MLflow 3's UI opens an experiment by its kind: without this tag it guesses, and a store
+# with no traces yet opens on the GenAI overview instead of the runs table.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # What `configure` last set up (URI and project root), for the functions that take a run id
 # or model name only: they talk to the store the stage configured.
 _configured: dict[str, Any] = {}
@@ -54,6 +57,13 @@ def tracking_uri(params: TrackingParams | None = None, root: Path | None = None)
     if "uri" in _configured:
         return _configured["uri"]
     raise BakeoffError("MLflow is not configured: call tracking.configure(params, root) first")
+
+
+def ui_url() -> str | None:
+    """The MLflow UI of the configured store: the server itself when the tracking URI is
+    http(s), None for a database or file store (which `make ui` serves)."""
+    uri = tracking_uri()
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
 
 
 def _artifact_location(uri: str) -> str | None:
@@ -89,16 +99,20 @@ def configure(params: TrackingParams, root: Path) -> str:
         Path(uri[len(_SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
     client = _client()
     experiment = client.get_experiment_by_name(params.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = _artifact_location(uri)
-    try:
-        return client.create_experiment(params.experiment, artifact_location=location)
-    except MlflowException:  # another process or thread created it first
-        experiment = client.get_experiment_by_name(params.experiment)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+    if experiment is None:
+        location = _artifact_location(uri)
+        try:
+            return client.create_experiment(
+                params.experiment, artifact_location=location, tags=EXPERIMENT_KIND
+            )
+        except MlflowException:  # another process or thread created it first
+            experiment = client.get_experiment_by_name(params.experiment)
+            if experiment is None:
+                raise
+    for key, value in EXPERIMENT_KIND.items():  # an experiment made before the tag existed
+        if experiment.tags.get(key) != value:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, str]:

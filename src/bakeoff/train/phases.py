@@ -11,6 +11,7 @@ import keras
 
 from bakeoff import tracking
 from bakeoff.config import TrainParams
+from bakeoff.console import keras_verbose
 from bakeoff.data.dataset import stream
 from bakeoff.errors import BakeoffError
 from bakeoff.resources import memory_guard
@@ -114,7 +115,7 @@ def fit_phase(
                 initial_epoch=phase.initial_epoch,
                 callbacks=callbacks,
                 shuffle=False,  # the dataset shuffles itself, seeded
-                verbose=1,
+                verbose=keras_verbose(),
             )
     except RuntimeError as exc:
         if "NaN or Inf" not in str(exc):

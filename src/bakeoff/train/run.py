@@ -177,6 +177,7 @@ def train_seed(inputs: SeedInputs, params: Params, where: RunPaths) -> TrainResu
             (state_dir / "run.json").write_text(
                 json.dumps({"run_id": run_id, "fingerprint": fingerprint})
             )
+            tracking.log_split(run_id, data.split_dir, inputs.version)
             start = time.perf_counter()
             model, history, tuning = _run_phases(
                 build, recipe, params.tune.trials, data, state_dir, run_id

@@ -1,0 +1,49 @@
+"""The data a run trained on, as MLflow datasets: the runs list's Dataset column shows the
+split and its data version, and the run's page links each manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bakeoff.errors import BakeoffError
+from bakeoff.tracking.store import retrying
+
+# The split's manifests, and the context MLflow shows each under.
+_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+
+
+def log_split(run_id: str, split_dir: Path, data_version: str) -> None:
+    """Log data/split's train, val and test manifests as datasets of the active run.
+
+    Each is a `PandasDataset` of the manifest (path, label, sha256 per image: MLflow
+    stores its schema and row count, not the images) whose digest is the data version, so
+    two runs on the same data show the same digest.
+
+    Args:
+        run_id: The run; it must be the active run of this thread (inside `training_run`).
+        split_dir: data/split.
+        data_version: The data version (`lineage.data_version` of the accepted manifest).
+    """
+    import mlflow
+    import pandas as pd
+
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != run_id:
+        raise RuntimeError(f"log_split needs run {run_id} active: call it inside training_run")
+    datasets, contexts = [], []
+    for split, context in _CONTEXTS.items():
+        manifest = Path(split_dir) / f"{split}.csv"
+        if not manifest.is_file():
+            raise BakeoffError(f"{manifest} does not exist: run `bakeoff split` first")
+        frame = pd.read_csv(manifest, dtype=str)
+        datasets.append(
+            mlflow.data.from_pandas(
+                frame, source=str(manifest.resolve()), targets="label", name=split,
+                digest=data_version,
+            )
+        )  # fmt: skip
+        contexts.append(context)
+    retrying(
+        lambda: mlflow.log_inputs(datasets=datasets, contexts=contexts),
+        f"log the split as datasets of run {run_id}",
+    )
