@@ -183,12 +183,17 @@ def test_scheduled_retrain_trains_on_dask_registers_then_finds_no_new_data(serve
 
     first = run_deployment("retrain/scheduled-retrain", timeout=900)
     assert first.state.is_completed(), first.state.message
+    # The runs list tells what happened: a named state, a matching tag, a dated name.
+    assert first.state.name == "Promoted" and "promoted" in _flow_run(first.id).tags
+    assert first.name.startswith("retrain-") and not first.name.endswith("-forced")
+    assert _task_run_names(first.id) >= {"ingest", "validate", "register", "dvc-commit"}
     assert "train_task" in dask_cluster.scheduler.task_prefixes, "no training ran on Dask"
     champion = tracking.get_version_by_alias("image-classifier", "champion")
     assert champion is not None, "no champion version in the MLflow server's registry"
     for backbone in BACKBONES:
         assert (project / "metrics" / f"{backbone}.json").is_file()
     summary = _artifact_markdown("retrain-summary")
+    assert summary.startswith(f"# First champion: v{champion.version} ")
     assert champion.tags["data_version"] in summary
     assert all(f"| {backbone} | " in summary for backbone in BACKBONES)
     assert orchestration.dvc_status(project) == {}, "dvc repro would have work left"
@@ -198,8 +203,47 @@ def test_scheduled_retrain_trains_on_dask_registers_then_finds_no_new_data(serve
     second = run_deployment("retrain/scheduled-retrain", timeout=600)
     assert second.state.is_completed(), second.state.message
     assert "no new data" in second.state.message
+    assert second.state.name == "NoNewData" and "no-new-data" in _flow_run(second.id).tags
     assert "no new data" in _artifact_markdown("retrain-summary")
     assert tracking.get_version_by_alias("image-classifier", "champion").version == champion.version
+
+    # Forced on the same data: the same recipe gives no shown gain, the champion stays.
+    third = run_deployment("retrain/scheduled-retrain", parameters={"force": True}, timeout=900)
+    assert third.state.name == "ChampionKept", third.state.message
+    assert {"champion-kept", "forced"} <= set(_flow_run(third.id).tags)
+    assert third.name.endswith("-forced")
+    assert _artifact_markdown("retrain-summary").startswith(
+        f"# Champion kept: v{champion.version} "
+    )
+    assert tracking.get_version_by_alias("image-classifier", "champion").version == champion.version
+
+
+def _flow_run(flow_run_id):
+    """The flow run as the server has it now (tags set while it ran included)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
+
+
+def _task_run_names(flow_run_id) -> set[str]:
+    """The task runs' names of a flow run and of its subflows (the pipeline)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+            )
+        )
+        ids = [flow_run_id, *(c.id for c in children)]
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+    return {run.name for run in runs}
 
 
 def test_validation_failure_stops_the_flow_and_publishes_the_summary(prefect_api, source, tmp_path):

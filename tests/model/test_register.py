@@ -61,6 +61,9 @@ def test_promotion_never_regresses(project):
     champion = tracking.get_version_by_alias(name, "champion")
     assert str(champion.version) == first["version"]
     assert json.loads(champion.tags["classes"]) == ["dots", "horizontal", "vertical"]
+    # What the registry page shows a person: a sentence, and numbers rounded to 4 digits.
+    assert champion.description.startswith("First champion: StripeNet")
+    assert len(champion.tags["val_accuracy"].lstrip("0.")) <= 4
 
     worse = _register(project, ["Constant"], model_name=name)
     assert worse["decision"] == "challenger"
@@ -72,6 +75,8 @@ def test_promotion_never_regresses(project):
     assert str(challenger.version) == worse["version"] != first["version"]
     assert challenger.tags["reason"] == worse["reason"]
     assert challenger.tags["backbone"] == "Constant"
+    assert challenger.description.startswith("Kept as challenger: Constant")
+    assert challenger.description.endswith(f"champion v{first['version']} stays.")
 
     again = _register(project, ["StripeNet"], model_name=name)
     assert again["decision"] == "rejected" and "already the champion" in again["reason"]

@@ -38,9 +38,15 @@ def _history(root: Path, backbone: str = "SimpleCNN") -> list[dict]:
 
 
 def test_train_writes_outputs_tracks_every_epoch_and_is_deterministic(
-    params, tiny_data, tmp_path, tracking_uri
+    params, tiny_data, tmp_path, tracking_uri, capsys
 ):
     first, root = _train(params, tiny_data, tmp_path, "a", epochs=2)
+    # Not a terminal (a log file under `dvc repro`, a Prefect task): one line per epoch,
+    # no progress bar redrawn at every step.
+    out = capsys.readouterr().out
+    assert "━" not in out and "\r" not in out
+    epoch_lines = [line for line in out.splitlines() if "val_accuracy" in line]
+    assert len(epoch_lines) == 2, out
     second, root_b = _train(params, tiny_data, tmp_path, "b", epochs=2)
 
     model_dir = root / "models" / "SimpleCNN"
@@ -67,6 +73,13 @@ def test_train_writes_outputs_tracks_every_epoch_and_is_deterministic(
     steps = client.get_metric_history(first.run_id, "val_accuracy")
     assert sorted(m.step for m in steps) == [0, 1]
     assert client.get_metric_history(first.run_id, "learning_rate")
+    # The split as datasets: the runs list's Dataset column shows the data version.
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert sorted(inputs) == ["test", "train", "val"]
+    assert {d.dataset.digest for d in inputs.values()} == {run.data.tags["data_version"]}
+    assert [t.value for t in inputs["train"].tags if t.key == "mlflow.data.context"] == [
+        "training"
+    ]
 
     assert first.run_id != second.run_id
     assert _history(root) == _history(root_b), "same data and params give the same metrics"

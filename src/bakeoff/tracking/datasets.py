@@ -3,6 +3,7 @@ split and its data version, and the run's page links each manifest."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from bakeoff.errors import BakeoffError
@@ -36,14 +37,17 @@ def log_split(run_id: str, split_dir: Path, data_version: str) -> None:
         if not manifest.is_file():
             raise BakeoffError(f"{manifest} does not exist: run `bakeoff split` first")
         frame = pd.read_csv(manifest, dtype=str)
-        datasets.append(
-            mlflow.data.from_pandas(
-                frame, source=str(manifest.resolve()), targets="label", name=split,
+        with warnings.catch_warnings():
+            # MLflow registers its local-file source twice, then warns that a path is
+            # ambiguous between the two (identical) readings.
+            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+            dataset = mlflow.data.from_pandas(
+                frame, source=manifest.resolve().as_uri(), targets="label", name=split,
                 digest=data_version,
-            )
-        )  # fmt: skip
+            )  # fmt: skip
+        datasets.append(dataset)
         contexts.append(context)
     retrying(
-        lambda: mlflow.log_inputs(datasets=datasets, contexts=contexts),
+        lambda: mlflow.log_inputs(datasets, contexts, tags_list=[None] * len(datasets)),
         f"log the split as datasets of run {run_id}",
     )

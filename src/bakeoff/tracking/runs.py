@@ -213,6 +213,12 @@ def log_report(
     experiment_id = configure(params.tracking, root)
     client = _client()
     for backbone_run, numbers in per_run.items():
+        if not _run_exists(client, backbone_run):
+            raise BakeoffError(
+                f"the training run {backbone_run} the report describes is not in the MLflow "
+                f"store {tracking_uri()}: point MLFLOW_TRACKING_URI at the store the backbones "
+                "were trained and evaluated with"
+            )
         log_metrics(numbers, backbone_run)
     tags = {"stage": "report", "dvc_stage": "report", **run_lineage(root, "report")}
     run = client.create_run(experiment_id, run_name="report", tags=tags)
