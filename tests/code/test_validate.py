@@ -273,3 +273,44 @@ def test_pool_workers_exit_quietly_under_a_parent_sigterm_handler(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ACCEPTED 140" in done.stdout
     assert "PARENT-HANDLER-RAN" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_data_docs_render_offline_with_the_list_of_validation_results(zoo, tmp_path):
+    """The index page in a real browser with every non-file request refused: styled, its
+    icons' font loaded, and bootstrap-table has drawn one row per suite."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    reports = zoo[3]
+    refused: list[str] = []
+
+    def offline(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.route("**/*", offline)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto((reports / "data_docs" / "index.html").as_uri())
+            page.wait_for_load_state("networkidle")
+            rows = page.locator("table.table tbody tr:visible").all_inner_texts()
+            # Bootstrap's stylesheet applied: its .container-fluid padding, its font stack.
+            padding = page.eval_on_selector(
+                ".container-fluid", "e => getComputedStyle(e).paddingLeft"
+            )
+            icons = page.evaluate("document.fonts.check('900 16px \"Font Awesome 6 Free\"')")
+            page.screenshot(path=str(tmp_path / "data_docs.png"), full_page=True)
+        finally:
+            browser.close()
+    assert refused == [] and errors == []
+    suites = ("manifest", "accepted_contents", "classes")
+    assert all(any(suite in row for row in rows) for suite in suites), rows
+    assert padding != "0px" and icons

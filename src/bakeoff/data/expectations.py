@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from bakeoff.config import ValidateParams
+from bakeoff.data.docs_offline import make_offline
 
 COLUMNS = [
     "path", "label", "format", "mode", "width", "height",
@@ -178,4 +179,5 @@ def run_suites(
                 )
             )
     context.build_data_docs(site_names=["bakeoff"])
+    make_offline(docs_dir)  # GE's pages load their CSS and JS from CDNs
     return outcomes
