@@ -352,9 +352,8 @@ def test_report_is_logged_to_mlflow(made):
     assert runs[-1].data.metrics == {}
     row = _table((root / "reports" / "comparison.md").read_text())["Small"]
     small = client.get_run(made[1]["Small"]["run_id"]).data.metrics
-    assert f"[{small['test_accuracy_ci_low']:.4f}, {small['test_accuracy_ci_high']:.4f}]" in (
-        row["95% interval"]
-    )
+    interval = f"[{small['test_accuracy_ci_low']:.4f}, {small['test_accuracy_ci_high']:.4f}]"
+    assert interval in row["95% interval"]
 
 
 def test_report_is_deterministic(report_params, made):

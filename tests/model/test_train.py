@@ -77,9 +77,7 @@ def test_train_writes_outputs_tracks_every_epoch_and_is_deterministic(
     inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
     assert sorted(inputs) == ["test", "train", "val"]
     assert {d.dataset.digest for d in inputs.values()} == {run.data.tags["data_version"]}
-    assert [t.value for t in inputs["train"].tags if t.key == "mlflow.data.context"] == [
-        "training"
-    ]
+    assert [t.value for t in inputs["train"].tags if t.key == "mlflow.data.context"] == ["training"]
 
     assert first.run_id != second.run_id
     assert _history(root) == _history(root_b), "same data and params give the same metrics"
