@@ -44,7 +44,14 @@ def test_configure_puts_artifacts_next_to_the_env_store(params, tmp_path, monkey
     experiment = MlflowClient(uri).get_experiment(experiment_id)
     assert experiment.name == params.tracking.experiment
     assert experiment.artifact_location == (tmp_path / "elsewhere" / "artifacts").as_uri()
+    # A model-training experiment: MLflow 3's UI opens it on its runs, not the GenAI overview.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    MlflowClient(uri).set_experiment_tag(
+        experiment_id, "mlflow.experimentKind", "genai_development"
+    )
     assert tracking.configure(params.tracking, tmp_path / "project") == experiment_id  # idempotent
+    tags = MlflowClient(uri).get_experiment(experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
     assert not (tmp_path / "project").exists()
 
 
