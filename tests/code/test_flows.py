@@ -171,6 +171,7 @@ def served(prefect_api, mlflow_uri, dask_cluster, source, tmp_path):
         print((tmp_path / "serve.log").read_text()[-5000:])
 
 
+@pytest.mark.timeout(1500)  # three retrains: ~5 min on 2 idle cores, far more under load
 def test_scheduled_retrain_trains_on_dask_registers_then_finds_no_new_data(served, dask_cluster):
     """The deployment, run by `run_deployment`, trains both backbones on the Dask cluster,
     logs to the MLflow server and registers a champion; a rerun on the same data does not."""
