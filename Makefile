@@ -91,7 +91,13 @@ lock:
 	$(LOCK) --extra dev -o requirements-dev.lock
 	$(LOCK) --extra dev requirements-gpu.in --override overrides-gpu.txt -o requirements-gpu.lock
 
+# MLflow 3.17's UI opens on its GenAI view unless the URL asks for the model-training one:
+# open the link printed first (bakeoff's saved runs view: tracking.store.runs_page).
 ui: setup
+	@MLFLOW_TRACKING_URI=sqlite:///mlruns/mlflow.db python -c "from bakeoff import tracking; \
+	from bakeoff.config import load_params; from bakeoff.paths import project_paths; \
+	p = project_paths(); e = tracking.configure(load_params(p.params_file).tracking, p.root); \
+	print('open the runs table:', tracking.runs_page('http://127.0.0.1:5000', e))"
 	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 prefect-server: setup

@@ -110,9 +110,9 @@ def _mlflow_links(params: Params, root: Path) -> MlflowLinks:
 
     experiment_id = tracking.configure(params.tracking, root)
     ui = tracking.ui_url()
-    if ui is None:
-        return MlflowLinks("http://127.0.0.1:5000", experiment_id, note="start it: `make ui`")
-    return MlflowLinks(ui, experiment_id)
+    note = "" if ui else "start it: `make ui`"
+    ui = ui or "http://127.0.0.1:5000"
+    return MlflowLinks(ui, experiment_id, tracking.runs_page(ui, experiment_id), note)
 
 
 @flow(name="retrain", flow_run_name=_flow_run_name, log_prints=True)

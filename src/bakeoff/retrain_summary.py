@@ -43,6 +43,7 @@ class MlflowLinks:
 
     ui: str  # e.g. http://127.0.0.1:5000 (no trailing slash)
     experiment_id: str
+    runs_page: str = ""  # the experiment's runs table, in bakeoff's saved view
     note: str = ""  # how to open it, when it is not a running server (`make ui`)
 
     def run(self, run_id: str) -> str:
@@ -111,8 +112,8 @@ def _role(backbone: str, report: dict[str, Any]) -> str:
 
 
 def _links_line(report: dict[str, Any], links: MlflowLinks) -> str | None:
-    """Links to the chosen backbone's run and to the version register made (if any)."""
-    parts = []
+    """Links to the runs table, the chosen backbone's run and the version register made."""
+    parts = [f"[all runs]({links.runs_page})"] if links.runs_page else []
     run_id = (report.get("candidate") or {}).get("run_id")
     if run_id:
         parts.append(f"[{report.get('backbone')} run]({links.run(run_id)})")

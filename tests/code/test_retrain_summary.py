@@ -88,7 +88,7 @@ def test_the_artifact_marks_the_chosen_backbone_and_the_champion_and_links_mlflo
             "size_mb": 1.5, "latency_ms_b1": 2.25}))  # fmt: skip
     register = tmp_path / "register.json"
     register.write_text(json.dumps(_report("challenger", description="Kept as challenger: x.")))
-    links = MlflowLinks("http://127.0.0.1:5000", "7", note="start it: `make ui`")
+    links = MlflowLinks("http://127.0.0.1:5000", "7", "http://x/runs", "start it: `make ui`")
     md = retrain_summary_markdown(
         "abc123", ["SimpleCNN", "MobileNet", "VGG16"], metrics, register, links
     )
@@ -97,5 +97,6 @@ def test_the_artifact_marks_the_chosen_backbone_and_the_champion_and_links_mlflo
     assert "| **MobileNet** | chosen: v2 challenger | 0.9123 | 0.9 | 0.88 | 1.5 | 2.25 |" in md
     assert "| **SimpleCNN** | champion v1 | 0.874 |" in md
     assert "| VGG16 |  | no metrics |" in md
+    assert "[all runs](http://x/runs)" in md and "(start it: `make ui`)" in md
     assert "(http://127.0.0.1:5000/#/experiments/7/runs/r1)" in md
     assert "[image-classifier v2](http://127.0.0.1:5000/#/models/image-classifier/versions/2)" in md

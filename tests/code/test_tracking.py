@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -52,6 +53,15 @@ def test_configure_puts_artifacts_next_to_the_env_store(params, tmp_path, monkey
     assert tracking.configure(params.tracking, tmp_path / "project") == experiment_id  # idempotent
     tags = MlflowClient(uri).get_experiment(experiment_id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
+    # The saved runs view the README's and the retrain artifact's links open.
+    view = json.loads(tags["mlflow.sharedViewState.bakeoff"])
+    assert view["orderByKey"] == "metrics.`test_accuracy`" and not view["orderByAsc"]
+    assert {"metrics.`test_macro_f1`", "metrics.`latency_ms_b1`", "metrics.`size_mb`"} <= set(
+        view["selectedColumns"]
+    )
+    assert tracking.runs_page("http://h:5000/", experiment_id).endswith(
+        f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=bakeoff"
+    )
     assert not (tmp_path / "project").exists()
 
 

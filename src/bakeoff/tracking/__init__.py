@@ -37,7 +37,7 @@ from bakeoff.tracking.runs import (
     set_tags,
     training_run,
 )
-from bakeoff.tracking.store import configure, flatten, tracking_uri, ui_url
+from bakeoff.tracking.store import configure, flatten, runs_page, tracking_uri, ui_url
 
 __all__ = [
     "configure",
@@ -58,6 +58,7 @@ __all__ = [
     "register_version",
     "run_exists",
     "run_info",
+    "runs_page",
     "search_runs",
     "set_alias",
     "set_tags",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -22,9 +23,27 @@ _ENV = "MLFLOW_TRACKING_URI"
 T = TypeVar("T")
 _RETRY_DELAYS = (1.0, 3.0, 10.0)  # seconds before each new attempt at a transient failure
 _SQLITE = "sqlite:///"
-# MLflow 3's UI opens an experiment by its kind: without this tag it guesses, and a store
-# with no traces yet opens on the GenAI overview instead of the runs table.
+# MLflow 3 marks an experiment's kind with this tag. Its open-source UI (3.17) goes by a
+# per-browser GenAI / Model training switch instead (default GenAI: the traces overview),
+# which a `workflowType=machine_learning` URL parameter overrides: see `runs_page`.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# A saved view of the runs table (the UI's "share" feature: the experiment tag
+# `mlflow.sharedViewState.<key>` holds it as JSON, the URL names the key): best test
+# accuracy first, with the columns that decide between backbones.
+VIEW_KEY = "bakeoff"
+_COLUMNS = ["test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_macro_f1",
+            "latency_ms_b1", "size_mb", "param_count", "train_seconds"]  # fmt: skip
+RUNS_VIEW = {
+    "searchFilter": "",
+    "orderByKey": "metrics.`test_accuracy`",
+    "orderByAsc": False,
+    "startTime": "ALL",
+    "lifecycleFilter": "Active",
+    "datasetsFilter": [],
+    "modelVersionFilter": "All Runs",
+    "selectedColumns": ["attributes.`Dataset`", "attributes.`Models`", "tags.`seed`"]
+    + [f"metrics.`{name}`" for name in _COLUMNS],
+}
 # What `configure` last set up (URI and project root), for the functions that take a run id
 # or model name only: they talk to the store the stage configured.
 _configured: dict[str, Any] = {}
@@ -102,17 +121,32 @@ def configure(params: TrackingParams, root: Path) -> str:
     if experiment is None:
         location = _artifact_location(uri)
         try:
-            return client.create_experiment(
-                params.experiment, artifact_location=location, tags=EXPERIMENT_KIND
-            )
+            return client.create_experiment(params.experiment, location, _tags())
         except MlflowException:  # another process or thread created it first
             experiment = client.get_experiment_by_name(params.experiment)
             if experiment is None:
                 raise
-    for key, value in EXPERIMENT_KIND.items():  # an experiment made before the tag existed
-        if experiment.tags.get(key) != value:
-            client.set_experiment_tag(experiment.experiment_id, key, value)
+    _tag_experiment(client, experiment.experiment_id, experiment.tags)
     return experiment.experiment_id
+
+
+def _tags() -> dict[str, str]:
+    return EXPERIMENT_KIND | {f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(RUNS_VIEW)}
+
+
+def _tag_experiment(client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> None:
+    """The kind and the saved view on an experiment made before bakeoff set them."""
+    for key, value in _tags().items():
+        if tags.get(key) != value:
+            client.set_experiment_tag(experiment_id, key, value)
+
+
+def runs_page(ui: str, experiment_id: str) -> str:
+    """The URL of the experiment's runs table in the MLflow UI at `ui`, in its model-training
+    view, with bakeoff's saved columns (test accuracy and its interval, macro-F1, latency,
+    size) and the best test accuracy first."""
+    query = f"workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
