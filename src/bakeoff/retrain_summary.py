@@ -76,7 +76,8 @@ def retrain_summary_markdown(
     lines = [f"# {retrain_headline(report)}", "", f"**Data version:** `{data_version}`", ""]
     if report.get("description"):
         lines += [report["description"], ""]
-    lines += [f"**Why:** {report.get('reason', '')}", "", _paired_test_line(report), ""]
+    lines += [f"**Why:** {report.get('reason', '')}", ""]
+    lines += [_paired_test_line(report.get("paired_test")), ""]
     if links is not None and (linked := _links_line(report, links)):
         lines += [linked, ""]
     lines += [
@@ -125,9 +126,8 @@ def _links_line(report: dict[str, Any], links: MlflowLinks) -> str | None:
     return "**MLflow:** " + " · ".join(parts) + (f" ({links.note})" if links.note else "")
 
 
-def _paired_test_line(report: dict[str, Any]) -> str:
+def _paired_test_line(test: dict[str, Any] | None) -> str:
     """The promotion test of register.json in one line (or why there was none)."""
-    test = report.get("paired_test")
     if not test:
         return "**Paired test:** none (no comparable champion)"
     low, high = test["interval"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bakeoff.orchestration import _paired_test_line
 from bakeoff.promotion import decide, mcnemar_p, paired_test
+from bakeoff.retrain_summary import _paired_test_line
 
 N, CLASSES = 600, 10
 
