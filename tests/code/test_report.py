@@ -226,7 +226,7 @@ def made(tmp_path_factory, report_params):
     metrics = make_inputs(root)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store under root: mlruns/
-        _with_training_runs(report_params, root, metrics)
+        with_training_runs(report_params, root, metrics)
         html = report(
             report_params, list(SPECS), root / "metrics", root / "models", root / "reports",
             root=root,
@@ -234,7 +234,7 @@ def made(tmp_path_factory, report_params):
         yield root, metrics, html
 
 
-def _with_training_runs(params, root: Path, metrics: dict[str, dict]) -> None:
+def with_training_runs(params, root: Path, metrics: dict[str, dict]) -> None:
     """Each backbone's metrics point at a real (empty) training run in the store: the report
     logs each backbone's accuracy interval there."""
     import mlflow

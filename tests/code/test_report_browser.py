@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bakeoff.report.stage import report
-from tests.code.test_report import SPECS, make_inputs, shrunk_params
+from tests.code.test_report import SPECS, make_inputs, shrunk_params, with_training_runs
 
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1024, "height": 768}
@@ -26,9 +26,10 @@ VIEWPORT = {"width": 1024, "height": 768}
 def scratch_report(tmp_path_factory) -> Path:
     """The report of three backbones trained from scratch; its comparison.html."""
     root = tmp_path_factory.mktemp("scratch")
-    make_inputs(root, scratch=True)
+    metrics = make_inputs(root, scratch=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        with_training_runs(shrunk_params(), root, metrics)  # the report logs intervals there
         return report(
             shrunk_params(), list(SPECS), root / "metrics", root / "models", root / "reports",
             root=root,
