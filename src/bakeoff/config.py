@@ -123,6 +123,16 @@ class TuneParams:
 class EvaluateParams:
     latency_repeats: int = 30
     latency_warmup: int = 5
+    # k-fold cross-validation of the head on cached features over all accepted images
+    # (0: off; at least 3: a fold to test, one to select on, the rest to train on).
+    cv_folds: int = 5
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds_leave_room(cls, value: int) -> int:
+        if value != 0 and value < 3:
+            raise ValueError(f"use 0 (off) or at least 3 folds, got {value}")
+        return value
 
 
 @dataclass(config=_STRICT, frozen=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bakeoff import tracking
+from bakeoff.compare import accuracy_interval
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
 from bakeoff.timing import time_call
@@ -174,9 +175,21 @@ def evaluate(
             f"{backbone} was trained on classes {info['classes']} but the split has {classes}: "
             f"re-run `bakeoff train {backbone}`"
         )
-    test_proba = predict_proba(model, test_px)
+    from bakeoff.frozen_eval import frozen_evaluation, head_proba
+
+    where = {"split_dir": split_dir, "image_root": image_root, "cache_dir": cache_dir,
+             "oof_path": Path(plots_dir) / "oof.csv"}  # fmt: skip
+    # A frozen base + head: the head on the cached features (the base ran once per image).
+    cached, cv = frozen_evaluation(model, backbone, params, info, where)
+
+    def proba(m: Any, split: str, pixels: PixelSplit) -> np.ndarray:
+        return head_proba(m, cached[split]) if cached else predict_proba(m, pixels)
+
+    test_proba = proba(model, "test", test_px)
     test = scores(y_test, test_proba, classes)
-    val = scores(y_val, predict_proba(model, val_px), classes)
+    val = scores(y_val, proba(model, "val", val_px), classes)
+    conf = params.report.confidence  # the report's, so both intervals mean the same
+    test_interval = accuracy_interval(y_test == test["pred"], params.bootstrap, conf, params.seed)
     model_file = Path(model_dir) / "model.keras"
     metrics = {
         "backbone": backbone,
@@ -196,10 +209,14 @@ def evaluate(
         "status": info.get("status"),
         "data_version": info.get("data_version"),
         "n_test": len(y_test),
+        "test_accuracy_interval": list(test_interval),
+        "interval_confidence": conf,
+        **cv,
     }  # fmt: skip
     from bakeoff.seeds import seed_scores
 
-    metrics |= seed_scores(info, Path(model_dir), metrics, {"test": test_px, "val": val_px})
+    splits = {"test": test_px, "val": val_px}
+    metrics |= seed_scores(info, Path(model_dir), metrics, splits, proba)
     files = _write_outputs(metrics, y_test, test["pred"], classes, Path(metrics_path), plots_dir)
     files.append(_write_predictions(split_dir, Path(plots_dir), y_test, test_proba, classes))
     _log_to_run(metrics, files)
@@ -227,7 +244,8 @@ def _write_outputs(
     plot_confusion(cm, classes, plots_dir / "confusion.png", title)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-    return [metrics_path, plots_dir / "confusion.png", plots_dir / "confusion.csv"]
+    files = [metrics_path, plots_dir / "confusion.png", plots_dir / "confusion.csv"]
+    return files + [p for p in [plots_dir / "oof.csv"] if metrics.get("cv_n")]
 
 
 def _write_predictions(
@@ -268,8 +286,12 @@ def _check_run(backbone: str, run_id: str | None) -> None:
 def _log_to_run(metrics: dict[str, Any], files: list[Path]) -> None:
     """The same numbers on the training run, which stays FINISHED (or FAILED)."""
     run_id = metrics["run_id"]
-    skip = ("image_size", "n_test", "train_seconds", "params")
+    skip = ("image_size", "n_test", "train_seconds", "params", "cv_folds", "cv_trials",
+            "interval_confidence")  # fmt: skip
     numbers = {k: float(v) for k, v in metrics.items() if k not in skip and _is_number(v)}
+    for key, name in (("test_accuracy_interval", "test_accuracy"), ("cv_interval", "cv_accuracy")):
+        if metrics.get(key):  # each backbone's interval on its own run
+            numbers |= {f"{name}_ci_low": metrics[key][0], f"{name}_ci_high": metrics[key][1]}
     numbers["param_count"] = float(metrics["params"])
     # MLflow metric names allow only letters, digits and _-. /: class names may hold more.
     numbers |= {

@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from bakeoff.compare import bootstrap, mcnemar_p
+
+__all__ = ["decide", "mcnemar_p", "paired_test"]
+
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Macro-F1 of each row of (resamples, n) label arrays, classes absent from both at 0."""
@@ -30,22 +34,14 @@ def _macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def _score(metric: str, y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """The metric over the last axis: one value per row of (..., n) label arrays."""
     if metric == "accuracy":
         return (y == pred).mean(axis=-1)
     if metric == "macro_f1":
-        return _macro_f1(np.atleast_2d(y), np.atleast_2d(pred), n_classes)
+        lead = y.shape[:-1]
+        flat = _macro_f1(y.reshape(-1, y.shape[-1]), pred.reshape(-1, y.shape[-1]), n_classes)
+        return flat.reshape(lead)
     raise ValueError(f"no paired test for metric {metric!r}: use accuracy or macro_f1")
-
-
-def mcnemar_p(correct_new: np.ndarray, correct_old: np.ndarray) -> float:
-    """Two-sided exact McNemar p-value: a binomial test on the images only one model got right."""
-    from scipy.stats import binomtest
-
-    new_only = int((correct_new & ~correct_old).sum())
-    old_only = int((~correct_new & correct_old).sum())
-    if new_only + old_only == 0:
-        return 1.0
-    return float(binomtest(new_only, new_only + old_only, 0.5).pvalue)
 
 
 def paired_test(
@@ -77,15 +73,15 @@ def paired_test(
     y, pred_new, pred_old = (np.asarray(a, dtype=np.int64) for a in (y, pred_new, pred_old))
     if not len(y) == len(pred_new) == len(pred_old) or len(y) == 0:
         raise ValueError("paired test needs the same non-empty test images for both models")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y), size=(n_resamples, len(y)))
-    gains = _score(metric, y[idx], pred_new[idx], n_classes) - _score(
-        metric, y[idx], pred_old[idx], n_classes
-    )
-    new = float(_score(metric, y[None], pred_new[None], n_classes)[0])
-    old = float(_score(metric, y[None], pred_old[None], n_classes)[0])
-    alpha = 1.0 - confidence
-    low, high = np.quantile(gains, [alpha / 2, 1 - alpha / 2])
+
+    def gain(y_, new_, old_, axis: int = -1) -> np.ndarray:
+        return _score(metric, y_, new_, n_classes) - _score(metric, y_, old_, n_classes)
+
+    samples = (y, pred_new, pred_old)
+    low, high = bootstrap(samples, gain, n_resamples, confidence, seed)
+    lower, _ = bootstrap(samples, gain, n_resamples, confidence, seed, alternative="greater")
+    new = float(_score(metric, y, pred_new, n_classes))
+    old = float(_score(metric, y, pred_old, n_classes))
     right_new, right_old = pred_new == y, pred_old == y
     return {
         "method": "paired bootstrap over the test images",
@@ -94,7 +90,7 @@ def paired_test(
         "challenger": new,
         "champion": old,
         "difference": new - old,
-        "lower_bound": float(np.quantile(gains, alpha)),
+        "lower_bound": lower,
         "confidence": confidence,
         "interval": [float(low), float(high)],
         "resamples": n_resamples,

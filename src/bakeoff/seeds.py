@@ -7,6 +7,7 @@ report can show the mean and spread and register can pick the best (backbone, se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,11 @@ from bakeoff import tracking
 
 
 def seed_scores(
-    info: dict[str, Any], model_dir: Path, selected: dict[str, Any], splits: dict
+    info: dict[str, Any],
+    model_dir: Path,
+    selected: dict[str, Any],
+    splits: dict,
+    proba: Callable[[Any, str, Any], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Every seed's val and test scores (train.json `seeds`), and the test accuracy's spread.
 
@@ -25,6 +30,8 @@ def seed_scores(
         model_dir: models/<backbone> (each other seed's model in seeds/<seed>/).
         selected: The selected seed's metrics (already computed: not scored twice).
         splits: {"test": pixels, "val": pixels} (`PixelSplit`s at the model's size).
+        proba: (model, split name, pixels) -> class probabilities; evaluate's reads the
+            feature cache for a frozen base + head (default: the full model predicts).
 
     Returns:
         {"seeds": [...], "test_accuracy_mean": m, "test_accuracy_std": s, "n_seeds": n}.
@@ -42,7 +49,8 @@ def seed_scores(
             model = load_trained(Path(model_dir) / entry["path"] / "model.keras")
             for split in ("val", "test"):
                 pixels = splits[split]
-                got = scores(pixels.labels, predict_proba(model, pixels), pixels.classes)
+                p = proba(model, split, pixels) if proba else predict_proba(model, pixels)
+                got = scores(pixels.labels, p, pixels.classes)
                 row |= {f"{split}_accuracy": got["accuracy"], f"{split}_macro_f1": got["macro_f1"]}
             if row["run_id"] and tracking.run_exists(row["run_id"]):
                 tracking.log_metrics({k: float(row[k]) for k in keys}, row["run_id"])

@@ -1,0 +1,106 @@
+"""Evaluating a frozen base + head from the feature cache: the base runs once per image, ever.
+
+When the model is a frozen pretrained base and a head trained on cached features, the
+base's output for every accepted image (train, val and test) is already in (or goes once
+into) the feature cache, `bakeoff.train.features`. `evaluate` then applies the trained
+model's own head to the cached val and test features instead of running the base again
+(latency is still measured on the full model), and cross-validates the head on all images
+(`bakeoff.crossval`). Otherwise (weights none, augmentation, fine-tuning) the features do
+not describe the model: the full model predicts, and the reason CV is off is recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bakeoff.config import Params, TrainParams
+from bakeoff.crossval import SPLITS, cross_validate, write_oof
+from bakeoff.errors import BakeoffError
+
+
+def cache_off_reason(recipe: TrainParams) -> str | None:
+    """Why cached base features do not describe the trained model, or None when they do."""
+    if recipe.weights == "none":
+        return (
+            "train.weights is none: the whole network trains from scratch, so there are no "
+            "cached features and each fold would be a full training"
+        )
+    if recipe.augment:
+        return "train.augment is on: augmented images change every epoch, so no feature cache"
+    if not recipe.cache_features:
+        return "train.cache_features is false: no feature cache to train heads on"
+    if recipe.fine_tune_layers > 0:
+        return (
+            "train.fine_tune_layers > 0: fine-tuning changes the base, so the cached "
+            "features are not what the model sees and each fold would be a full training"
+        )
+    return None
+
+
+def cv_off_reason(recipe: TrainParams, folds: int) -> str | None:
+    """Why cross-validation does not run for this recipe, or None when it does."""
+    if folds == 0:
+        return "evaluate.cv_folds is 0"
+    return cache_off_reason(recipe)
+
+
+def head_proba(model: Any, x: np.ndarray) -> np.ndarray:
+    """The trained model's own head (head_bn -> predictions) on cached base features."""
+    bn, dense = model.get_layer("head_bn"), model.get_layer("predictions")
+    return np.asarray(dense(bn(np.asarray(x, np.float32), training=False)))
+
+
+_RECIPE_KEYS = ("weights", "image_size", "augment", "cache_features", "fine_tune_layers")
+
+
+def _check_recipe(backbone: str, recipe: TrainParams, trained: dict[str, Any]) -> None:
+    """The model must come from this recipe, or cached features would not be its base's."""
+    used = trained.get("params") or {}
+    now = {k: getattr(recipe, k) for k in _RECIPE_KEYS}
+    differ = [k for k in _RECIPE_KEYS if k in used and used[k] != now[k]]
+    if differ:
+        raise BakeoffError(
+            f"models/{backbone} was trained with other train params than params.yaml has "
+            f"({', '.join(f'{k}: {used[k]!r} vs {now[k]!r}' for k in differ)}): re-run "
+            f"`bakeoff train {backbone}`"
+        )
+
+
+def frozen_evaluation(
+    model: Any, backbone: str, params: Params, trained: dict[str, Any], paths: dict[str, Path]
+) -> tuple[dict[str, np.ndarray] | None, dict[str, Any]]:
+    """Val and test features from the feature cache, and the cross-validation.
+
+    Args:
+        model: The trained model (its head is applied to the cached features).
+        backbone: The registry name.
+        params: All params.
+        trained: The model's train.json (the recipe it was trained with).
+        paths: split_dir, image_root, cache_dir (the caches) and oof_path.
+
+    Returns:
+        (split -> the base's features (apply any seed's head with `head_proba`), or None
+        when they do not describe the model; the cross-validation metrics, or
+        cv_off_reason when it is off).
+    """
+    from bakeoff.train.features import load_features
+
+    recipe = params.for_backbone(backbone)
+    off = cache_off_reason(recipe)
+    if off is not None:
+        write_oof(paths["oof_path"], None, np.empty(0), np.empty(0), [])
+        return None, {"cv_off_reason": off}
+    _check_recipe(backbone, recipe, trained)
+    feats = load_features(backbone, recipe, paths["split_dir"], paths["image_root"],
+                          paths["cache_dir"], splits=SPLITS)  # fmt: skip
+    how = f"computed ({', '.join(feats.computed)})" if feats.computed else "read from cache"
+    print(f"frozen-base features of val and test {how}: the head runs on them")
+    cached = {name: feats.x[name] for name in ("val", "test")}
+    off = cv_off_reason(recipe, params.evaluate.cv_folds)
+    if off is not None:
+        write_oof(paths["oof_path"], None, np.empty(0), np.empty(0), [])
+        return cached, {"cv_off_reason": off}
+    return cached, cross_validate(feats, params, recipe, paths["split_dir"], paths["oof_path"])
