@@ -17,45 +17,58 @@ from bakeoff.report import context, trained
 from bakeoff.report import stats as report_stats
 
 
+def _evidence(name: str, b: Any) -> report_stats.Evidence:
+    """What the comparison needs of one backbone: right/wrong per image, test and CV."""
+    m, oof = b.metrics, getattr(b, "oof", None)
+    spread = (m["test_accuracy_mean"], m["test_accuracy_std"], m["n_seeds"])
+    if oof is None:
+        return report_stats.Evidence(name, b.correct, spread, cv_off_reason=m.get("cv_off_reason"))
+    return report_stats.Evidence(
+        name, b.correct, spread, (oof["label"] == oof["predicted"]).to_numpy(float),
+        oof["path"].to_numpy(), oof["fold"].to_numpy(), None,
+    )  # fmt: skip
+
+
 def analyse(params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The recommendation, the Pareto front and the budgets, from the table."""
-    best = str(table["test_accuracy"].astype(float).idxmax())
+    """The recommendation, the Pareto front and the budgets, from the table.
+
+    The comparison (`report_stats.rank`) is cross-validated when every backbone has
+    out-of-fold predictions, else on the test split; each pair's numbers (vs_best with its
+    interval, McNemar's and Nadeau-Bengio's p-values, tied) join the table's rows.
+    """
+    first = next(iter(data))
     for name, b in data.items():
-        if len(b.actual) != len(data[best].actual) or (b.actual != data[best].actual).any():
+        if len(b.actual) != len(data[first].actual) or (b.actual != data[first].actual).any():
             raise BakeoffError(
-                f"{name} and {best} were tested on different images (their confusion.csv "
+                f"{name} and {first} were tested on different images (their confusion.csv "
                 "differ): re-run `dvc repro` so every backbone is evaluated on the same split"
             )
-    tied = {}
-    for name, b in data.items():
-        if name == best:
-            continue
-        diff, low, high = report_stats.paired_difference(
-            data[best].correct,
-            b.correct,
-            params.bootstrap,
-            params.confidence,
-            params.seed,
-        )
-        spread = [(t["test_accuracy_mean"], t["test_accuracy_std"], t["n_seeds"])
-                  for t in (data[best].metrics, b.metrics)]  # fmt: skip
-        if low <= 0 <= high or report_stats.tied_by_seeds(*spread):
-            tied[name] = (diff, low, high)
+    ranking = report_stats.rank(
+        [_evidence(n, b) for n, b in data.items()], params.bootstrap, params.confidence,
+        params.seed,
+    )  # fmt: skip
+    for name, pair in ranking.pairs.items():
+        for key, value in pair.items():
+            table.loc[name, key] = value
     candidates = [
-        report_stats.Candidate(n, float(r.test_accuracy), float(r.latency_ms_b1), float(r.size_mb))
+        report_stats.Candidate(n, ranking.accuracy[n], float(r.latency_ms_b1), float(r.size_mb))
         for n, r in table.iterrows()
     ]
-    pick, reason = report_stats.recommend(candidates, tied)
-    front = report_stats.pareto_front({c.name: (c.accuracy, c.latency_ms) for c in candidates})
+    pick, reason = report_stats.recommend(candidates, ranking.tied, ranking.measure)
+    front = report_stats.pareto_front(
+        {c.name: (float(table.loc[c.name, "test_accuracy"]), c.latency_ms) for c in candidates}
+    )
     budgets = {
         label: report_stats.within_budget(candidates, b.max_latency_ms, b.max_size_mb)
         for label, b in (params.budgets or {}).items()
     }
     return {
-        "best": best,
-        "tied": sorted(tied),
+        "best": ranking.best,
+        "basis": ranking.basis,
+        "basis_note": ranking.note,
+        "tied": sorted(ranking.tied),
         "pick": pick,
-        "reason": reason,
+        "reason": f"{reason} {ranking.note}",
         "front": front,
         "budgets": budgets,
     }

@@ -34,6 +34,7 @@ class _BackboneResults:
     predicted: np.ndarray
     history: pd.DataFrame
     train: dict[str, Any]
+    oof: pd.DataFrame | None = None  # plots/<b>/oof.csv when evaluate cross-validated
 
     @property
     def correct(self) -> np.ndarray:
@@ -59,11 +60,15 @@ def _load(name: str, metrics_dir: Path, plots_dir: Path, models_dir: Path) -> _B
     history = pd.read_csv(
         _read(plots_dir / name / "history.csv", f"history of {name}", f"bakeoff train {name}")
     )
+    oof = None
+    if metrics.get("cv_n"):  # evaluate cross-validated: its predictions must be there
+        oof_csv = _read(plots_dir / name / "oof.csv", f"out-of-fold predictions of {name}", fix)
+        oof = pd.read_csv(oof_csv, dtype={"path": str, "label": str, "predicted": str})
     fix = f"bakeoff train {name}"
     train_json = _read(models_dir / name / "train.json", f"how {name} trained", fix)
     train = json.loads(train_json.read_text())
     return _BackboneResults(
-        metrics, conf["actual"].to_numpy(), conf["predicted"].to_numpy(), history, train
+        metrics, conf["actual"].to_numpy(), conf["predicted"].to_numpy(), history, train, oof
     )
 
 

@@ -1,15 +1,36 @@
-"""The statistics behind the comparison report: intervals, ties, Pareto front, budgets.
+"""The statistics behind the comparison report: which comparison, ties, Pareto front, budgets.
 
-Pure functions on numbers (numpy only), so the report's reasoning is tested without
-models, images or MLflow.
+Backbones are compared on the cross-validated, out-of-fold predictions of all accepted
+images when every backbone has them (a frozen base with the feature cache, evaluate.cv_folds
+> 0), else on the held-out test split (which stays the champion's final check either way).
+On either basis, "statistically tied with the best" means the paired bootstrap interval of
+the accuracy difference over the same images contains 0 (on the test split also when the
+seeds' spreads of test accuracy overlap).
+Under cross-validation McNemar's exact test and Nadeau and Bengio's corrected resampled
+t-test over the folds are reported next to it; the README says why the bootstrap decides.
+
+Pure functions on arrays (numpy, scipy via `bakeoff.compare`), so the report's reasoning
+is tested without models, images or MLflow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from bakeoff.compare import accuracy_interval as bootstrap_interval
+from bakeoff.compare import corrected_resampled_t, mcnemar_p, paired_difference
+from bakeoff.errors import BakeoffError
+
+__all__ = [
+    "Candidate", "Evidence", "Ranking", "bootstrap_interval", "paired_difference",
+    "pareto_front", "rank", "recommend", "tied_by_seeds", "within_budget",
+]  # fmt: skip
+
+CV, TEST = "cross-validation", "test split"
 
 
 @dataclass(frozen=True)
@@ -20,53 +41,6 @@ class Candidate:
     accuracy: float
     latency_ms: float
     size_mb: float
-
-
-def bootstrap_interval(
-    correct: np.ndarray, n_resamples: int, confidence: float, seed: int
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the accuracy, resampling test images.
-
-    Args:
-        correct: One 0/1 entry per test image (1 = predicted right).
-        n_resamples: Number of bootstrap resamples.
-        confidence: e.g. 0.95.
-        seed: Seed of the resampling, so the same inputs give the same interval.
-
-    Returns:
-        (low, high) of the accuracy.
-    """
-    correct = np.asarray(correct, dtype=float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(correct), size=(n_resamples, len(correct)))
-    means = correct[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
-def paired_difference(
-    correct_a: np.ndarray, correct_b: np.ndarray, n_resamples: int, confidence: float, seed: int
-) -> tuple[float, float, float]:
-    """Accuracy of a minus accuracy of b, with a paired bootstrap interval.
-
-    Both backbones are scored on the same test images, so each resample draws the same
-    images for both: the image-to-image difficulty cancels out and the interval is much
-    tighter than comparing two independent intervals.
-
-    Args:
-        correct_a: 0/1 per test image for backbone a.
-        correct_b: 0/1 per test image for backbone b, same images in the same order.
-        n_resamples: Number of bootstrap resamples.
-        confidence: e.g. 0.95.
-        seed: Seed of the resampling.
-
-    Returns:
-        (difference, low, high).
-    """
-    diff = np.asarray(correct_a, dtype=float) - np.asarray(correct_b, dtype=float)
-    low, high = bootstrap_interval(diff, n_resamples, confidence, seed)
-    return float(diff.mean()), low, high
 
 
 def pareto_front(points: Mapping[str, tuple[float, float]]) -> list[str]:
@@ -112,14 +86,17 @@ def _compare(mine: float, theirs: float, better: str, worse: str, same: str) -> 
 
 
 def recommend(
-    candidates: Sequence[Candidate], tied: Mapping[str, tuple[float, float, float]]
+    candidates: Sequence[Candidate],
+    tied: Mapping[str, tuple[float, float, float]],
+    measure: str = "test accuracy",
 ) -> tuple[str, str]:
     """The fastest (then smallest) backbone statistically tied with the most accurate one.
 
     Args:
-        candidates: All backbones.
+        candidates: All backbones (`accuracy` on the comparison's basis).
         tied: name -> (difference, low, high) of best-minus-name accuracy, for the backbones
             whose interval contains 0 (the best itself need not be listed).
+        measure: What `accuracy` is, for the reason ("test accuracy", "cross-validated ...").
 
     Returns:
         (name, reason): the reason is one sentence a reader can check against the table.
@@ -128,7 +105,7 @@ def recommend(
     pool = [c for c in candidates if c.name == best.name or c.name in tied]
     pick = min(pool, key=lambda c: (c.latency_ms, c.size_mb, -c.accuracy))
     if pick.name == best.name:
-        lead = f"{pick.name} has the best test accuracy ({100 * best.accuracy:.1f}%)"
+        lead = f"{pick.name} has the best {measure} ({100 * best.accuracy:.1f}%)"
         if not tied:
             return pick.name, f"{lead}; no other backbone is statistically tied with it."
         return pick.name, (
@@ -159,3 +136,118 @@ def tied_by_seeds(a: tuple[float, float, int], b: tuple[float, float, int]) -> b
     """
     (mean_a, std_a, n_a), (mean_b, std_b, n_b) = a, b
     return n_a >= 2 and n_b >= 2 and abs(mean_a - mean_b) <= std_a + std_b
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One backbone's per-image results.
+
+    Attributes:
+        name: The backbone.
+        test_correct: 0/1 per held-out test image (the same images for every backbone).
+        spread: (mean test accuracy over seeds, its standard deviation, seeds).
+        cv_correct: 0/1 per image of its out-of-fold predictions, or None (CV off).
+        cv_images: The image of each entry of `cv_correct` (same order for every backbone).
+        folds: The fold that held each image out.
+        cv_off_reason: Why there is no cross-validation (from metrics/<backbone>.json).
+    """
+
+    name: str
+    test_correct: np.ndarray
+    spread: tuple[float, float, int] = (0.0, 0.0, 1)
+    cv_correct: np.ndarray | None = None
+    cv_images: np.ndarray | None = None
+    folds: np.ndarray | None = None
+    cv_off_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The comparison: its basis, the best backbone, the ties and every pair's numbers.
+
+    Attributes:
+        basis: CV ("cross-validation") or TEST ("test split").
+        note: One sentence: what the comparison is on, and why (e.g. why CV is off).
+        measure: What `accuracy` is, as the recommendation's reason says it.
+        accuracy: name -> accuracy on the basis.
+        best: The most accurate backbone.
+        tied: name -> (best minus name, low, high) for the backbones tied with the best.
+        pairs: name -> the comparison with the best as table fields (vs_best, vs_best_low,
+            vs_best_high, mcnemar_p, nb_p, nb_low, nb_high, tied); empty for the best.
+    """
+
+    basis: str
+    note: str
+    measure: str
+    accuracy: dict[str, float]
+    best: str
+    tied: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _basis(evidence: Sequence[Evidence]) -> tuple[str, str]:
+    """CV when every backbone has out-of-fold predictions of the same images, else TEST."""
+    off = [e for e in evidence if e.cv_correct is None]
+    n_test = len(evidence[0].test_correct)
+    if off:
+        why = "; ".join(f"{e.name}: {e.cv_off_reason or 'no cross-validation'}" for e in off)
+        return (
+            TEST,
+            f"Compared on the {n_test} held-out test images: cross-validation is off ({why}).",
+        )
+    first = evidence[0]
+    for e in evidence[1:]:
+        same = len(e.cv_images) == len(first.cv_images) and (e.cv_images == first.cv_images).all()
+        if not same or not (e.folds == first.folds).all():
+            raise BakeoffError(
+                f"{e.name} and {first.name} were cross-validated on different images or folds "
+                "(their oof.csv differ): re-run `dvc repro` so every backbone is evaluated "
+                "on the same data"
+            )
+    k = int(first.folds.max()) + 1
+    return CV, (
+        f"Compared on the out-of-fold predictions of all {len(first.cv_correct)} accepted "
+        f"images ({k}-fold cross-validation of the head, the same folds for every backbone); "
+        f"the {n_test} held-out test images stay the champion's final check."
+    )
+
+
+def rank(evidence: Sequence[Evidence], n_resamples: int, confidence: float, seed: int) -> Ranking:
+    """The best backbone on the comparison's basis, and which backbones are tied with it.
+
+    Args:
+        evidence: Every backbone's per-image results.
+        n_resamples, confidence, seed: The paired bootstrap's (report section).
+
+    Returns:
+        The ranking (see `Ranking`).
+    """
+    basis, note = _basis(evidence)
+    cv = basis == CV
+    correct = {e.name: np.asarray(e.cv_correct if cv else e.test_correct, float)
+               for e in evidence}  # fmt: skip
+    accuracy = {name: float(c.mean()) for name, c in correct.items()}
+    best = max(accuracy, key=accuracy.__getitem__)  # the first on ties, as idxmax
+    spread = {e.name: e.spread for e in evidence}
+    tied, pairs = {}, {}
+    for e in evidence:
+        if e.name == best:
+            pairs[e.name] = {}
+            continue
+        diff, low, high = paired_difference(
+            correct[best], correct[e.name], n_resamples, confidence, seed
+        )
+        row = {"vs_best": diff, "vs_best_low": low, "vs_best_high": high,
+               "mcnemar_p": mcnemar_p(correct[best], correct[e.name])}  # fmt: skip
+        if cv:
+            nb = corrected_resampled_t(correct[best], correct[e.name], e.folds, confidence)
+            row |= {"nb_p": nb["p"], "nb_low": nb["interval"][0], "nb_high": nb["interval"][1]}
+        # The seeds' spread is of test-split accuracies: it speaks to a test-split comparison.
+        by_seeds = not cv and tied_by_seeds(spread[best], spread[e.name])
+        row["tied"] = bool(low <= 0 <= high or by_seeds)
+        if row["tied"]:
+            tied[e.name] = (diff, low, high)
+        pairs[e.name] = row
+    n = len(next(iter(correct.values())))
+    measure = f"cross-validated accuracy over {n} images" if cv else "test accuracy"
+    return Ranking(basis, note, measure, accuracy, best, tied, pairs)
