@@ -1,0 +1,191 @@
+"""Does each backbone cost one forward pass per image? `dvc repro` from scratch, timed per stage.
+
+Run: .venv/bin/python benchmarks/pipeline_speed.py            (~15+ min on 2 shared cores)
+     .venv/bin/python benchmarks/pipeline_speed.py --smoke    (60 images at 96 px, 1 backbone)
+
+In a temporary copy of the project: 2,000 generated, class-separable images (4 classes) at
+224 px, three pretrained backbones with ImageNet-shaped weights (random, saved under
+Keras's file names in a temporary KERAS_HOME: this measures speed, not accuracy), the
+project's params otherwise (5-fold CV, 20 tuning trials). Each stage runs as
+`dvc repro --single-item <stage>` in pipeline order, so its wall and CPU seconds (its
+processes' user + system time) are its own.
+
+Each backbone's train + evaluate is set against its floor, measured in the same run:
+  one forward pass of the frozen base over every image (from the decode cache, batch 32)
+  + the latency measurement's own forward passes (evaluate's warm-up and repeats)
+  + two Python + TensorFlow start-ups (the train and the evaluate process).
+Target: train + evaluate <= 1.3x the floor, in CPU seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ("dots", "horizontal", "vertical", "checks")
+FLOOR_SCRIPT = r"""
+import json, resource, sys, time
+import numpy as np
+t0 = resource.getrusage(resource.RUSAGE_SELF)
+import keras
+from bakeoff.evaluate import measure_latency
+from bakeoff.train.features import build_extractor
+name, cache = sys.argv[1], sys.argv[3]
+size, warmup, repeats = int(sys.argv[2]), int(sys.argv[4]), int(sys.argv[5])
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+extractor = build_extractor(name, size, "imagenet")
+model = keras.Model(extractor.inputs, keras.layers.Dense(4)(extractor.outputs[0]))
+from pathlib import Path
+files = sorted(Path(cache, "pixels").glob(f"*-{size}px-*.npy"))
+n, start = 0, cpu()
+for f in files:
+    x = np.load(f, mmap_mode="r")
+    for i in range(0, len(x), 32):
+        extractor.predict_on_batch(np.asarray(x[i:i + 32], "float32"))
+        n += len(x[i:i + 32])
+forward = cpu() - start
+start = cpu()
+measure_latency(model, np.asarray(np.load(files[0], mmap_mode="r")[:1]), warmup, repeats)
+latency = cpu() - start
+print(json.dumps({"images": n, "forward": forward, "latency": latency}))
+"""
+
+
+def write_images(root: Path, n: int, size: int) -> Path:
+    """`n` distinct PNGs over 4 classes of stripes/dots/checks on noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        label = CLASSES[i % len(CLASSES)]
+        img = rng.integers(0, 80, size=(size, size, 3), dtype=np.uint8)
+        step = max(size // 16, 2)
+        if label == "horizontal":
+            img[::step] = 230
+        elif label == "vertical":
+            img[:, ::step] = 230
+        elif label == "dots":
+            img[:: 2 * step, :: 2 * step] = 255
+        else:
+            img[(np.add.outer(np.arange(size), np.arange(size)) // step) % 2 == 0] = 200
+        (root / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(root / label / f"{label}_{i:05d}.png")
+    return root
+
+
+def fake_imagenet(keras_home: Path, backbones: list[str], size: int) -> None:
+    """Random weights saved as Keras's ImageNet files for `backbones` at `size`."""
+    import keras
+
+    from bakeoff.train.model import build_base, get_backbone
+
+    (keras_home / "models").mkdir(parents=True, exist_ok=True)
+    for name in backbones:
+        keras.utils.set_random_seed(0)
+        target = keras_home / "models" / get_backbone(name).imagenet.file_name(size)
+        keras.saving.save_model(build_base(name, size), target)
+
+
+def make_project(root: Path, images: Path, backbones: list[str], size: int) -> dict:
+    """The repo's dvc.yaml, sources and params (pretrained, no augmentation) in `root`."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["backbones"] = backbones
+    params["data"]["source"] = str(images)
+    params["train"].update(weights="imagenet", image_size=size, augment=False, seeds=[42])
+    params["train"]["overrides"] = {}
+    root.mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(REPO / "src" / "bakeoff", root / "src" / "bakeoff")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
+    return params
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU seconds of the children) of one command, which must succeed."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="60 images, 96 px, 1 backbone")
+    args = parser.parse_args()
+    n, size = (60, 96) if args.smoke else (2000, 224)
+    backbones = ["MobileNet"] if args.smoke else ["MobileNet", "MobileNetV2", "EfficientNetB0"]
+    work = Path(tempfile.mkdtemp(prefix="bakeoff-pipeline-speed-"))
+    env = {**os.environ, "KERAS_HOME": str(work / "keras"), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
+    env.pop("MLFLOW_TRACKING_URI", None)
+    # dvc.yaml's commands run `bakeoff`: this Python's venv first on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    os.environ["KERAS_HOME"] = env["KERAS_HOME"]
+    try:
+        print(f"{n} images at {size} px, {', '.join(backbones)}; work folder {work}", flush=True)
+        fake_imagenet(work / "keras", backbones, size)
+        images = write_images(work / "images", n, size)
+        project = work / "project"
+        params = make_project(project, images, backbones, size)
+        per_backbone = [f"{s}@{b}" for s in ("train", "evaluate") for b in backbones]
+        stages = ["ingest", "validate", "split", *per_backbone, "register", "export", "report"]
+        times = {}
+        for stage in stages:
+            cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", stage]
+            times[stage] = timed(cmd, project, env)
+            print(f"  {stage:<24} {times[stage][0]:8.1f} s wall {times[stage][1]:8.1f} s CPU",
+                  flush=True)  # fmt: skip
+        startup = timed([sys.executable, "-c", "import tensorflow, keras"], project, env)[1]
+        ev = params["evaluate"]
+        print(f"\nfloor: one Python + TensorFlow start-up {startup:.1f} s CPU (x2 per backbone)")
+        print(f"{'backbone':<16}{'train+eval CPU':>16}{'floor CPU':>12}{'ratio':>8}"
+              f"{'  (forward, latency passes)':>30}")  # fmt: skip
+        cache = project / ".bakeoff" / "cache"
+        for b in backbones:
+            out = subprocess.run(
+                [sys.executable, "-c", FLOOR_SCRIPT, b, str(size), str(cache),
+                 str(ev["latency_warmup"]), str(ev["latency_repeats"])],
+                env=env, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            floor = json.loads(out.strip().splitlines()[-1])
+            total = floor["forward"] + floor["latency"] + 2 * startup
+            spent = times[f"train@{b}"][1] + times[f"evaluate@{b}"][1]
+            print(f"{b:<16}{spent:16.1f}{total:12.1f}{spent / total:7.2f}x"
+                  f"   ({floor['forward']:.1f} s over {floor['images']} images, "
+                  f"{floor['latency']:.1f} s)")  # fmt: skip
+            print(f"ratio train+evaluate / floor, {b}: {spent / total:.2f}x (target <= 1.3x)")
+            # Where the rest goes: the heads (tuning in train, k tunings in CV), in wall s.
+            tuned = json.loads((project / "models" / b / "train.json").read_text())["tuning"]
+            cv = json.loads((project / "metrics" / f"{b}.json").read_text()).get("cv_seconds")
+            print(f"{'':<16}head tuning {tuned.get('seconds', 0):.1f} s, "
+                  f"cross-validation {cv or 0:.1f} s (wall)")  # fmt: skip
+        rest = sum(v[1] for k, v in times.items() if "@" not in k)
+        print(
+            f"the other stages: {rest:.1f} s CPU ("
+            + ", ".join(f"{k} {v[1]:.1f}" for k, v in times.items() if "@" not in k)
+            + ")"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
