@@ -128,9 +128,12 @@ def test_the_report_recommends_on_cross_validation(tmp_path, monkeypatch):
     on 300 images (not tied under CV, unlike on the test split), so Big is recommended."""
     from bakeoff.config import load_params
     from bakeoff.report.stage import report
-    from tests.code.test_report import REPO, SPECS, make_inputs
+    from tests.code.test_report import REPO, SPECS, make_inputs, with_training_runs
 
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = load_params(REPO / "params.yaml")
     metrics = make_inputs(tmp_path)
+    with_training_runs(params, tmp_path, metrics)
     right = {"Big": 280, "Small": 259, "Bad": 200}
     for name in SPECS:
         correct = _correct(300, right[name], 0).astype(bool)
@@ -143,8 +146,6 @@ def test_the_report_recommends_on_cross_validation(tmp_path, monkeypatch):
         m = metrics[name] | {"cv_accuracy": right[name] / 300, "cv_n": 300,
                              "cv_interval": [0.8, 0.9], "cv_macro_f1": 0.8}  # fmt: skip
         (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps(m))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    params = load_params(REPO / "params.yaml")
     report(params, list(SPECS), tmp_path / "metrics", tmp_path / "models",
            tmp_path / "reports", root=tmp_path)  # fmt: skip
     md = (tmp_path / "reports" / "comparison.md").read_text()
