@@ -90,7 +90,7 @@ def newcomer(
     """(a): the recipe as a tutorial writes it; (wall seconds: load + build + fit, val acc)."""
     import keras
 
-    from bakeoff.train.backbones import REGISTRY
+    from bakeoff.backbones import REGISTRY
 
     start = time.perf_counter()
     load = dict(image_size=(size, size), batch_size=batch, label_mode="categorical", seed=42)

@@ -57,7 +57,7 @@ def measure(backbone: str, data: dict, size: int, trials: int) -> dict:
     import keras
 
     from bakeoff.config import TrainParams
-    from bakeoff.train.head import HeadParams
+    from bakeoff.train.head_trainer import HeadParams
     from bakeoff.train.model import build_model
     from bakeoff.train.tune import tune
 

@@ -31,7 +31,7 @@ REGISTER_METRICS = (*SELECTION_METRICS, "test_accuracy", "test_macro_f1")  # rep
 
 def _known_backbones(names: list[str], what: str) -> list[str]:
     """`names` if all are registry names; else a ValueError naming the unknown ones."""
-    from bakeoff.train.backbones import REGISTRY  # a plain table: no Keras import
+    from bakeoff.backbones import REGISTRY  # a plain table: no Keras import
 
     unknown = [name for name in names if name not in REGISTRY]
     if unknown:

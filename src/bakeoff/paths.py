@@ -120,7 +120,7 @@ def stage_kwargs(paths: ProjectPaths, backbone: str | None = None) -> dict[str, 
             `bakeoff evaluate ../x` must not reach outside models/).
     """
     if backbone is not None:
-        from bakeoff.train.backbones import get_backbone
+        from bakeoff.backbones import get_backbone
 
         get_backbone(backbone)
     kwargs: dict[str, dict[str, Any]] = {

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
+from bakeoff.backbones import REGISTRY, get_backbone
 from bakeoff.errors import BakeoffError
 from bakeoff.train import model as backbones
-from bakeoff.train.backbones import REGISTRY, get_backbone
 
 MOBILENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"  # Keras's name for any non-listed size
 

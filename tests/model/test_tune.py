@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bakeoff.train.head import HeadParams, HeadTrainer, predict_head
+from bakeoff.train.head_trainer import HeadParams, HeadTrainer, predict_head
 from bakeoff.train.tune import tune
 
 N_CLASSES = 4

@@ -13,8 +13,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from bakeoff.backbones import get_backbone
 from bakeoff.errors import BakeoffError
-from bakeoff.train.backbones import get_backbone
 
 # keras.applications preprocessing, by the module name the backbone table gives, as the
 # mode of `keras.applications.imagenet_utils.preprocess_input`.

@@ -25,7 +25,7 @@ from bakeoff import tracking
 from bakeoff.config import Params, TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import file_sha256
-from bakeoff.train.head_phase import (
+from bakeoff.train.frozen_phase import (
     Builder,
     cached_head,
     load_phase,
@@ -33,8 +33,8 @@ from bakeoff.train.head_phase import (
     tuning_off_reason,
 )
 from bakeoff.train.inputs import TrainInputs
+from bakeoff.train.keras_phase import Phase, best_row, fit_phase, read_history, write_history
 from bakeoff.train.model import base_layer, build_model
-from bakeoff.train.phases import Phase, best_row, fit_phase, read_history, write_history
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Phase 1 with a frozen pretrained base: features once, then the head tuned and converged.
 
 The base runs once per image; the head then trains on the cached features with
-`bakeoff.train.head` (early stopping on val loss, best epoch restored, `train.head_epochs`
+`bakeoff.train.head_trainer` (early stopping on val loss, best epoch restored, `train.head_epochs`
 cap), after `tune.trials` Optuna trials chose its hyper-parameters on the validation split
 (`bakeoff.train.tune`). Each trial is an MLflow child run of the backbone's run. The
 result is written like a Keras phase (history_phase1.csv, best.keras) so that phase 2,
@@ -23,7 +23,7 @@ from bakeoff import tracking
 from bakeoff.config import TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.train.features import Features
-from bakeoff.train.head import HeadParams, set_head_weights
+from bakeoff.train.head_trainer import HeadParams, set_head_weights
 from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.tune import tune
 

@@ -48,7 +48,7 @@ def fit_phase(
 ) -> None:
     """Run one phase of the recipe with Keras's `fit`, resuming from its backup if any.
 
-    (A head on cached features trains in `bakeoff.train.head_phase` instead.)
+    (A head on cached features trains in `bakeoff.train.frozen_phase` instead.)
 
     Args:
         model: The full model, trained in place.
