@@ -32,8 +32,9 @@ from bakeoff.train.frozen_phase import (
     train_head,
     tuning_off_reason,
 )
+from bakeoff.train.history import best_row, read_history, write_history
 from bakeoff.train.inputs import TrainInputs
-from bakeoff.train.keras_phase import Phase, best_row, fit_phase, read_history, write_history
+from bakeoff.train.keras_phase import Phase, fit_phase
 from bakeoff.train.model import base_layer, build_model
 
 
