@@ -5,7 +5,7 @@ arguments (`bakeoff.paths.stage_kwargs`, for the project at `root`). The backbon
 concurrently on the task runner params.yaml `orchestration` names (threads, processes or a
 Dask cluster); then each is evaluated in turn in the flow's own process, so latencies are
 measured alike and unloaded. When every stage has succeeded, one `dvc commit` records the
-run in dvc.lock, so `dvc status` is clean afterwards (see `bakeoff.orchestration` for why
+run in dvc.lock, so `dvc status` is clean afterwards (see `bakeoff.orchestration.dvc` for why
 not `dvc repro`).
 
     python flows/pipeline.py            # run once, against $PREFECT_API_URL or a temporary server
@@ -25,10 +25,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 
-from bakeoff import orchestration, tracking
+from bakeoff import tracking
 from bakeoff.config import Params, load_params
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import data_version
+from bakeoff.orchestration import dvc as pipeline_dvc
+from bakeoff.orchestration import processes, runners
 from bakeoff.paths import ProjectPaths, project_paths, stage_kwargs
 
 # DVC decides what is up to date, not Prefect's cache. Transient failures (a busy disk, an
@@ -37,7 +39,7 @@ _TASK = {
     "cache_policy": NO_CACHE,
     "retries": 2,
     "retry_delay_seconds": 10,
-    "retry_condition_fn": orchestration.retry_if_transient,
+    "retry_condition_fn": runners.retry_if_transient,
 }
 
 
@@ -46,7 +48,7 @@ def ingest_task(params: Params, paths: ProjectPaths) -> str:
     """Copy the source images into data/raw."""
     from bakeoff.data.ingest import ingest
 
-    orchestration.route_logs_to_prefect()
+    runners.route_logs_to_prefect()
     result = ingest(params.data, **stage_kwargs(paths)["ingest"])
     get_run_logger().info("%s", result)
     return str(result)
@@ -61,7 +63,7 @@ def validate_task(params: Params, paths: ProjectPaths) -> str:
     """
     from bakeoff.data.validate import validate
 
-    orchestration.route_logs_to_prefect()
+    runners.route_logs_to_prefect()
     try:
         result = validate(params.validate, **stage_kwargs(paths)["validate"])
     except BakeoffError as exc:
@@ -82,7 +84,7 @@ def split_task(params: Params, paths: ProjectPaths) -> str:
     """Split the accepted images into train/val/test manifests."""
     from bakeoff.data.split import split
 
-    orchestration.route_logs_to_prefect()
+    runners.route_logs_to_prefect()
     result = split(params.split, **stage_kwargs(paths)["split"])
     get_run_logger().info("%s", result)
     return str(result)
@@ -93,10 +95,10 @@ def train_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
     """Train one backbone (resumable: a retry continues from the last completed epoch).
 
     In a process of its own, as `dvc repro` trains it: the same metrics, bit for bit,
-    whatever the task runner (see `orchestration.train_in_subprocess`).
+    whatever the task runner (see `processes.train_in_subprocess`).
     """
-    orchestration.route_logs_to_prefect()
-    result = orchestration.train_in_subprocess(backbone, paths.root)
+    runners.route_logs_to_prefect()
+    result = processes.train_in_subprocess(backbone, paths.root)
     get_run_logger().info("%s", result)
     return result
 
@@ -106,7 +108,7 @@ def evaluate_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
     """Measure one trained backbone: test accuracy, F1, size, latency."""
     from bakeoff.evaluate import evaluate
 
-    orchestration.route_logs_to_prefect()
+    runners.route_logs_to_prefect()
     result = evaluate(backbone, params, **stage_kwargs(paths, backbone)["evaluate"])
     get_run_logger().info("%s", result)
     return str(result)
@@ -117,7 +119,7 @@ def register_task(params: Params, paths: ProjectPaths) -> str:
     """Register the best backbone; `champion` moves only when it beats the current one."""
     from bakeoff.register import register
 
-    orchestration.route_logs_to_prefect()
+    runners.route_logs_to_prefect()
     decision = register(params, backbones=params.backbones, **stage_kwargs(paths)["register"])
     get_run_logger().info("%s", decision)
     return str(decision)
@@ -128,7 +130,7 @@ def export_task(params: Params, paths: ProjectPaths) -> str:
     """The champion as TFLite variants, each re-evaluated on the test split."""
     from bakeoff.export.stage import export
 
-    orchestration.route_logs_to_prefect()
+    runners.route_logs_to_prefect()
     result = export(params, None, **stage_kwargs(paths)["export"])
     get_run_logger().info("%s", result)
     return str(result)
@@ -139,7 +141,7 @@ def report_task(params: Params, paths: ProjectPaths) -> str:
     """Write the comparison report."""
     from bakeoff.report.stage import report
 
-    orchestration.route_logs_to_prefect()
+    runners.route_logs_to_prefect()
     out = report(params, backbones=params.backbones, **stage_kwargs(paths)["report"])
     get_run_logger().info("%s", out)
     return str(out)
@@ -148,8 +150,8 @@ def report_task(params: Params, paths: ProjectPaths) -> str:
 @task(name="dvc-commit", task_run_name="dvc-commit", cache_policy=NO_CACHE)
 def dvc_commit_task(root: Path, stages: list[str]) -> None:
     """Record the stages in dvc.lock as `dvc repro` would, and check `dvc status` is clean."""
-    orchestration.route_logs_to_prefect()
-    orchestration.record_in_dvc(root, stages)
+    runners.route_logs_to_prefect()
+    pipeline_dvc.record_in_dvc(root, stages)
 
 
 @flow(name="bakeoff-pipeline", log_prints=True)
@@ -167,7 +169,7 @@ def bakeoff_pipeline(root: str | None = None, data_ready: bool = False) -> dict[
     """
     paths = project_paths(root)
     params = load_params(paths.params_file)
-    stages = orchestration.pipeline_stages(params.backbones)
+    stages = pipeline_dvc.pipeline_stages(params.backbones)
     if data_ready:
         version = data_version(paths.accepted_manifest)
     else:
@@ -207,7 +209,7 @@ def run_pipeline(
         What the flow returns (or its state).
     """
     paths = project_paths(root)
-    runner = orchestration.build_task_runner(load_params(paths.params_file).orchestration)
+    runner = runners.build_task_runner(load_params(paths.params_file).orchestration)
     return bakeoff_pipeline.with_options(task_runner=runner)(
         root=str(paths.root), data_ready=data_ready, return_state=return_state
     )

@@ -37,8 +37,8 @@ from prefect.states import Completed, State
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # flows/ itself, for `pipeline`
 from pipeline import ingest_task, run_pipeline, validate_task
 
-from bakeoff import orchestration
 from bakeoff.config import Params, load_params
+from bakeoff.orchestration import runners
 from bakeoff.paths import project_paths
 from bakeoff.retrain_summary import (
     NO_NEW_DATA,
@@ -65,15 +65,15 @@ def champion_data_version(params: Params, root: Path) -> str | None:
 @contextlib.contextmanager
 def _exclusive(wait_seconds: float | None) -> Iterator[None]:
     """Hold the `bakeoff-retrain` global concurrency slot (created with limit 1 if missing)."""
-    orchestration.ensure_concurrency_limit(orchestration.RETRAIN_LIMIT, limit=1)
+    runners.ensure_concurrency_limit(runners.RETRAIN_LIMIT, limit=1)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(
-                concurrency(orchestration.RETRAIN_LIMIT, occupy=1, timeout_seconds=wait_seconds)
+                concurrency(runners.RETRAIN_LIMIT, occupy=1, timeout_seconds=wait_seconds)
             )
         except TimeoutError:
             raise RuntimeError(
-                f"another retrain run still holds the '{orchestration.RETRAIN_LIMIT}' "
+                f"another retrain run still holds the '{runners.RETRAIN_LIMIT}' "
                 f"concurrency limit after {wait_seconds} s: this run did nothing"
             ) from None
         yield

@@ -154,8 +154,20 @@ def main() -> None:
         try:
             app()
         except BakeoffError as exc:
+            _record_error(exc)
             typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
             sys.exit(1)
+        except Exception as exc:  # recorded for a parent process, then the usual traceback
+            _record_error(exc)
+            raise
+
+
+def _record_error(exc: BaseException) -> None:
+    """The error as data for a parent process that asked for it (`BAKEOFF_ERROR_FILE`)."""
+    if os.environ.get("BAKEOFF_ERROR_FILE"):
+        from bakeoff.orchestration.processes import record_error
+
+        record_error(exc)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakeoff import orchestration
+from bakeoff.orchestration import dvc as pipeline_dvc
+from bakeoff.orchestration import runners
 from tests.conftest import REPO, init_project, make_image_folder
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]  # CI: `make test-slow`
@@ -199,8 +200,8 @@ def test_scheduled_retrain_trains_on_dask_registers_then_finds_no_new_data(serve
     rows = [line for line in summary.splitlines() if line.startswith("| ")]
     for backbone in BACKBONES:  # the chosen one in bold
         assert any(r.startswith((f"| {backbone} |", f"| **{backbone}** |")) for r in rows), rows
-    assert orchestration.dvc_status(project) == {}, "dvc repro would have work left"
-    bakeoff_logs = [entry.message for entry in _logs_of("bakeoff.orchestration")]
+    assert pipeline_dvc.dvc_status(project) == {}, "dvc repro would have work left"
+    bakeoff_logs = [entry.message for entry in _logs_of("bakeoff.orchestration.dvc")]
     assert any("dvc status: up to date" in m for m in bakeoff_logs), "no bakeoff logs in Prefect"
 
     second = run_deployment("retrain/scheduled-retrain", timeout=600)
@@ -285,8 +286,8 @@ def test_retrain_never_overlaps_a_running_retrain(prefect_api, source, tmp_path)
     from retrain import retrain
 
     project = make_project(tmp_path / "project", source)
-    orchestration.ensure_concurrency_limit()
-    with concurrency(orchestration.RETRAIN_LIMIT, occupy=1):
+    runners.ensure_concurrency_limit()
+    with concurrency(runners.RETRAIN_LIMIT, occupy=1):
         state = retrain(root=str(project), wait_seconds=3, return_state=True)
     assert state.is_failed()
     assert "another retrain run still holds the 'bakeoff-retrain'" in state.message

@@ -1,8 +1,9 @@
-"""bakeoff.orchestration without services: DVC bookkeeping, stage names, the retrain summary."""
+"""bakeoff.orchestration without services: DVC bookkeeping, stage names, task runners, retries."""
 
 from __future__ import annotations
 
 import errno
+import json
 import sqlite3
 import subprocess
 import sys
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff import orchestration
 from bakeoff.config import OrchestrationParams
 from bakeoff.errors import BakeoffError, TransientError
+from bakeoff.orchestration import dvc as pipeline_dvc
+from bakeoff.orchestration import runners
 from tests.conftest import REPO
 
 # After a flow ran in this process, bakeoff's logger also has Prefect's API handler, which
@@ -31,7 +33,7 @@ def test_pipeline_stages_are_the_stages_of_dvc_yaml():
 
     listed = [line.split()[0] for line in _dvc(REPO, "stage", "list").splitlines() if line]
     backbones = load_params(REPO / "params.yaml").backbones
-    assert sorted(orchestration.pipeline_stages(backbones)) == sorted(listed)
+    assert sorted(pipeline_dvc.pipeline_stages(backbones)) == sorted(listed)
 
 
 @pytest.fixture
@@ -54,9 +56,9 @@ def toy_project(tmp_path):
 
 
 def test_record_in_dvc_leaves_nothing_for_dvc_repro(toy_project):
-    assert set(orchestration.dvc_status(toy_project)) == {"a", "b"}
-    orchestration.record_in_dvc(toy_project, ["a", "b"])
-    assert orchestration.dvc_status(toy_project) == {}
+    assert set(pipeline_dvc.dvc_status(toy_project)) == {"a", "b"}
+    pipeline_dvc.record_in_dvc(toy_project, ["a", "b"])
+    assert pipeline_dvc.dvc_status(toy_project) == {}
     assert "Stage 'a' didn't change" in _dvc(toy_project, "repro", "--dry")
     lock = (toy_project / "dvc.lock").read_text()
     assert "a.txt" in lock and "n: 3" in lock
@@ -64,21 +66,19 @@ def test_record_in_dvc_leaves_nothing_for_dvc_repro(toy_project):
 
 def test_record_in_dvc_fails_when_stages_it_did_not_run_are_stale(toy_project):
     with pytest.raises(RuntimeError, match=r"dvc status.*still reports changes.*dvc repro"):
-        orchestration.record_in_dvc(toy_project, ["a"])
+        pipeline_dvc.record_in_dvc(toy_project, ["a"])
 
 
 def test_build_task_runner_follows_params():
     from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    thread = orchestration.build_task_runner(OrchestrationParams(task_runner="thread"))
+    thread = runners.build_task_runner(OrchestrationParams(task_runner="thread"))
     assert isinstance(thread, ThreadPoolTaskRunner)
-    process = orchestration.build_task_runner(OrchestrationParams(task_runner="process"))
+    process = runners.build_task_runner(OrchestrationParams(task_runner="process"))
     assert isinstance(process, ProcessPoolTaskRunner)
     address = "tcp://10.0.0.5:8786"
-    dask = orchestration.build_task_runner(
-        OrchestrationParams(task_runner="dask", dask_address=address)
-    )
+    dask = runners.build_task_runner(OrchestrationParams(task_runner="dask", dask_address=address))
     assert isinstance(dask, DaskTaskRunner) and dask.address == address
 
 
@@ -86,7 +86,7 @@ def test_local_dask_cluster_listens_on_loopback_only():
     """The LocalCluster the `dask` runner starts: scheduler and dashboard on 127.0.0.1."""
     from distributed import LocalCluster
 
-    runner = orchestration.build_task_runner(OrchestrationParams(task_runner="dask"))
+    runner = runners.build_task_runner(OrchestrationParams(task_runner="dask"))
     kwargs = {**runner.cluster_kwargs, "n_workers": 0}  # the bindings, without the workers
     with LocalCluster(**kwargs) as cluster:
         assert cluster.scheduler.address.startswith("tcp://127.0.0.1:")
@@ -251,4 +251,36 @@ def _raised_from(cause: BaseException, wrapper: type[Exception] = RuntimeError) 
 def test_retries_are_for_transient_failures_only(error, retried):
     from prefect.states import Failed
 
-    assert orchestration.retry_if_transient(None, None, Failed(data=error)) is retried
+    assert runners.retry_if_transient(None, None, Failed(data=error)) is retried
+
+
+def test_a_training_process_reports_a_user_error_as_data(tmp_path):
+    """The child's BakeoffError reaches the flow as a BakeoffError with its own message,
+    read from the JSON file the CLI writes, whatever else the child printed."""
+    from bakeoff.orchestration import processes
+
+    (tmp_path / "params.yaml").write_text("backbones: [SimpleCNN]\n")
+    with pytest.raises(BakeoffError, match=r"^unknown backbone 'NoSuchNet': choose from "):
+        processes.train_in_subprocess("NoSuchNet", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (BakeoffError("lower the learning rate"), "user"),
+        (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "transient"),
+        (KeyError("val_accuracy"), "crash"),
+    ],
+)
+def test_the_error_record_says_which_kind_of_failure(tmp_path, monkeypatch, error, kind):
+    from bakeoff.orchestration import processes
+
+    target = tmp_path / "error.json"
+    monkeypatch.setenv(processes.ERROR_FILE_ENV, str(target))
+    try:
+        raise error
+    except Exception as exc:
+        processes.record_error(exc)
+    record = json.loads(target.read_text())
+    assert (record["kind"], record["type"]) == (kind, type(error).__name__)
+    assert ("Traceback" in record["traceback"]) is (kind != "user")
