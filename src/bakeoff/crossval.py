@@ -106,7 +106,7 @@ def out_of_fold(
     Raises:
         BakeoffError: A fold's head diverged (NaN) even with the default settings.
     """
-    from bakeoff.train.head import HeadParams, predict_head
+    from bakeoff.train.head_trainer import HeadParams, predict_head
     from bakeoff.train.tune import tune
 
     k = int(fold.max()) + 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from bakeoff import tracking
 from bakeoff.compare import accuracy_interval
 from bakeoff.config import Params
 from bakeoff.errors import BakeoffError
-from bakeoff.timing import time_call
+from bakeoff.inference import measure_latency, predict_proba, read_train_info, scores
+from bakeoff.seeds import seed_scores
 
 if TYPE_CHECKING:
     from bakeoff.data.pixels import PixelSplit
@@ -40,92 +40,6 @@ class Evaluation:
             f"{m['test_macro_f1']:.4f}, val accuracy {m['val_accuracy']:.4f}, "
             f"{m['latency_ms_b1']:.2f} ms/image at batch 1, {m['size_mb']:.1f} MB -> {self.path}"
         )
-
-
-def read_train_info(model_dir: Path) -> dict[str, Any]:
-    """models/<backbone>/train.json, with a clear error when training has not run."""
-    path = Path(model_dir) / "train.json"
-    if not path.is_file() or not (Path(model_dir) / "model.keras").is_file():
-        raise BakeoffError(
-            f"no trained model in {model_dir} (train.json and model.keras): "
-            f"run `bakeoff train {Path(model_dir).name}` first"
-        )
-    return json.loads(path.read_text())
-
-
-def predict_proba(model: Any, pixels: PixelSplit | np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities of a split streamed from the decode cache (or of a few images).
-
-    The model holds its own preprocessing; only the (N, classes) output is in memory.
-    """
-    from bakeoff.data.dataset import stream
-    from bakeoff.resources import memory_guard
-
-    if isinstance(pixels, np.ndarray):  # a handful of uint8 images already in memory
-        return np.asarray(model.predict(pixels.astype("float32"), batch_size=batch_size, verbose=0))
-    ds = stream(pixels.path, pixels.labels, len(pixels.classes), batch_size)
-    size = pixels.rows().row_shape[0]
-    with memory_guard(f"predicting {len(pixels)} images", batch_size, size):
-        return np.asarray(model.predict(ds, verbose=0))
-
-
-def scores(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class precision/recall/F1/support (sklearn).
-
-    A model whose outputs are not finite (a diverged run) scores NaN, never a lucky argmax.
-    """
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-
-    labels = list(range(len(classes)))
-    pred = proba.argmax(axis=1)
-    finite = bool(np.isfinite(proba).all())
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y, pred, labels=labels, zero_division=0
-    )
-    per_class = {
-        cls: {
-            "precision": float(precision[i]) if finite else math.nan,
-            "recall": float(recall[i]) if finite else math.nan,
-            "f1": float(f1[i]) if finite else math.nan,
-            "support": int(support[i]),
-        }
-        for i, cls in enumerate(classes)
-    }
-    return {
-        "accuracy": float(accuracy_score(y, pred)) if finite else math.nan,
-        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0))
-        if finite
-        else math.nan,
-        "per_class": per_class,
-        "pred": pred,
-    }
-
-
-def measure_latency(model: Any, sample: np.ndarray, warmup: int, repeats: int) -> dict[str, float]:
-    """Median inference time of a compiled forward pass at batch 1 and batch 32.
-
-    Args:
-        model: The Keras model.
-        sample: At least one uint8 image; repeated to fill a batch of 32.
-        warmup: Untimed calls first (graph tracing, memory allocation).
-        repeats: Timed calls; the median resists noise from other processes.
-
-    Returns:
-        latency_ms_b1, latency_ms_b32 (per image) and throughput_ips (images/s at batch 32).
-    """
-    import tensorflow as tf
-
-    forward = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
-    result = {}
-    for batch in (1, 32):
-        x = tf.constant(np.resize(sample, (batch, *sample.shape[1:])).astype("float32"))
-        # .numpy() waits for the result
-        result[batch] = time_call(lambda x=x: forward(x).numpy(), warmup, repeats).median_s
-    return {
-        "latency_ms_b1": result[1] * 1000,
-        "latency_ms_b32": result[32] * 1000 / 32,
-        "throughput_ips": 32 / result[32],
-    }
 
 
 def evaluate(
@@ -158,7 +72,7 @@ def evaluate(
         The metrics and the path they were written to.
     """
     from bakeoff.data.pixels import default_cache_dir, split_pixels
-    from bakeoff.train.model import load_trained
+    from bakeoff.saved_models import load_trained
 
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
 
@@ -213,8 +127,6 @@ def evaluate(
         "interval_confidence": conf,
         **cv,
     }  # fmt: skip
-    from bakeoff.seeds import seed_scores
-
     splits = {"test": test_px, "val": val_px}
     metrics |= seed_scores(info, Path(model_dir), metrics, splits, proba)
     files = _write_outputs(metrics, y_test, test["pred"], classes, Path(metrics_path), plots_dir)

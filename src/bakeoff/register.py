@@ -100,7 +100,7 @@ def eligible(
 def _test_predictions(model_uri: str, split_dir, image_root, cache_dir) -> tuple[Any, Any]:
     """(true labels, predicted labels) of a logged model on the current test split."""
     from bakeoff.data.pixels import split_pixels
-    from bakeoff.evaluate import predict_proba
+    from bakeoff.inference import predict_proba
 
     model = tracking.load_keras_model(model_uri)
     pixels = split_pixels(split_dir, "test", image_root, int(model.input_shape[1]), cache_dir)

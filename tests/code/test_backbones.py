@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from bakeoff import saved_models
 from bakeoff.backbones import REGISTRY, get_backbone
 from bakeoff.errors import BakeoffError
 from bakeoff.train import model as backbones
@@ -113,10 +114,10 @@ def test_saved_models_preprocess_like_keras_and_load_without_bakeoff(tmp_path):
 
 def test_models_with_the_old_preprocess_layer_still_load_in_bakeoff(tmp_path):
     inputs = keras.Input((32, 32, 3))
-    x = backbones.Preprocess("vgg16", name="preprocess")(inputs)
+    x = saved_models.Preprocess("vgg16", name="preprocess")(inputs)
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
     keras.Model(inputs, outputs).save(tmp_path / "old.keras")
-    loaded = backbones.load_trained(tmp_path / "old.keras")
+    loaded = saved_models.load_trained(tmp_path / "old.keras")
     assert loaded.get_layer("preprocess").mode == "vgg16"
 
 

@@ -126,7 +126,7 @@ def test_a_training_run_missing_from_the_store_fails_naming_run_and_store(evalua
 def test_diverged_model_scores_nan_not_a_lucky_argmax():
     import numpy as np
 
-    from bakeoff.evaluate import scores
+    from bakeoff.inference import scores
 
     proba = np.full((3, 3), np.nan)
     result = scores(np.array([0, 0, 0]), proba, ["a", "b", "c"])  # argmax of NaN is 0

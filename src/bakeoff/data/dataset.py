@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bakeoff.data.manifests import read_manifest_csv
+from bakeoff.data.npy_rows import NpyRows
 from bakeoff.errors import BakeoffError
 
 if TYPE_CHECKING:
@@ -91,8 +92,6 @@ def stream(
         The dataset; only a few batches are in memory at any time.
     """
     import tensorflow as tf
-
-    from bakeoff.data.pixels import NpyRows
 
     rows = NpyRows(source)
     if len(rows) != len(labels):

@@ -7,6 +7,7 @@ way out of the root), and every entry that cannot be read as a file says why.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 
 _HIDDEN = {"Thumbs.db", "desktop.ini", "Icon\r"}
 EMPTY_FOLDER = "empty_class_folder"
+# What ingest could not copy, for validate to report (in data/raw, hidden: not an image).
+INGEST_REPORT = ".ingest.json"
 
 
 def is_hidden(name: str) -> bool:
@@ -76,3 +79,9 @@ def walk_class_folders(root: Path) -> Iterator[Entry]:
         for name in visible:
             path = here / name
             yield Entry((rel_dir / name).as_posix(), label, path, _link_problem(path, real_root))
+
+
+def read_ingest_report(raw_dir: Path) -> list[dict[str, str]]:
+    """The entries ingest could not copy (empty if there are none)."""
+    path = raw_dir / INGEST_REPORT
+    return json.loads(path.read_text()) if path.is_file() else []

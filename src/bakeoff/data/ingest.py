@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bakeoff.config import DataParams
-from bakeoff.data.folders import walk_class_folders
+from bakeoff.data.folders import INGEST_REPORT, walk_class_folders
 from bakeoff.errors import BakeoffError
 from bakeoff.resources import ensure_free_disk
 
@@ -28,7 +28,6 @@ FASHION_MNIST_CLASSES = [
 ]  # fmt: skip
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
-INGEST_REPORT = ".ingest.json"
 
 
 @dataclass
@@ -178,9 +177,3 @@ def _copy_folder(source: Path, out_dir: Path) -> IngestResult:
         report = json.dumps(skipped, indent=1, sort_keys=True)
         (out_dir / INGEST_REPORT).write_text(report + "\n")
     return IngestResult(out_dir, str(source), counts, skipped)
-
-
-def read_ingest_report(raw_dir: Path) -> list[dict[str, str]]:
-    """The entries ingest could not copy (empty if there are none)."""
-    path = raw_dir / INGEST_REPORT
-    return json.loads(path.read_text()) if path.is_file() else []

@@ -57,8 +57,8 @@ def _check(ep: ExportParams) -> None:
 
 def _source(params: Params, backbone: str | None, models_dir: Path) -> tuple[Any, dict]:
     """The Keras model to export and where it comes from (champion, or models/<backbone>)."""
-    from bakeoff.evaluate import read_train_info
-    from bakeoff.train.model import load_trained
+    from bakeoff.inference import read_train_info
+    from bakeoff.saved_models import load_trained
 
     if backbone is None:
         name = params.register.model_name
@@ -136,8 +136,8 @@ def export(
         The report and where it was written.
     """
     from bakeoff.data.pixels import default_cache_dir, split_pixels
-    from bakeoff.evaluate import predict_proba
     from bakeoff.export import tflite
+    from bakeoff.inference import predict_proba
 
     ep = params.export
     _check(ep)

@@ -17,11 +17,11 @@ def load_keras_model(model_uri: str) -> Any:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    import bakeoff.train.model  # noqa: F401  registers the serializable preprocessing layers
+    from bakeoff.saved_models import LEGACY_OBJECTS
 
     _client()
     try:
-        return mlflow.keras.load_model(model_uri)
+        return mlflow.keras.load_model(model_uri, custom_objects=LEGACY_OBJECTS)
     except (MlflowException, OSError) as exc:
         raise BakeoffError(f"cannot load model {model_uri} from {tracking_uri()}: {exc}") from None
 

@@ -71,28 +71,6 @@ def preprocessing(preprocess: str) -> list[keras.layers.Layer]:
     return []
 
 
-@keras.saving.register_keras_serializable(package="bakeoff")
-class Preprocess(keras.layers.Layer):
-    """The custom preprocessing layer of models saved before bakeoff used built-in layers.
-
-    Kept only so that those models (in models/ and the MLflow registry) still load inside
-    bakeoff; new models never contain it, and loading one outside bakeoff fails with
-    Keras's "Could not locate class 'Preprocess'" (retrain to get a portable model).
-    """
-
-    def __init__(self, mode: str = "none", **kwargs):
-        super().__init__(**kwargs)
-        self.mode = mode
-
-    def call(self, inputs):
-        if self.mode == "none":
-            return inputs
-        return getattr(keras.applications, self.mode).preprocess_input(inputs)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "mode": self.mode}
-
-
 def keras_cache_dir() -> Path:
     """Keras's cache folder, read now (not at import) so KERAS_HOME set later counts."""
     return Path(os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))).expanduser()
@@ -238,8 +216,3 @@ def build_model(
 def base_layer(model: keras.Model) -> keras.Model:
     """The backbone inside a model built by `build_model`."""
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))
-
-
-def load_trained(path: Path | str) -> keras.Model:
-    """Load a saved bakeoff model (older ones need this module's legacy Preprocess layer)."""
-    return keras.saving.load_model(path)

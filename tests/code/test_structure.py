@@ -1,0 +1,53 @@
+"""The package's shape, read from the source: no import cycles, and no module imports a
+stage (a stage is the top of its own pipeline step; only the CLI and the flows call it)."""
+
+from __future__ import annotations
+
+from tests.code import import_graph
+
+# The modules whose function a `bakeoff <stage>` command calls (checked against cli.py in
+# test_dvc_complete.py).
+STAGES = {
+    "bakeoff.data.ingest", "bakeoff.data.validate", "bakeoff.data.split",
+    "bakeoff.train.stage", "bakeoff.evaluate", "bakeoff.register",
+    "bakeoff.export.stage", "bakeoff.report.stage",
+}  # fmt: skip
+
+
+def test_no_import_cycles_even_through_imports_inside_functions():
+    assert import_graph.cycles() == []
+
+
+def test_no_module_imports_a_stage():
+    """Shared code lives below the stages (e.g. `bakeoff.inference`), so a change to one
+    stage's module never re-runs another stage."""
+    offenders = {
+        name: sorted(import_graph.imports_of(name) & STAGES)
+        for name in import_graph.modules()
+        if name != "bakeoff.cli" and import_graph.imports_of(name) & STAGES
+    }
+    assert offenders == {}
+
+
+def test_the_cycle_check_finds_a_cycle_hidden_in_a_function(monkeypatch):
+    """The check itself can fail: a function-level import back into a module's importer."""
+    real = import_graph.imports_of
+    monkeypatch.setattr(
+        import_graph,
+        "imports_of",
+        lambda name: (
+            real(name) | {"bakeoff.data.pixels"} if name == "bakeoff.data.dataset" else real(name)
+        ),
+    )
+    assert ["bakeoff.data.dataset", "bakeoff.data.pixels"] in import_graph.cycles()
+
+
+def test_nothing_outside_train_imports_the_train_package():
+    """Loading a model (`saved_models`) and the backbone table (`backbones`) live below
+    train: evaluate, register, export and tracking do not depend on how models are built."""
+    offenders = {
+        name: sorted(m for m in import_graph.imports_of(name) if m.startswith("bakeoff.train"))
+        for name in import_graph.modules()
+        if not name.startswith("bakeoff.train") and name != "bakeoff.cli"
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
