@@ -19,11 +19,12 @@ from bakeoff.train.inputs import TrainInputs
 
 @dataclass(frozen=True)
 class Phase:
-    """A `fit` call: epochs counted over the whole training, so phase 2 continues phase 1."""
+    """A `fit` call: epochs counted over the whole training, so phase 2 continues phase 1
+    (it runs from `initial_epoch` up to, not including, `until_epoch`)."""
 
     number: int
     learning_rate: float
-    epochs: int  # the epoch to stop at (exclusive), as in `fit(epochs=...)`
+    until_epoch: int  # the epoch to stop at (exclusive): Keras `fit(epochs=...)`
     initial_epoch: int
     min_epochs: int  # early stopping never stops before this epoch
 
@@ -100,7 +101,7 @@ def fit_phase(
             target.fit(
                 train_ds,
                 validation_data=val_ds,
-                epochs=phase.epochs,
+                epochs=phase.until_epoch,
                 initial_epoch=phase.initial_epoch,
                 callbacks=callbacks,
                 shuffle=False,  # the dataset shuffles itself, seeded

@@ -1,15 +1,14 @@
-"""One seed's training run: the recipe's phases, tracked in MLflow, resumable after a crash.
+"""One seed's training run: its lifecycle (MLflow run, resume, clean-up) and its phases.
 
 Phase 1 trains the head (frozen pretrained base; on cached features, tuned) or everything
-(weights none); optional phase 2 unfreezes the top of the base. State that must survive
-`kill -9` (the MLflow run id, Keras's BackupAndRestore backups, the per-epoch history, the
-best checkpoint) lives in `state_dir`, which is cleared once the model is written.
+(weights none); optional phase 2 unfreezes the top of the base. What a crash leaves is
+resumed through `train.resume`; what a finished run writes is `train.outputs`. The state
+directory is cleared once the model is written.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import time
@@ -18,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from bakeoff import tracking
@@ -32,50 +30,12 @@ from bakeoff.train.frozen_phase import (
     train_head,
     tuning_off_reason,
 )
-from bakeoff.train.history import best_row, read_history, write_history
+from bakeoff.train.history import read_history
 from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.keras_phase import Phase, fit_phase
 from bakeoff.train.model import base_layer, build_model
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What `bakeoff train` reports: the best epoch of a finished run."""
-
-    backbone: str
-    run_id: str
-    val_accuracy: float
-    val_loss: float
-    best_epoch: int
-    epochs_run: int
-    train_seconds: float
-    model_path: Path
-
-    def __str__(self) -> str:
-        return (
-            f"{self.backbone}: val_accuracy {self.val_accuracy:.4f} (epoch {self.best_epoch}, "
-            f"{self.epochs_run} epochs, {self.train_seconds:.0f} s) -> {self.model_path} "
-            f"[run {self.run_id}]"
-        )
-
-
-def _fingerprint(backbone: str, recipe: TrainParams, trials: int, version: str) -> str:
-    """What a resumed run must share with the crashed one (else it starts afresh)."""
-    text = json.dumps(
-        [backbone, dataclasses.asdict(recipe), trials, version], sort_keys=True, default=str
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _resume_state(state_dir: Path, fingerprint: str) -> str | None:
-    """The run id of a crashed run with the same inputs; stale state is removed."""
-    run_file = state_dir / "run.json"
-    if run_file.is_file():
-        saved = json.loads(run_file.read_text())
-        if saved.get("fingerprint") == fingerprint:
-            return saved.get("run_id")
-    shutil.rmtree(state_dir, ignore_errors=True)
-    return None
+from bakeoff.train.outputs import RunRecord, TrainResult, write_outputs
+from bakeoff.train.resume import fingerprint, resume_state, save_run_state
 
 
 def _unfreeze_top(model: keras.Model, n_layers: int) -> None:
@@ -116,7 +76,10 @@ def _run_phases(
     else:
         print(f"head tuning off: {tuning['reason']}")
         model = build(0.0)
-        phase1 = Phase(1, recipe.learning_rate, recipe.epochs, 0, recipe.min_epochs)
+        phase1 = Phase(
+            number=1, learning_rate=recipe.learning_rate, until_epoch=recipe.epochs,
+            initial_epoch=0, min_epochs=recipe.min_epochs,
+        )  # fmt: skip
         fit_phase(model, phase1, recipe, data, state_dir)
         model.save_weights(phase1_done)
     history = read_history(state_dir)
@@ -124,8 +87,9 @@ def _run_phases(
         _unfreeze_top(model, recipe.fine_tune_layers)
         done = len(history)
         phase2 = Phase(
-            2, recipe.fine_tune_learning_rate, done + recipe.fine_tune_epochs, done, done
-        )
+            number=2, learning_rate=recipe.fine_tune_learning_rate,
+            until_epoch=done + recipe.fine_tune_epochs, initial_epoch=done, min_epochs=done,
+        )  # fmt: skip
         fit_phase(model, phase2, recipe, data, state_dir)
         history = read_history(state_dir)
     best = state_dir / "best.keras"
@@ -150,13 +114,13 @@ class SeedInputs:
     root: Path  # the project root: MLflow store, git commit
 
 
-def train_seed(inputs: SeedInputs, params: Params, where: RunPaths) -> TrainResult:
+def train_seed(inputs: SeedInputs, params: Params, where: RunRecord) -> TrainResult:
     """One seed's resumable, tracked training; writes where.out_dir (model.keras, train.json)."""
     backbone, data, classes = inputs.backbone, inputs.data, inputs.classes
     recipe = params.for_backbone(backbone)
     state_dir = where.state_dir
-    fingerprint = _fingerprint(backbone, recipe, params.tune.trials, inputs.version)
-    run_id = _resume_state(state_dir, fingerprint)
+    key = fingerprint(backbone, recipe, params.tune.trials, inputs.version)
+    run_id = resume_state(state_dir, key)
     state_dir.mkdir(parents=True, exist_ok=True)
 
     keras.utils.set_random_seed(recipe.seed)
@@ -175,9 +139,7 @@ def train_seed(inputs: SeedInputs, params: Params, where: RunPaths) -> TrainResu
 
     try:
         with tracking.training_run(params, backbone, run_id, tags, inputs.root) as run_id:
-            (state_dir / "run.json").write_text(
-                json.dumps({"run_id": run_id, "fingerprint": fingerprint})
-            )
+            save_run_state(state_dir, run_id, key)
             tracking.log_split(run_id, data.split_dir, inputs.version)
             start = time.perf_counter()
             model, history, tuning = _run_phases(
@@ -186,91 +148,10 @@ def train_seed(inputs: SeedInputs, params: Params, where: RunPaths) -> TrainResu
             seconds = time.perf_counter() - start
             run = dataclasses.replace(where, run_id=run_id, tags=tags)
             example = data.example()
-            result = _write_outputs(model, run, recipe, history, classes, seconds, example, tuning)
+            result = write_outputs(model, run, recipe, history, classes, seconds, example, tuning)
     except BakeoffError:
         # A diverged run would diverge again from its backup: the next attempt starts afresh.
         shutil.rmtree(state_dir, ignore_errors=True)
         raise
     shutil.rmtree(state_dir, ignore_errors=True)
     return result
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Where one training run writes, and the tags it carries."""
-
-    backbone: str
-    run_id: str
-    out_dir: Path
-    plots_dir: Path
-    state_dir: Path
-    tags: dict[str, str]
-
-
-def _write_outputs(
-    model,
-    run: RunPaths,
-    recipe: TrainParams,
-    history,
-    classes,
-    seconds: float,
-    example,
-    tuning: dict,
-) -> TrainResult:
-    backbone, run_id, tags = run.backbone, run.run_id, run.tags
-    out_dir, plots_dir, state_dir = run.out_dir, run.plots_dir, run.state_dir
-    best = best_row(history, state_dir)
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = write_history(history, plots_dir, title=backbone)
-    model_path = out_dir / "model.keras"
-    # A plain functional copy: no optimizer state, so model.keras is the inference model.
-    keras.Model(model.inputs, model.outputs, name=model.name).save(model_path)
-    artifacts = [csv_path, png_path] + [p for p in [state_dir / "best.keras"] if p.is_file()]
-    tracking.log_artifacts(artifacts, run_id, artifact_path="training")
-    model_uri = tracking.log_keras_model(model, example.astype(np.float32), run_id, classes=classes)
-    tracking.log_metrics(
-        {
-            "best_val_accuracy": best["val_accuracy"],
-            "best_epoch": best["epoch"],
-            "train_seconds": seconds,
-        }
-        | {
-            f"{k}_val_accuracy": tuning[f"{k}_val_accuracy"]
-            for k in ("default", "tuned")
-            if f"{k}_val_accuracy" in tuning
-        },
-        run_id,
-    )
-    tracking.set_tags({"tuning": tuning["status"]}, run_id)
-    summary = {
-        "backbone": backbone,
-        "run_id": run_id,
-        "status": "FINISHED",
-        "image_size": int(model.inputs[0].shape[1]),
-        "batch_size": recipe.batch_size,
-        "epochs_run": len(history),
-        "best_epoch": int(best["epoch"]),
-        "val_accuracy": float(best["val_accuracy"]),
-        "val_loss": float(best["val_loss"]),
-        "train_seconds": round(seconds, 2),
-        "weights": recipe.weights,
-        "weights_sha256": tags["weights_sha256"],
-        "seed": recipe.seed,
-        "tuning": tuning,
-        "params": dataclasses.asdict(recipe),
-        "classes": classes,
-        "model_uri": model_uri,
-        "data_version": tags["data_version"],
-    }
-    (out_dir / "train.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return TrainResult(
-        backbone,
-        run_id,
-        summary["val_accuracy"],
-        summary["val_loss"],
-        summary["best_epoch"],
-        summary["epochs_run"],
-        summary["train_seconds"],
-        model_path,
-    )

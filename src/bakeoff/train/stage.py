@@ -20,7 +20,8 @@ from bakeoff.data.pixels import default_cache_dir
 from bakeoff.lineage import data_version
 from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.model import get_backbone, resolve_weights
-from bakeoff.train.run import RunPaths, SeedInputs, TrainResult, train_seed
+from bakeoff.train.outputs import RunRecord, TrainResult
+from bakeoff.train.run import SeedInputs, train_seed
 
 __all__ = ["TrainResult", "split_data_version", "train"]
 
@@ -91,7 +92,7 @@ def train(
     inputs = SeedInputs(backbone, size, weights_file, version, data, classes, Path(root))
     if len(recipe.seeds) == 1:
         result = train_seed(
-            inputs, params, RunPaths(backbone, "", out_dir, plots_dir, state_dir, {})
+            inputs, params, RunRecord(backbone, "", out_dir, plots_dir, state_dir, {})
         )
         _add_seeds(out_dir, [result])
         return result
@@ -99,7 +100,7 @@ def train(
     for seed in recipe.seeds:
         seeded = dataclasses.replace(params, train=dataclasses.replace(params.train, seeds=[seed]))
         where = out_dir / "seeds" / str(seed)
-        run = RunPaths(backbone, "", where, where, state_dir / f"seed-{seed}", {})
+        run = RunRecord(backbone, "", where, where, state_dir / f"seed-{seed}", {})
         results.append(train_seed(inputs, seeded, run))
     best = max(results, key=lambda r: r.val_accuracy)
     # The selected seed is the backbone's model: what evaluate, register and predict read.

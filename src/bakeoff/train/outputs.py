@@ -1,0 +1,119 @@
+"""What a finished training run leaves: model.keras, train.json, history files, and the
+same in its MLflow run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from bakeoff import tracking
+from bakeoff.config import TrainParams
+from bakeoff.train.history import best_row, write_history
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `bakeoff train` reports: the best epoch of a finished run."""
+
+    backbone: str
+    run_id: str
+    val_accuracy: float
+    val_loss: float
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    model_path: Path
+
+    def __str__(self) -> str:
+        return (
+            f"{self.backbone}: val_accuracy {self.val_accuracy:.4f} (epoch {self.best_epoch}, "
+            f"{self.epochs_run} epochs, {self.train_seconds:.0f} s) -> {self.model_path} "
+            f"[run {self.run_id}]"
+        )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One training run: its MLflow run id and tags, and where it writes its outputs."""
+
+    backbone: str
+    run_id: str
+    out_dir: Path
+    plots_dir: Path
+    state_dir: Path
+    tags: dict[str, str]
+
+
+def write_outputs(
+    model,
+    run: RunRecord,
+    recipe: TrainParams,
+    history,
+    classes,
+    seconds: float,
+    example,
+    tuning: dict,
+) -> TrainResult:
+    """models/<b>/ (model.keras, train.json), plots/<b>/ history files, all logged to the run."""
+    backbone, run_id, tags = run.backbone, run.run_id, run.tags
+    out_dir, plots_dir, state_dir = run.out_dir, run.plots_dir, run.state_dir
+    best = best_row(history, state_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = write_history(history, plots_dir, title=backbone)
+    model_path = out_dir / "model.keras"
+    # A plain functional copy: no optimizer state, so model.keras is the inference model.
+    keras.Model(model.inputs, model.outputs, name=model.name).save(model_path)
+    artifacts = [csv_path, png_path] + [p for p in [state_dir / "best.keras"] if p.is_file()]
+    tracking.log_artifacts(artifacts, run_id, artifact_path="training")
+    model_uri = tracking.log_keras_model(model, example.astype(np.float32), run_id, classes=classes)
+    tracking.log_metrics(
+        {
+            "best_val_accuracy": best["val_accuracy"],
+            "best_epoch": best["epoch"],
+            "train_seconds": seconds,
+        }
+        | {
+            f"{k}_val_accuracy": tuning[f"{k}_val_accuracy"]
+            for k in ("default", "tuned")
+            if f"{k}_val_accuracy" in tuning
+        },
+        run_id,
+    )
+    tracking.set_tags({"tuning": tuning["status"]}, run_id)
+    summary = {
+        "backbone": backbone,
+        "run_id": run_id,
+        "status": "FINISHED",
+        "image_size": int(model.inputs[0].shape[1]),
+        "batch_size": recipe.batch_size,
+        "epochs_run": len(history),
+        "best_epoch": int(best["epoch"]),
+        "val_accuracy": float(best["val_accuracy"]),
+        "val_loss": float(best["val_loss"]),
+        "train_seconds": round(seconds, 2),
+        "weights": recipe.weights,
+        "weights_sha256": tags["weights_sha256"],
+        "seed": recipe.seed,
+        "tuning": tuning,
+        "params": dataclasses.asdict(recipe),
+        "classes": classes,
+        "model_uri": model_uri,
+        "data_version": tags["data_version"],
+    }
+    (out_dir / "train.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return TrainResult(
+        backbone,
+        run_id,
+        summary["val_accuracy"],
+        summary["val_loss"],
+        summary["best_epoch"],
+        summary["epochs_run"],
+        summary["train_seconds"],
+        model_path,
+    )
