@@ -119,6 +119,29 @@ def test_a_shared_setting_inside_a_section_is_an_error_naming_where_it_belongs(
         parse_params(raw)
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("train", "batch_size", 0, r"'train\.batch_size': Input should be greater than 0 \(got 0"),
+        ("train", "epochs", -1, r"'train\.epochs': Input should be greater than 0 \(got -1\)"),
+        ("train", "learning_rate", 0.0, r"'train\.learning_rate': Input should be greater than 0"),
+        ("split", "val", 1.0, r"'split\.val': Input should be less than 1 \(got 1\.0\)"),
+        ("split", "test", 0.0, r"'split\.test': Input should be greater than 0"),
+        ("register", "confidence", 1.5, r"'register\.confidence': Input should be less than 1"),
+        ("validate", "max_invalid_fraction", -0.1,
+         r"'validate\.max_invalid_fraction': Input should be greater than or equal to 0"),
+        ("export", "threads", 0, r"'export\.threads': Input should be greater than 0"),
+        ("tune", "trials", -3, r"'tune\.trials': Input should be greater than or equal to 0"),
+    ],
+)  # fmt: skip
+def test_values_out_of_range_are_errors_at_load_naming_the_key(section, key, value, message):
+    """`batch_size: 0` fails when params.yaml is read, not as a traceback mid-training."""
+    raw = _raw()
+    raw[section][key] = value
+    with pytest.raises(BakeoffError, match=message):
+        parse_params(raw)
+
+
 def test_register_budget_names_a_budget():
     raw = _raw()
     raw["register"]["budget"] = "egde"
@@ -191,3 +214,10 @@ def test_a_key_left_out_takes_the_shipped_value():
         del raw["train"][key]
     del raw["data"]["per_class"]
     assert parse_params(raw) == parse_params(_raw())
+
+
+def test_an_override_out_of_range_names_the_backbone():
+    raw = _raw()
+    raw["train"]["overrides"] = {"VGG16": {"batch_size": 0}}
+    with pytest.raises(BakeoffError, match=r"'train\.overrides\.VGG16\.batch_size': .*than 0"):
+        parse_params(raw)
