@@ -138,12 +138,14 @@ def bakeoff_train(params, backbone: str, split: Path, raw: Path, work: Path, cac
     start = time.perf_counter()
     result = train(
         backbone,
-        dataclasses.replace(params, train=recipe),
+        recipe,
         split,
         raw,
         work / "models" / tag,
         work / "state" / tag,
         work / "plots" / tag,
+        tune=params.tune,
+        tracking_params=params.tracking,
         cache_dir=work / "cache" / tag,
         root=work,
     )

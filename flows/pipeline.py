@@ -49,7 +49,7 @@ def ingest_task(params: Params, paths: ProjectPaths) -> str:
     from bakeoff.data.ingest import ingest
 
     runners.route_logs_to_prefect()
-    result = ingest(params.data, **stage_kwargs(paths)["ingest"])
+    result = ingest(**stage_kwargs(paths, params=params)["ingest"])
     get_run_logger().info("%s", result)
     return str(result)
 
@@ -65,7 +65,7 @@ def validate_task(params: Params, paths: ProjectPaths) -> str:
 
     runners.route_logs_to_prefect()
     try:
-        result = validate(params.validate, **stage_kwargs(paths)["validate"])
+        result = validate(**stage_kwargs(paths, params=params)["validate"])
     except BakeoffError as exc:
         summary = getattr(exc, "result", None)
         if summary is not None:
@@ -85,7 +85,7 @@ def split_task(params: Params, paths: ProjectPaths) -> str:
     from bakeoff.data.split import split
 
     runners.route_logs_to_prefect()
-    result = split(params.split, **stage_kwargs(paths)["split"])
+    result = split(**stage_kwargs(paths, params=params)["split"])
     get_run_logger().info("%s", result)
     return str(result)
 
@@ -109,7 +109,7 @@ def evaluate_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
     from bakeoff.evaluate import evaluate
 
     runners.route_logs_to_prefect()
-    result = evaluate(backbone, params, **stage_kwargs(paths, backbone)["evaluate"])
+    result = evaluate(backbone, **stage_kwargs(paths, backbone, params)["evaluate"])
     get_run_logger().info("%s", result)
     return str(result)
 
@@ -120,7 +120,7 @@ def register_task(params: Params, paths: ProjectPaths) -> str:
     from bakeoff.register import register
 
     runners.route_logs_to_prefect()
-    decision = register(params, backbones=params.backbones, **stage_kwargs(paths)["register"])
+    decision = register(**stage_kwargs(paths, params=params)["register"])
     get_run_logger().info("%s", decision)
     return str(decision)
 
@@ -131,7 +131,7 @@ def export_task(params: Params, paths: ProjectPaths) -> str:
     from bakeoff.export.stage import export
 
     runners.route_logs_to_prefect()
-    result = export(params, None, **stage_kwargs(paths)["export"])
+    result = export(backbone=None, **stage_kwargs(paths, params=params)["export"])
     get_run_logger().info("%s", result)
     return str(result)
 
@@ -142,7 +142,7 @@ def report_task(params: Params, paths: ProjectPaths) -> str:
     from bakeoff.report.stage import report
 
     runners.route_logs_to_prefect()
-    out = report(params, backbones=params.backbones, **stage_kwargs(paths)["report"])
+    out = report(**stage_kwargs(paths, params=params)["report"])
     get_run_logger().info("%s", out)
     return str(out)
 

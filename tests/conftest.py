@@ -126,3 +126,9 @@ def no_bakeoff_env(folder: Path) -> dict[str, str]:
     env["PYTHONPATH"] = str(folder)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+def run_sections(params) -> dict:
+    """The params sections a training run reads and logs (as `train.run.train_seed` passes
+    them to `tracking.training_run`)."""
+    return {"train": params.train, "tune": params.tune, "tracking": params.tracking}

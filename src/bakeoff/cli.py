@@ -34,36 +34,39 @@ def _params(path: Path | None):
     return load_params(path)
 
 
-def _stage(name: str, backbone: str | None = None) -> dict:
-    """The stage's path arguments for the project bakeoff runs in (`paths.find_root`)."""
-    return paths.stage_kwargs(paths.project_paths(), backbone)[name]
+def _stage(name: str, params_file: Path | None, backbone: str | None = None) -> dict:
+    """The stage function's arguments (its params sections and paths, `paths.stage_kwargs`)
+    for the project bakeoff runs in (`paths.find_root`)."""
+    project = paths.project_paths()
+    paths.stage_kwargs(project, backbone)  # an unknown backbone fails before anything is read
+    return paths.stage_kwargs(project, backbone, _params(params_file))[name]
 
 
 @app.command()
 def ingest(params_file: ParamsOption = None) -> None:
     """Copy the source images into data/raw/<class>/ (the source is only read)."""
-    params = _params(params_file)
+    kwargs = _stage("ingest", params_file)
     from bakeoff.data.ingest import ingest as run
 
-    typer.echo(run(params.data, **_stage("ingest")))
+    typer.echo(run(**kwargs))
 
 
 @app.command()
 def validate(params_file: ParamsOption = None) -> None:
     """Check every image, write the manifest, reports/validation.json and the data docs."""
-    params = _params(params_file)
+    kwargs = _stage("validate", params_file)
     from bakeoff.data.validate import validate as run
 
-    typer.echo(run(params.validate, **_stage("validate")))
+    typer.echo(run(**kwargs))
 
 
 @app.command()
 def split(params_file: ParamsOption = None) -> None:
     """Split the accepted images into stratified, leak-free train/val/test manifests."""
-    params = _params(params_file)
+    kwargs = _stage("split", params_file)
     from bakeoff.data.split import split as run
 
-    typer.echo(run(params.split, **_stage("split")))
+    typer.echo(run(**kwargs))
 
 
 @app.command()
@@ -72,11 +75,10 @@ def train(
     params_file: ParamsOption = None,
 ) -> None:
     """Train one backbone with the recipe, tracked in MLflow."""
-    kwargs = _stage("train", backbone)  # an unknown name fails before anything is read
-    params = _params(params_file)
+    kwargs = _stage("train", params_file, backbone)
     from bakeoff.train.stage import train as run
 
-    typer.echo(run(backbone, params, **kwargs))
+    typer.echo(run(backbone, **kwargs))
 
 
 @app.command()
@@ -85,20 +87,19 @@ def evaluate(
     params_file: ParamsOption = None,
 ) -> None:
     """Test accuracy, per-class scores, confusion matrix, size and latency of one backbone."""
-    kwargs = _stage("evaluate", backbone)
-    params = _params(params_file)
+    kwargs = _stage("evaluate", params_file, backbone)
     from bakeoff.evaluate import evaluate as run
 
-    typer.echo(run(backbone, params, **kwargs))
+    typer.echo(run(backbone, **kwargs))
 
 
 @app.command()
 def register(params_file: ParamsOption = None) -> None:
     """Register the best backbone; move `champion` only when it beats the current one."""
-    params = _params(params_file)
+    kwargs = _stage("register", params_file)
     from bakeoff.register import register as run
 
-    typer.echo(run(params, backbones=params.backbones, **_stage("register")))
+    typer.echo(run(**kwargs))
 
 
 @app.command()
@@ -109,20 +110,19 @@ def export(
     params_file: ParamsOption = None,
 ) -> None:
     """TFLite float32, float16, dynamic-range and int8 of the champion, each re-evaluated."""
-    kwargs = paths.stage_kwargs(paths.project_paths(), backbone)["export"]  # checks the name
-    params = _params(params_file)
+    kwargs = _stage("export", params_file, backbone)
     from bakeoff.export.stage import export as run
 
-    typer.echo(run(params, backbone, **kwargs))
+    typer.echo(run(backbone=backbone, **kwargs))
 
 
 @app.command()
 def report(params_file: ParamsOption = None) -> None:
     """Write reports/comparison.{md,html}: which backbone, and why."""
-    params = _params(params_file)
+    kwargs = _stage("report", params_file)
     from bakeoff.report.stage import report as run
 
-    typer.echo(run(params, backbones=params.backbones, **_stage("report")))
+    typer.echo(run(**kwargs))
 
 
 @app.command()

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bakeoff.config import Params
 
 
 def find_root() -> Path:
@@ -104,16 +107,19 @@ def project_paths(root: Path | str | None = None) -> ProjectPaths:
     return ProjectPaths(Path(root) if root is not None else find_root())
 
 
-def stage_kwargs(paths: ProjectPaths, backbone: str | None = None) -> dict[str, dict[str, Any]]:
-    """The path arguments of every stage function, as the CLI and the Prefect flow pass them.
+def stage_kwargs(
+    paths: ProjectPaths, backbone: str | None = None, params: Params | None = None
+) -> dict[str, dict[str, Any]]:
+    """The arguments of every stage function, as the CLI and the Prefect flow pass them.
 
     Args:
         paths: The project's paths.
         backbone: The backbone of the per-backbone stages (train, evaluate); without it
             those two are left out.
+        params: With params, each stage also gets its params arguments (`params_kwargs`).
 
     Returns:
-        Stage name -> keyword arguments (besides params, and the backbone name itself).
+        Stage name -> keyword arguments (besides the backbone name itself).
 
     Raises:
         BakeoffError: `backbone` is not in the registry (checked before it becomes a path:
@@ -176,4 +182,52 @@ def stage_kwargs(paths: ProjectPaths, backbone: str | None = None) -> dict[str, 
             "cache_dir": paths.cache_dir,
             "root": paths.root,
         }
+    if params is not None:
+        for stage, extra in params_kwargs(params, backbone).items():
+            kwargs[stage] |= extra
+    return kwargs
+
+
+def params_kwargs(params: Params, backbone: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each stage function's params arguments: its own section, plus what it reads of others.
+
+    This is the one place a stage's params are chosen: dvc.yaml lists exactly these keys
+    under the stage's `params` (tests/code/test_dvc_complete.py reads them from here).
+
+    Args:
+        params: The whole params.yaml.
+        backbone: The backbone of train and evaluate; without it those two are left out.
+
+    Returns:
+        Stage name -> keyword arguments.
+    """
+    kwargs: dict[str, dict[str, Any]] = {
+        "ingest": {"params": params.data},
+        "validate": {"params": params.validate},
+        "split": {"params": params.split},
+        "register": {
+            "params": params.register,
+            "backbones": params.backbones,
+            "tracking_params": params.tracking,
+        },
+        "export": {
+            "params": params.export,
+            "model_name": params.register.model_name,
+            "tracking_params": params.tracking,
+        },
+        "report": {
+            "params": params.report,
+            "backbones": params.backbones,
+            "tracking_params": params.tracking,
+        },
+    }
+    if backbone is not None:
+        kwargs["train"] = {
+            "params": params.train,  # the stage applies `train.overrides` of its backbone
+            "tune": params.tune,
+            "tracking_params": params.tracking,
+        }
+        # evaluate reads train, tune, seed, bootstrap and report.confidence too (its
+        # cross-validation): it takes all params; test_dvc_complete derives its keys.
+        kwargs["evaluate"] = {"params": params}
     return kwargs

@@ -9,13 +9,13 @@ when a paired test shows the gain (`bakeoff.promotion`).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bakeoff import tracking
-from bakeoff.config import REGISTER_METRICS, Budget, Params
+from bakeoff.candidates import eligible, summary
+from bakeoff.config import REGISTER_METRICS, RegisterParams, TrackingParams
 from bakeoff.decision_text import rounded, version_description
 from bakeoff.errors import BakeoffError
 from bakeoff.promotion import decide
@@ -36,67 +36,6 @@ class Decision:
         return f"{r['decision']}: {where}: {r['reason']} -> {self.path}"
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _why_not(train: dict | None, metrics: dict | None, params: Params, name: str) -> str | None:
-    """Why a backbone may not be registered, or None when it may."""
-    reg = params.register
-    test_metric = "test_" + reg.metric.split("_", 1)[1]
-    if train is None:
-        return "not trained (no train.json)"
-    if train.get("status") != "FINISHED":
-        return f"training run status is {train.get('status')}, not FINISHED"
-    if metrics is None:
-        return f"not evaluated (no {name}.json)"
-    if metrics.get("run_id") != train.get("run_id"):
-        return f"{name}.json is stale (another training run): re-run `bakeoff evaluate {name}`"
-    if not (_finite(metrics.get(reg.metric)) and _finite(metrics.get(test_metric))):
-        return f"{reg.metric}/{test_metric} not finite (a diverged run)"
-    latency, size = metrics.get("latency_ms_b1", math.inf), metrics.get("size_mb", math.inf)
-    budget = (reg.budgets or {})[reg.budget] if reg.budget else Budget()
-    if budget.max_latency_ms is not None and not latency <= budget.max_latency_ms:
-        return f"latency {latency:.3g} ms > {budget.max_latency_ms} ms (budget {reg.budget})"
-    if budget.max_size_mb is not None and not size <= budget.max_size_mb:
-        return f"size {size:.3g} MB > {budget.max_size_mb} MB (budget {reg.budget})"
-    # train.json says FINISHED before the run closes: MLflow has the last word.
-    run_id = train.get("run_id")
-    if (
-        tracking.run_exists(run_id)
-        and (status := tracking.run_info(run_id)["status"]) != "FINISHED"
-    ):
-        return f"MLflow run {run_id} status is {status}, not FINISHED"
-    return None
-
-
-def eligible(
-    params: Params, backbones: list[str], models_dir: Path, metrics_dir: Path
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The backbones that may be registered, and why each other one may not.
-
-    Returns:
-        (candidates: train.json merged with metrics, rejected: backbone -> reason).
-    """
-    candidates, rejected = [], {}
-    for name in backbones:
-        train = _read(Path(models_dir) / name / "train.json")
-        metrics = _read(Path(metrics_dir) / f"{name}.json")
-        reason = _why_not(train, metrics, params, name)
-        if reason:
-            rejected[name] = reason
-            continue
-        # Each seed's run is a candidate of its own: the best (backbone, seed) by validation.
-        for seed in metrics.get("seeds") or [{}]:
-            chosen = {k: v for k, v in seed.items() if v is not None}
-            candidates.append({**train, **metrics, **chosen, "backbone": name})
-    return candidates, rejected
-
-
 def _test_predictions(model_uri: str, split_dir, image_root, cache_dir) -> tuple[Any, Any]:
     """(true labels, predicted labels) of a logged model on the current test split."""
     from bakeoff.data.pixels import split_pixels
@@ -108,7 +47,7 @@ def _test_predictions(model_uri: str, split_dir, image_root, cache_dir) -> tuple
 
 
 def _champion_test(
-    params: Params,
+    reg: RegisterParams,
     best: dict[str, Any],
     champion: Any,
     classes: list[str],
@@ -123,7 +62,6 @@ def _champion_test(
     """
     from bakeoff.promotion import paired_test
 
-    reg = params.register
     if champion is None:
         return None, "no champion yet"
     uri = f"models:/{reg.model_name}/{champion.version}"
@@ -139,7 +77,7 @@ def _champion_test(
 
 
 def register(
-    params: Params,
+    params: RegisterParams,
     backbones: list[str],
     models_dir: Path,
     metrics_dir: Path,
@@ -147,19 +85,21 @@ def register(
     image_root: Path,
     out_path: Path,
     *,
+    tracking_params: TrackingParams,
     cache_dir: Path | None = None,
     root: Path,
 ) -> Decision:
     """Choose, register and (maybe) promote the best backbone; write reports/register.json.
 
     Args:
-        params: All params (`register` and `tracking` sections).
+        params: The register section (metric, budgets, promotion test, model name).
         backbones: The backbones to consider.
         models_dir: models/ (each <backbone>/train.json).
         metrics_dir: metrics/ (each <backbone>.json).
         split_dir: data/split (the champion is re-scored on its test split).
         image_root: data/raw.
         out_path: reports/register.json.
+        tracking_params: The tracking section (the MLflow store and registry).
         cache_dir: The decode cache: the test split as evaluate read it (default: the
             project's .bakeoff/cache/, next to data/).
         root: The project root (MLflow store).
@@ -170,78 +110,90 @@ def register(
     from bakeoff.data.dataset import read_classes
     from bakeoff.data.pixels import default_cache_dir
 
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
-    reg = params.register
-    test_metric = "test_" + reg.metric.split("_", 1)[1]
-    tracking.configure(params.tracking, root)
+    cache_dir = Path(cache_dir or default_cache_dir(split_dir))
+    test_metric = "test_" + params.metric.split("_", 1)[1]
+    tracking.configure(tracking_params, root)
     candidates, rejected = eligible(params, backbones, models_dir, metrics_dir)
-    report: dict[str, Any] = {
-        "model_name": reg.model_name,
-        "metric": reg.metric,
-        "compared_on": test_metric,
-        "version": None,
-        "backbone": None,
-        "candidate": {},
-        "champion": {},
-        "data_version": None,
-        "not_eligible": rejected,
-    }
+    report = _new_report(params, test_metric, rejected)
     if not candidates:
         why = "; ".join(f"{k}: {v}" for k, v in rejected.items()) or "no backbones"
         return _write(out_path, report | {"decision": "none", "reason": f"no eligible: {why}"})
     # Ties go to the faster model.
-    best = max(candidates, key=lambda c: (c[reg.metric], -c.get("latency_ms_b1", 0.0)))
+    best = max(candidates, key=lambda c: (c[params.metric], -c.get("latency_ms_b1", 0.0)))
     classes = read_classes(split_dir)
     report |= {
         "backbone": best["backbone"],
         "data_version": best.get("data_version"),
-        "candidate": _summary(best, reg.metric, test_metric),
+        "candidate": summary(best, params.metric, test_metric),
     }
-    champion = tracking.get_version_by_alias(reg.model_name, "champion")
+    champion = tracking.get_version_by_alias(params.model_name, "champion")
     if champion is not None:
         report["champion"] = {k: champion.tags.get(k) for k in ("backbone", "run_id")}
         report["champion"]["version"] = str(champion.version)
         if champion.tags.get("run_id") == best.get("run_id"):
-            reason = f"{best['backbone']} (run {best['run_id']}) is already the champion"
-            done = {"decision": "rejected", "reason": reason, "version": str(champion.version)}
-            return _write(out_path, report | done)
+            return _write(out_path, report | _already_champion(best, champion))
     _check_logged(best)
-    test, note = _champion_test(params, best, champion, classes, split_dir, image_root, cache_dir)
+    scored_on = (split_dir, image_root, cache_dir)
+    outcome = _decide(params, report, best, champion, classes, scored_on)  # adds the test
+    return _write(out_path, report | outcome)
+
+
+def _decide(
+    params: RegisterParams,
+    report: dict[str, Any],
+    best: dict[str, Any],
+    champion: Any,
+    classes: list[str],
+    scored_on: tuple[Path, Path, Path],
+) -> dict[str, Any]:
+    """Test the candidate against the champion, register it, move the aliases.
+
+    Returns:
+        The decision's entries of reports/register.json (`report` gains the paired test).
+    """
+    test, note = _champion_test(params, best, champion, classes, *scored_on)
     report["paired_test"] = test
-    if test is None:
-        decision, reason = "promoted", f"{note}: promoted"
-    else:
-        report["champion"][test_metric] = test["champion"]
-        decision, reason = decide(test, reg.min_improvement, note)
+    if test is not None:
+        report["champion"][report["compared_on"]] = test["champion"]
+    decision, reason = (
+        ("promoted", f"{note}: promoted") if test is None
+        else decide(test, params.min_improvement, note)
+    )  # fmt: skip
     old = None if champion is None else str(champion.version)
     report["description"] = version_description(
-        decision, report["candidate"], test_metric, old, test, reg.min_improvement
+        decision, report["candidate"], report["compared_on"], old, test, params.min_improvement
     )
-    new = _register_version(best, reg.model_name, classes, decision, reason, report["description"])
+    new = _register_version(
+        best, params.model_name, classes, decision, reason, report["description"]
+    )
+    _move_aliases(params.model_name, decision, new, champion)
+    return {"decision": decision, "reason": reason, "version": new}
+
+
+def _new_report(params: RegisterParams, test_metric: str, rejected: dict) -> dict[str, Any]:
+    """reports/register.json before a decision: what is compared, and who was not eligible."""
+    return {
+        "model_name": params.model_name, "metric": params.metric, "compared_on": test_metric,
+        "version": None, "backbone": None, "candidate": {}, "champion": {},
+        "data_version": None, "not_eligible": rejected,
+    }  # fmt: skip
+
+
+def _already_champion(best: dict[str, Any], champion: Any) -> dict[str, Any]:
+    reason = f"{best['backbone']} (run {best['run_id']}) is already the champion"
+    return {"decision": "rejected", "reason": reason, "version": str(champion.version)}
+
+
+def _move_aliases(name: str, decision: str, new: str, champion: Any) -> None:
+    """A promoted version becomes `champion` (the old one tagged as superseded), any other
+    registered version `challenger`."""
     if decision == "promoted":
-        tracking.set_alias(reg.model_name, "champion", new)
-        tracking.delete_alias(reg.model_name, "challenger")
+        tracking.set_alias(name, "champion", new)
+        tracking.delete_alias(name, "challenger")
         if champion is not None:
-            tracking.set_version_tags(reg.model_name, champion.version, {"superseded_by": new})
+            tracking.set_version_tags(name, champion.version, {"superseded_by": new})
     else:
-        tracking.set_alias(reg.model_name, "challenger", new)
-    return _write(out_path, report | {"decision": decision, "reason": reason, "version": new})
-
-
-def _summary(c: dict[str, Any], metric: str, test_metric: str) -> dict[str, Any]:
-    keys = (
-        "backbone",
-        "seed",
-        "run_id",
-        "model_uri",
-        metric,
-        test_metric,
-        "latency_ms_b1",
-        "size_mb",
-        "image_size",
-        "data_version",
-    )
-    return {k: c.get(k) for k in keys}
+        tracking.set_alias(name, "challenger", new)
 
 
 def _check_logged(best: dict[str, Any]) -> None:

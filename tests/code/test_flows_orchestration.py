@@ -169,7 +169,8 @@ def test_stage_kwargs_refuse_a_backbone_name_not_in_the_registry(tmp_path, name)
 
 
 def test_stage_kwargs_match_the_stage_functions_signatures(tmp_path):
-    """Each stage function accepts exactly its keyword arguments (plus params/backbone)."""
+    """Each stage function accepts exactly its keyword arguments (plus the backbone): its
+    params sections and its paths, as the CLI and the flow pass them."""
     import inspect
 
     from bakeoff.data.ingest import ingest
@@ -185,8 +186,11 @@ def test_stage_kwargs_match_the_stage_functions_signatures(tmp_path):
     functions = {"ingest": ingest, "validate": validate, "split": split, "train": train,
                  "evaluate": evaluate, "register": register, "export": export,
                  "report": report}  # fmt: skip
-    leading = {"backbone", "params", "backbones"}
-    for stage, kwargs in stage_kwargs(ProjectPaths(tmp_path), "SimpleCNN").items():
+    from bakeoff.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    leading = {"backbone"}
+    for stage, kwargs in stage_kwargs(ProjectPaths(tmp_path), "SimpleCNN", params).items():
         parameters = inspect.signature(functions[stage]).parameters
         required = {
             name for name, p in parameters.items()
@@ -284,3 +288,17 @@ def test_the_error_record_says_which_kind_of_failure(tmp_path, monkeypatch, erro
     record = json.loads(target.read_text())
     assert (record["kind"], record["type"]) == (kind, type(error).__name__)
     assert ("Traceback" in record["traceback"]) is (kind != "user")
+
+
+def test_each_stage_gets_its_own_params_section_and_what_it_reads_of_tracking(tmp_path):
+    from bakeoff.config import load_params
+    from bakeoff.paths import ProjectPaths, stage_kwargs
+
+    params = load_params(REPO / "params.yaml")
+    kwargs = stage_kwargs(ProjectPaths(tmp_path), "SimpleCNN", params)
+    assert kwargs["ingest"]["params"] is params.data
+    assert kwargs["evaluate"]["params"] is params.evaluate
+    assert kwargs["export"]["model_name"] == params.register.model_name
+    assert {k for k, v in kwargs.items() if v.get("tracking_params") is params.tracking} == {
+        "train", "evaluate", "register", "export", "report",
+    }  # fmt: skip

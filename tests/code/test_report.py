@@ -228,8 +228,8 @@ def made(tmp_path_factory, report_params):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store under root: mlruns/
         with_training_runs(report_params, root, metrics)
         html = report(
-            report_params, list(SPECS), root / "metrics", root / "models", root / "reports",
-            root=root,
+            report_params.report, list(SPECS), root / "metrics", root / "models",
+            root / "reports", tracking_params=report_params.tracking, root=root,
         )  # fmt: skip
         yield root, metrics, html
 
@@ -360,8 +360,9 @@ def test_report_is_deterministic(report_params, made):
     root = made[0]
     first = (root / "reports" / "comparison.md").read_text()
     report(
-        report_params, list(SPECS), root / "metrics", root / "models", root / "reports", root=root
-    )
+        report_params.report, list(SPECS), root / "metrics", root / "models", root / "reports",
+        tracking_params=report_params.tracking, root=root,
+    )  # fmt: skip
     assert (root / "reports" / "comparison.md").read_text() == first
 
 
@@ -390,11 +391,12 @@ def test_missing_metrics_is_a_clear_error(tmp_path, report_params):
     (tmp_path / "metrics" / "Small.json").unlink()
     with pytest.raises(BakeoffError, match=r"metrics/Small\.json.*bakeoff evaluate Small"):
         report(
-            report_params,
+            report_params.report,
             list(SPECS),
             tmp_path / "metrics",
             tmp_path / "models",
             tmp_path / "reports",
+            tracking_params=report_params.tracking,
             root=tmp_path,
         )
     assert not (tmp_path / "reports" / "comparison.html").exists()
@@ -408,11 +410,12 @@ def test_incomplete_metrics_is_a_clear_error(tmp_path, report_params):
     path.write_text(json.dumps(metrics))
     with pytest.raises(BakeoffError, match=r"Big\.json lacks latency_ms_b1.*bakeoff evaluate Big"):
         report(
-            report_params,
+            report_params.report,
             list(SPECS),
             tmp_path / "metrics",
             tmp_path / "models",
             tmp_path / "reports",
+            tracking_params=report_params.tracking,
             root=tmp_path,
         )
 
@@ -532,18 +535,18 @@ def test_cross_validation_columns_are_shown_when_evaluate_wrote_them(report_para
 
 def test_missing_or_broken_predictions_say_to_rerun_evaluate(tmp_path, report_params):
     make_inputs(tmp_path)
-    args = (report_params, list(SPECS), tmp_path / "metrics", tmp_path / "models",
+    args = (report_params.report, list(SPECS), tmp_path / "metrics", tmp_path / "models",
             tmp_path / "reports")  # fmt: skip
     predictions = tmp_path / "plots" / "Small" / "predictions.csv"
     text = predictions.read_text()
     predictions.unlink()
     with pytest.raises(BakeoffError, match=r"predictions of Small.*bakeoff evaluate Small"):
-        report(*args, root=tmp_path)
+        report(*args, tracking_params=report_params.tracking, root=tmp_path)
     predictions.write_text(text.replace(",0.1\n", ",high\n", 1))
     with pytest.raises(BakeoffError, match=r"line \d+ is not a prediction.*evaluate Small"):
-        report(*args, root=tmp_path)
+        report(*args, tracking_params=report_params.tracking, root=tmp_path)
     predictions.write_text(text)
     (tmp_path / "data" / "raw" / "shirt" / "shirt_299.png").unlink()  # the top mistake
     with pytest.raises(BakeoffError, match=r"test image .*shirt_299.png is missing"):
-        report(*args, root=tmp_path)
+        report(*args, tracking_params=report_params.tracking, root=tmp_path)
     assert not (tmp_path / "reports" / "comparison.html").exists()

@@ -29,10 +29,11 @@ def scratch_report(tmp_path_factory) -> Path:
     metrics = make_inputs(root, scratch=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        with_training_runs(shrunk_params(), root, metrics)  # the report logs intervals there
+        params = shrunk_params()
+        with_training_runs(params, root, metrics)  # the report logs intervals there
         return report(
-            shrunk_params(), list(SPECS), root / "metrics", root / "models", root / "reports",
-            root=root,
+            params.report, list(SPECS), root / "metrics", root / "models", root / "reports",
+            tracking_params=params.tracking, root=root,
         )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bakeoff import tracking
+from tests.conftest import run_sections
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,9 @@ def test_default_store_is_under_the_given_project_root(params, tmp_path, monkeyp
 
 
 def test_training_run_logs_flattened_params_and_finishes(params, root, tracking_uri):
-    with tracking.training_run(params, "SimpleCNN", None, {"data_version": "abc"}, root) as run_id:
+    with tracking.training_run(
+        run_sections(params), "SimpleCNN", None, {"data_version": "abc"}, root
+    ) as run_id:
         tracking.log_metrics({"val_accuracy": 0.5}, run_id, step=0)
     info = tracking.run_info(run_id)
     assert info["status"] == "FINISHED"
@@ -97,7 +100,7 @@ def test_training_run_logs_flattened_params_and_finishes(params, root, tracking_
 def test_search_runs_orders_best_first(params, root, tracking_uri):
     ids = []
     for value in (0.2, 0.9, 0.5):
-        with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
+        with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id:
             tracking.log_metrics({"search_score": value}, run_id)
         ids.append(run_id)
     runs = tracking.search_runs(
@@ -109,7 +112,7 @@ def test_search_runs_orders_best_first(params, root, tracking_uri):
 def test_exception_marks_run_failed_and_propagates(params, root, tracking_uri):
     with (
         pytest.raises(RuntimeError, match="boom"),
-        tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id,
+        tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id,
     ):
         raise RuntimeError("boom")
     assert tracking.run_info(run_id)["status"] == "FAILED"
@@ -134,10 +137,10 @@ def test_failure_while_logging_params_ends_the_run_so_a_retry_can_start(
     monkeypatch.setattr(MlflowClient, "log_batch", flaky)
     with (
         pytest.raises(ConnectionError),
-        tracking.training_run(params, "SimpleCNN", None, {}, root),
+        tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root),
     ):
         pass
-    with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
+    with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id:
         pass
     assert tracking.run_info(run_id)["status"] == "FINISHED"
 
@@ -145,18 +148,18 @@ def test_failure_while_logging_params_ends_the_run_so_a_retry_can_start(
 def test_resume_keeps_the_run_id(params, root, tracking_uri):
     with (
         pytest.raises(KeyboardInterrupt),
-        tracking.training_run(params, "SimpleCNN", None, {}, root) as first,
+        tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as first,
     ):
         tracking.log_metrics({"loss": 2.0}, first, step=0)
         raise KeyboardInterrupt
-    with tracking.training_run(params, "SimpleCNN", first, {}, root) as second:
+    with tracking.training_run(run_sections(params), "SimpleCNN", first, {}, root) as second:
         tracking.log_metrics({"loss": 1.0}, second, step=1)
     assert second == first
     info = tracking.run_info(first)
     assert info["status"] == "FINISHED"
     assert info["metrics"]["loss"] == 1.0
     # a run id the store does not know (e.g. the db was deleted) starts a new run
-    with tracking.training_run(params, "SimpleCNN", "0" * 32, {}, root) as third:
+    with tracking.training_run(run_sections(params), "SimpleCNN", "0" * 32, {}, root) as third:
         pass
     assert third != "0" * 32
 
@@ -167,7 +170,7 @@ def test_epoch_callback_logs_every_epoch_with_learning_rate(params, root, tracki
     model = _keras_model()
     x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3)).astype("float32")
     y = np.arange(8) % 3
-    with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
+    with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id:
         model.fit(x, y, epochs=3, verbose=0, callbacks=[tracking.epoch_callback()])
     client = MlflowClient(tracking_uri)
     loss = client.get_metric_history(run_id, "loss")
@@ -179,7 +182,7 @@ def test_epoch_callback_logs_every_epoch_with_learning_rate(params, root, tracki
 def test_keras_model_registry_and_aliases(params, root, tracking_uri, tmp_path):
     model = _keras_model()
     x = np.zeros((2, 8, 8, 3), dtype="float32")
-    with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
+    with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id:
         uri = tracking.log_keras_model(model, x, run_id, classes=["a", "b", "c"])
     assert uri.startswith("models:/")
     artifact = tmp_path / "extra.txt"
@@ -240,7 +243,7 @@ def test_epoch_logging_failures_fail_the_training(params, root, monkeypatch, err
     model = _keras_model()
     x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3)).astype("float32")
     y = np.arange(8) % 3
-    with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
+    with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id:
         flaky = _FlakyClient(store._client(), errors)
         monkeypatch.setattr(runs, "_client", lambda: flaky)
         callbacks = [tracking.epoch_callback()]

@@ -156,8 +156,9 @@ def test_train_reuses_cached_features_bit_for_bit(params, tiny_data, tmp_path, t
 
     def run(tag):
         root = tmp_path / tag
-        return train("SimpleCNN", p, split, raw, root / "m", root / "s", root / "p",
-                     cache_dir=cache, root=tmp_path)  # fmt: skip
+        return train("SimpleCNN", p.train, split, raw, root / "m", root / "s", root / "p",
+                     tune=p.tune, tracking_params=p.tracking, cache_dir=cache,
+                     root=tmp_path)  # fmt: skip
 
     first = run("a")
     files = sorted((cache / "features" / "SimpleCNN").glob("*.npy"))

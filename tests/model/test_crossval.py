@@ -113,8 +113,8 @@ def test_test_predictions_from_the_cache_equal_the_full_models(project, monkeypa
     """evaluate never ran the base on the test images: the head on cached features gives the
     full model's probabilities."""
     from bakeoff.data.pixels import split_pixels
-    from bakeoff.inference import predict_proba
     from bakeoff.frozen_eval import head_proba
+    from bakeoff.inference import predict_proba
     from bakeoff.train.features import load_features
 
     root, params, raw, m = project

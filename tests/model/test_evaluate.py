@@ -100,8 +100,16 @@ def test_missing_model_says_to_train(tmp_path, params):
     from bakeoff.evaluate import evaluate
 
     with pytest.raises(BakeoffError, match="bakeoff train MobileNet"):
-        evaluate("MobileNet", params, tmp_path, tmp_path, tmp_path / "models" / "MobileNet",
-                 tmp_path / "m.json", tmp_path / "plots", root=tmp_path)  # fmt: skip
+        evaluate(
+            "MobileNet",
+            params,
+            tmp_path,
+            tmp_path,
+            tmp_path / "models" / "MobileNet",
+            tmp_path / "m.json",
+            tmp_path / "plots",
+            root=tmp_path,
+        )
 
 
 def test_a_training_run_missing_from_the_store_fails_naming_run_and_store(evaluated, tmp_path):
@@ -115,9 +123,16 @@ def test_a_training_run_missing_from_the_store_fails_naming_run_and_store(evalua
     info = json.loads((model_dir / "train.json").read_text())
     (model_dir / "train.json").write_text(json.dumps(info | {"run_id": "f" * 32}))
     with pytest.raises(BakeoffError) as err:
-        evaluate("StripeNet", params, root / "split", root / "raw", model_dir,
-                 tmp_path / "metrics" / "StripeNet.json", tmp_path / "plots",
-                 root=root)  # fmt: skip
+        evaluate(
+            "StripeNet",
+            params,
+            root / "split",
+            root / "raw",
+            model_dir,
+            tmp_path / "metrics" / "StripeNet.json",
+            tmp_path / "plots",
+            root=root,
+        )
     assert "f" * 32 in str(err.value)
     assert str(root / "mlruns" / "mlflow.db") in str(err.value)
     assert not (tmp_path / "metrics").exists(), "no metrics file for an untracked evaluation"

@@ -10,6 +10,7 @@ import pytest
 
 from bakeoff import tracking
 from bakeoff.errors import BakeoffError
+from tests.conftest import run_sections
 from tests.model.tiny_models import shared_project
 
 VARIANTS = ["float32", "float16", "dynamic_range", "int8"]
@@ -32,8 +33,9 @@ def _export(project, backbone, params=None, tag="x"):
     params = params or _params(base, representative_images=12, latency_repeats=3)
     out = root / "reports" / f"export_{tag}.json"
     result = export(
-        params, backbone, split, raw, root / "models", root / f"exports_{tag}", out, root=root
-    )
+        params.export, backbone, split, raw, root / "models", root / f"exports_{tag}", out,
+        model_name=params.register.model_name, tracking_params=params.tracking, root=root,
+    )  # fmt: skip
     assert json.loads(out.read_text()) == result.report
     return result.report
 
@@ -87,7 +89,8 @@ def test_default_is_the_champion(project):
     with pytest.raises(BakeoffError, match="no champion for model 'exported'"):
         _export(project, None, _params(params, representative_images=12), tag="none")
     out = root / "reports" / "register_exported.json"
-    register(params, ["StripeNet"], root / "models", root / "metrics", split, raw, out, root=root)
+    register(params.register, ["StripeNet"], root / "models", root / "metrics", split, raw, out,
+             tracking_params=params.tracking, root=root)  # fmt: skip
     report = _export(project, None, _params(params, representative_images=12), tag="champ")
     assert (report["backbone"], report["version"]) == ("StripeNet", "1")
     assert report["source"] == "champion: exported version 1"
@@ -119,7 +122,7 @@ def test_int8_loses_a_model_with_an_outlier_activation_and_is_not_recommended(pr
     folder.mkdir(parents=True)
     outlier.save(folder / "model.keras")
     info = json.loads((root / "models" / "StripeNet" / "train.json").read_text())
-    with tracking.training_run(params, "Outlier", None, {}, root) as run_id:
+    with tracking.training_run(run_sections(params), "Outlier", None, {}, root) as run_id:
         pass
     (folder / "train.json").write_text(json.dumps(info | {"run_id": run_id}))
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bakeoff.errors import BakeoffError
-from tests.conftest import REPO
+from tests.conftest import REPO, run_sections
 from tests.model.tiny_models import shared_project
 
 
@@ -22,13 +22,15 @@ def champion(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         root, params, raw, split = shared_project(tmp_path_factory, mp)
         out = root / "reports" / "register_predict.json"
-        decision = register(params, ["StripeNet"], root / "models", root / "metrics", split, raw,
-                            out, root=root)  # fmt: skip
+        decision = register(params.register, ["StripeNet"], root / "models", root / "metrics",
+                            split, raw, out, tracking_params=params.tracking,
+                            root=root)  # fmt: skip
         assert decision.report["decision"] in ("promoted", "rejected")  # rejected: already champion
         real = dataclasses.replace(
             params, register=dataclasses.replace(params.register, model_name="real-train")
         )
-        register(real, ["SimpleCNN"], root / "models", root / "metrics", split, raw, out, root=root)
+        register(real.register, ["SimpleCNN"], root / "models", root / "metrics", split, raw,
+                 out, tracking_params=real.tracking, root=root)  # fmt: skip
         yield root, params, raw
 
 
@@ -110,7 +112,7 @@ def test_a_model_without_matching_class_names_is_an_error(champion, classes):
 
     root, params, raw = champion
     model = keras.saving.load_model(root / "models" / "StripeNet" / "model.keras")
-    with tracking.training_run(params, "StripeNet", None, {}, root) as run_id:
+    with tracking.training_run(run_sections(params), "StripeNet", None, {}, root) as run_id:
         metadata = {"classes": classes} if classes else None
         info = mlflow.keras.log_model(model, name="foreign", metadata=metadata)
     assert info.run_id == run_id

@@ -46,8 +46,9 @@ def _register(project, backbones, **register_params):
     )
     out = root / "reports" / "register.json"
     result = register(
-        params, backbones, root / "models", root / "metrics", split, raw, out, root=root
-    )
+        params.register, backbones, root / "models", root / "metrics", split, raw, out,
+        tracking_params=params.tracking, root=root,
+    )  # fmt: skip
     assert json.loads(out.read_text()) == result.report
     assert result.report["decision"] in str(result)
     return result.report
@@ -103,9 +104,16 @@ def test_a_reseeded_retrain_on_unchanged_data_is_not_promoted_on_noise(project):
     # The same recipe and data, another seed: a new run whose test accuracy may differ by
     # an image or two, which no paired test takes for a gain.
     make_trained("Reseeded", params, raw, split, root / "models", "good", seed=1)
-    evaluate("Reseeded", params, split, raw, root / "models" / "Reseeded",
-             root / "metrics" / "Reseeded.json", root / "plots" / "Reseeded",
-             root=root)  # fmt: skip
+    evaluate(
+        "Reseeded",
+        params,
+        split,
+        raw,
+        root / "models" / "Reseeded",
+        root / "metrics" / "Reseeded.json",
+        root / "plots" / "Reseeded",
+        root=root,
+    )
     first = _register(project, ["StripeNet"], model_name="reseed")
     assert first["decision"] == "promoted" and first["paired_test"] is None
     again = _register(project, ["Reseeded"], model_name="reseed")
@@ -144,8 +152,9 @@ def test_new_classes_make_the_champion_incomparable(project, tmp_path):
         params, register=dataclasses.replace(params.register, model_name="classes")
     )
     result = register(
-        p, ["Constant"], root / "models", root / "metrics", renamed, raw, out, root=root
-    ).report
+        p.register, ["Constant"], root / "models", root / "metrics", renamed, raw, out,
+        tracking_params=p.tracking, root=root,
+    ).report  # fmt: skip
     assert result["decision"] == "promoted" and "other classes" in result["reason"]
     assert str(tracking.get_version_by_alias("classes", "champion").version) == result["version"]
     assert (

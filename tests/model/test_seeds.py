@@ -20,8 +20,9 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     raw, split = tiny_data
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, seeds=[1, 2]))
     models = tmp_path / "models"
-    result = train("SimpleCNN", params, split, raw, models / "SimpleCNN", tmp_path / "state",
-                   tmp_path / "plots" / "SimpleCNN", root=tmp_path)  # fmt: skip
+    result = train("SimpleCNN", params.train, split, raw, models / "SimpleCNN",
+                   tmp_path / "state", tmp_path / "plots" / "SimpleCNN", tune=params.tune,
+                   tracking_params=params.tracking, root=tmp_path)  # fmt: skip
 
     info = json.loads((models / "SimpleCNN" / "train.json").read_text())
     seeds = info["seeds"]
@@ -37,9 +38,16 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     assert info["run_id"] == best_seed["run_id"] == result.run_id
     assert (tmp_path / "plots" / "SimpleCNN" / "history.csv").is_file()
 
-    metrics = evaluate("SimpleCNN", params, split, raw, models / "SimpleCNN",
-                       tmp_path / "metrics" / "SimpleCNN.json",
-                       tmp_path / "plots" / "SimpleCNN", root=tmp_path).metrics  # fmt: skip
+    metrics = evaluate(
+        "SimpleCNN",
+        params,
+        split,
+        raw,
+        models / "SimpleCNN",
+        tmp_path / "metrics" / "SimpleCNN.json",
+        tmp_path / "plots" / "SimpleCNN",
+        root=tmp_path,
+    ).metrics
     assert metrics["n_seeds"] == 2 and [s["seed"] for s in metrics["seeds"]] == [1, 2]
     accuracies = [s["test_accuracy"] for s in metrics["seeds"]]
     assert metrics["test_accuracy_mean"] == pytest.approx(sum(accuracies) / 2)
@@ -50,8 +58,9 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     run = MlflowClient(tracking_uri).get_run(other["run_id"])
     assert run.data.metrics["test_accuracy"] == pytest.approx(other["test_accuracy"])
 
-    decision = register(params, ["SimpleCNN"], models, tmp_path / "metrics", split, raw,
-                        tmp_path / "register.json", root=tmp_path).report  # fmt: skip
+    decision = register(params.register, ["SimpleCNN"], models, tmp_path / "metrics", split,
+                        raw, tmp_path / "register.json", tracking_params=params.tracking,
+                        root=tmp_path).report  # fmt: skip
     pick = max(metrics["seeds"], key=lambda s: s["val_accuracy"])
     assert decision["candidate"]["seed"] == pick["seed"]
     assert decision["candidate"]["run_id"] == pick["run_id"]

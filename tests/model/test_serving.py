@@ -32,8 +32,9 @@ def _register(project, backbone: str, model_name: str) -> str:
     )
     out = root / "reports" / f"register_{model_name}.json"
     decision = register(
-        params, [backbone], root / "models", root / "metrics", split, raw, out, root=root
-    )
+        params.register, [backbone], root / "models", root / "metrics", split, raw, out,
+        tracking_params=params.tracking, root=root,
+    )  # fmt: skip
     assert decision.report["decision"] == "promoted", decision.report
     return f"models:/{model_name}@champion"
 

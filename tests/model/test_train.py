@@ -26,8 +26,9 @@ def _train(params, tiny_data, tmp_path, tag="a", backbone="SimpleCNN", **changes
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, **changes))
     root = tmp_path / tag
     result = train(
-        backbone, params, split, raw, root / "models" / backbone, root / "state" / backbone,
-        plots_dir=root / "plots" / backbone, cache_dir=root / "cache", root=tmp_path,
+        backbone, params.train, split, raw, root / "models" / backbone, root / "state" / backbone,
+        plots_dir=root / "plots" / backbone, tune=params.tune, tracking_params=params.tracking,
+        cache_dir=root / "cache", root=tmp_path,
     )  # fmt: skip
     return result, root
 
@@ -110,8 +111,10 @@ sys.path.insert(0, sys.argv[3])
 from test_train import resume_params
 from bakeoff.train.stage import train
 root = Path(sys.argv[1])
-train("SimpleCNN", resume_params(int(sys.argv[2])), root / "split", root / "raw",
-      root / "models" / "SimpleCNN", root / "state", cache_dir=root / "cache", root=root)
+p = resume_params(int(sys.argv[2]))
+train("SimpleCNN", p.train, root / "split", root / "raw", root / "models" / "SimpleCNN",
+      root / "state", tune=p.tune, tracking_params=p.tracking, cache_dir=root / "cache",
+      root=root)
 """
 
 
@@ -149,9 +152,11 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
     assert 1 <= saved_epoch < 8, "killed mid-way"
 
     # Started again (here, in-process: TensorFlow is already imported) with the same params.
+    p = resume_params(8)
     result = train(
-        "SimpleCNN", resume_params(8), split, raw, tmp_path / "models" / "SimpleCNN",
-        tmp_path / "state", cache_dir=tmp_path / "cache", root=tmp_path,
+        "SimpleCNN", p.train, split, raw, tmp_path / "models" / "SimpleCNN",
+        tmp_path / "state", tune=p.tune, tracking_params=p.tracking,
+        cache_dir=tmp_path / "cache", root=tmp_path,
     )  # fmt: skip
     out = capsys.readouterr().out
     assert f"Epoch {saved_epoch + 1}/8" in out

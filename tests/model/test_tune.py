@@ -109,8 +109,9 @@ def test_train_tunes_the_head_logs_each_trial_as_a_child_run_and_keeps_the_winne
     )
     out = tmp_path / "models" / "SimpleCNN"
     result = train(
-        "SimpleCNN", params, split, raw, out, tmp_path / "state", tmp_path / "plots", root=tmp_path
-    )
+        "SimpleCNN", params.train, split, raw, out, tmp_path / "state", tmp_path / "plots",
+        tune=params.tune, tracking_params=params.tracking, root=tmp_path,
+    )  # fmt: skip
 
     info = json.loads((out / "train.json").read_text())
     tuning = info["tuning"]
@@ -130,8 +131,8 @@ def test_train_tunes_the_head_logs_each_trial_as_a_child_run_and_keeps_the_winne
                for c in children)  # fmt: skip
     # The saved Keras model is the selected head: evaluate finds the same val accuracy.
     metrics = evaluate(
-        "SimpleCNN", params, split, raw, out, tmp_path / "m.json", tmp_path / "p", root=tmp_path
-    )
+        "SimpleCNN", params, split, raw, out, tmp_path / "m.json", tmp_path / "p", root=tmp_path,
+    )  # fmt: skip
     assert metrics.metrics["val_accuracy"] == pytest.approx(info["val_accuracy"])
 
 
@@ -144,8 +145,8 @@ def test_without_a_feature_cache_tuning_is_off_and_says_why(
 
     raw, split = tiny_data
     out = tmp_path / "models" / "SimpleCNN"
-    train("SimpleCNN", params, split, raw, out, tmp_path / "state", tmp_path / "plots",
-          root=tmp_path)  # fmt: skip
+    train("SimpleCNN", params.train, split, raw, out, tmp_path / "state", tmp_path / "plots",
+          tune=params.tune, tracking_params=params.tracking, root=tmp_path)  # fmt: skip
     tuning = json.loads((out / "train.json").read_text())["tuning"]
     assert tuning["status"] == "off" and "train.weights is none" in tuning["reason"]
     assert f"head tuning off: {tuning['reason']}" in capsys.readouterr().out

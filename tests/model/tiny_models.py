@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bakeoff import tracking
-from tests.conftest import make_image_folder, write_split
+from tests.conftest import make_image_folder, run_sections, write_split
 
 
 def tiny_model(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0):
@@ -74,7 +74,9 @@ def make_trained(
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
     root = Path(models_dir).parent
-    with tracking.training_run(params, backbone, None, {"data_version": "test"}, root) as run_id:
+    with tracking.training_run(
+        run_sections(params), backbone, None, {"data_version": "test"}, root
+    ) as run_id:
         uri = tracking.log_keras_model(model, x[:1].astype("float32"), run_id, classes=classes)
     info = {
         "backbone": backbone,
@@ -153,13 +155,20 @@ def shared_project(tmp_path_factory, monkeypatch) -> tuple:
             learning_rate=0.02, cache_features=True, augment=False, fine_tune_layers=0,
         )  # fmt: skip
         untuned = dataclasses.replace(params.tune, trials=0)  # the default head: fast enough
-        train("SimpleCNN", dataclasses.replace(params, train=recipe, tune=untuned), split, raw,
-              root / "models" / "SimpleCNN", root / "state" / "SimpleCNN",
-              root / "plots" / "SimpleCNN", root=root)  # fmt: skip
+        train("SimpleCNN", recipe, split, raw, root / "models" / "SimpleCNN",
+              root / "state" / "SimpleCNN", root / "plots" / "SimpleCNN", tune=untuned,
+              tracking_params=params.tracking, root=root)  # fmt: skip
         for name in ("StripeNet", "Constant", "SimpleCNN"):
-            evaluate(name, params, split, raw, root / "models" / name,
-                     root / "metrics" / f"{name}.json", root / "plots" / name,
-                     root=root)  # fmt: skip
+            evaluate(
+                name,
+                params,
+                split,
+                raw,
+                root / "models" / name,
+                root / "metrics" / f"{name}.json",
+                root / "plots" / name,
+                root=root,
+            )
         _SHARED["project"] = (root, params, raw, split)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     tracking.configure(_SHARED["project"][1].tracking, _SHARED["project"][0])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bakeoff import tracking
-from bakeoff.config import ExportParams, Params
+from bakeoff.config import ExportParams, TrackingParams
 from bakeoff.errors import BakeoffError
 
 
@@ -40,28 +40,13 @@ class Exported:
         return f"{head}: " + ", ".join(parts) + f" -> {self.path}"
 
 
-def _check(ep: ExportParams) -> None:
-    bad = [
-        f"export.{key} must be {rule}"
-        for key, ok, rule in (
-            ("max_accuracy_drop", ep.max_accuracy_drop >= 0, ">= 0"),
-            ("representative_images", ep.representative_images >= 1, ">= 1"),
-            ("threads", ep.threads >= 1, ">= 1"),
-            ("latency_repeats", ep.latency_repeats >= 1, ">= 1"),
-        )
-        if not ok
-    ]
-    if bad:
-        raise BakeoffError("params.yaml: " + "; ".join(bad))
-
-
-def _source(params: Params, backbone: str | None, models_dir: Path) -> tuple[Any, dict]:
+def _source(model_name: str, backbone: str | None, models_dir: Path) -> tuple[Any, dict]:
     """The Keras model to export and where it comes from (champion, or models/<backbone>)."""
     from bakeoff.inference import read_train_info
     from bakeoff.saved_models import load_trained
 
     if backbone is None:
-        name = params.register.model_name
+        name = model_name
         champion = tracking.get_version_by_alias(name, "champion")
         if champion is None:
             raise BakeoffError(
@@ -110,7 +95,7 @@ def _keras_size_mb(model: Any) -> float:
 
 
 def export(
-    params: Params,
+    params: ExportParams,
     backbone: str | None,
     split_dir: Path,
     image_root: Path,
@@ -118,18 +103,22 @@ def export(
     exports_dir: Path,
     out_path: Path,
     *,
+    model_name: str,
+    tracking_params: TrackingParams,
     root: Path,
 ) -> Exported:
     """Convert, re-evaluate and log the TFLite variants of one model.
 
     Args:
-        params: All params (`export`, `register.model_name`, `tracking`).
+        params: The export section.
         backbone: A trained backbone (models/<backbone>/), or None for the champion.
         split_dir: data/split (test images to evaluate, train images to calibrate).
         image_root: data/raw.
         models_dir: models/ (only read for a named backbone).
         exports_dir: exports/ (receives <backbone>/<variant>.tflite).
         out_path: reports/export.json.
+        model_name: The registered model whose champion is exported (`register.model_name`).
+        tracking_params: The tracking section (the MLflow store and registry).
         root: The project root (MLflow store).
 
     Returns:
@@ -137,52 +126,66 @@ def export(
     """
     from bakeoff.data.pixels import default_cache_dir, split_pixels
     from bakeoff.export import tflite
-    from bakeoff.inference import predict_proba
 
-    ep = params.export
-    _check(ep)
-    tracking.configure(params.tracking, root)
-    model, source = _source(params, backbone, models_dir)
+    tracking.configure(tracking_params, root)
+    model, source = _source(model_name, backbone, models_dir)
     size = int(model.input_shape[1])
     # The decode cache evaluate filled: a read-only memory map, not a copy in memory.
     test_px = split_pixels(split_dir, "test", image_root, size, default_cache_dir(split_dir))
-    x_test, y_test, classes = test_px.array(), test_px.labels, test_px.classes
+    x_test, y_test = test_px.array(), test_px.labels
+    _check_classes(source, test_px.classes)
+    keras_proba, inference = _keras_reference(model, test_px, x_test)
+    keras_accuracy = float((keras_proba.argmax(axis=1) == y_test).mean())
+    contents = tflite.convert_all(inference, _calibration(split_dir, image_root, size, params))
+    paths = tflite.write(contents, Path(exports_dir) / source["backbone"])
+    variants = [
+        _variant(name, content, paths[name], x_test, y_test, keras_proba, keras_accuracy, params)
+        for name, content in contents.items()
+    ]
+    pick = _pick(variants)
+    report = {
+        **{k: v for k, v in source.items() if k != "classes"},
+        "image_size": size, "n_test": len(y_test), "threads": params.threads,
+        "max_accuracy_drop": params.max_accuracy_drop, "head_bn_folded": inference is not model,
+        "keras": {"test_accuracy": keras_accuracy, "size_mb": _keras_size_mb(model)},
+        "variants": variants, "pick": pick["variant"] if pick else None,
+    }  # fmt: skip
+    _write(report, Path(out_path))
+    _log(report, [*paths.values(), Path(out_path)])
+    return Exported(report, Path(out_path))
+
+
+def _pick(variants: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The smallest (then fastest) variant that keeps the accuracy."""
+    ok = [v for v in variants if v["recommended"]]
+    return min(ok, key=lambda v: (v["size_mb"], v["latency_ms_b1"]), default=None)
+
+
+def _write(report: dict[str, Any], out_path: Path) -> None:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _check_classes(source: dict[str, Any], classes: list[str]) -> None:
     if source["classes"] and list(source["classes"]) != classes:
         raise BakeoffError(
             f"{source['source']} was trained on classes {source['classes']}, the split has "
             f"{classes}: re-run the pipeline (`dvc repro`) before exporting"
         )
+
+
+def _keras_reference(model: Any, test_px: Any, x_test: np.ndarray) -> tuple[np.ndarray, Any]:
+    """The Keras model's test probabilities, and the model to convert (its head's
+    BatchNorm folded into the Dense layer), checked to give the same probabilities."""
+    from bakeoff.export import tflite
+    from bakeoff.inference import predict_proba
+
     keras_proba = predict_proba(model, test_px)
-    keras_pred = keras_proba.argmax(axis=1)
-    keras_accuracy = float((keras_pred == y_test).mean())
     inference = tflite.fold_head_bn(model)
     drift = float(np.abs(predict_proba(inference, x_test[:64]) - keras_proba[:64]).max())
     if drift > 1e-4:  # the fold is exact algebra: a gap means a bug, never export it
         raise RuntimeError(f"folding head_bn changed the probabilities by {drift}")
-    contents = tflite.convert_all(inference, _calibration(split_dir, image_root, size, ep))
-    paths = tflite.write(contents, Path(exports_dir) / source["backbone"])
-    variants = [
-        _variant(name, content, paths[name], x_test, y_test, keras_proba, keras_accuracy, ep)
-        for name, content in contents.items()
-    ]
-    recommended = [v for v in variants if v["recommended"]]
-    pick = min(recommended, key=lambda v: (v["size_mb"], v["latency_ms_b1"]), default=None)
-    report = {
-        **{k: v for k, v in source.items() if k != "classes"},
-        "image_size": size,
-        "n_test": len(y_test),
-        "threads": ep.threads,
-        "max_accuracy_drop": ep.max_accuracy_drop,
-        "head_bn_folded": inference is not model,
-        "keras": {"test_accuracy": keras_accuracy, "size_mb": _keras_size_mb(model)},
-        "variants": variants,
-        "pick": pick["variant"] if pick else None,
-    }
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(report, indent=2) + "\n")
-    _log(report, [*paths.values(), out_path])
-    return Exported(report, out_path)
+    return keras_proba, inference
 
 
 def verdict(accuracy: float, keras_accuracy: float, max_drop: float) -> tuple[bool, str]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bakeoff.config import Params, ReportParams
+from bakeoff.config import ReportParams, TrackingParams
 from bakeoff.errors import BakeoffError
 from bakeoff.report import context, per_class
 from bakeoff.report import figures as report_figures
@@ -138,7 +138,7 @@ def _page(
 
 
 def report(
-    params: Params,
+    params: ReportParams,
     backbones: list[str],
     metrics_dir: Path,
     models_dir: Path,
@@ -146,12 +146,13 @@ def report(
     plots_dir: Path | None = None,
     image_root: Path | None = None,
     *,
+    tracking_params: TrackingParams,
     root: Path,
 ) -> Path:
     """Write reports/comparison.{md,html,csv} and reports/figures/*.png; log them to MLflow.
 
     Args:
-        params: All params (the `report` section drives the statistics).
+        params: The report section (drives the statistics and the budgets).
         backbones: The backbones to compare (each needs its metrics file).
         metrics_dir: Where metrics/<backbone>.json are.
         models_dir: Where models/<backbone>/train.json are.
@@ -160,6 +161,7 @@ def report(
             the `plots` folder next to `metrics_dir`.
         image_root: The images the test predictions name (data/raw); default `data/raw`
             next to `metrics_dir`.
+        tracking_params: The tracking section (the MLflow store the report is logged to).
         root: The project root (MLflow store, git commit).
 
     Returns:
@@ -175,7 +177,7 @@ def report(
     if not data:
         raise BakeoffError("params.yaml lists no backbones: add at least one to `backbones`")
     out_dir = Path(out_dir)
-    ctx = _page(params.report, data, *_decisions(out_dir), plots_dir, image_root)
+    ctx = _page(params, data, *_decisions(out_dir), plots_dir, image_root)
     table = ctx["table"]
     shown = (ctx["champion"], f"{ctx['champion']} (champion)") if ctx["champion"] else (
         ctx["best"], f"{ctx['best']} (most accurate)")  # fmt: skip
@@ -193,5 +195,5 @@ def report(
         }
         for n in table.index
     }
-    tracking.log_report(params, [md, html, csv, *figures], intervals, root)
+    tracking.log_report(params, tracking_params, [md, html, csv, *figures], intervals, root)
     return html

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from bakeoff.tracking.store import _client, configure, flatten, retrying, tracki
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from bakeoff.config import Params, TrackingParams
+    from bakeoff.config import ReportParams, TrackingParams
 
 
 def _run_exists(client: MlflowClient, run_id: str | None) -> bool:
@@ -36,13 +35,14 @@ def run_exists(run_id: str | None) -> bool:
 
 @contextmanager
 def training_run(
-    params: Params, backbone: str, run_id: str | None, tags: dict[str, str], root: Path
+    sections: dict[str, Any], backbone: str, run_id: str | None, tags: dict[str, str], root: Path
 ) -> Iterator[str]:
     """Start a run for one backbone (or resume `run_id`), ended FINISHED or FAILED.
 
     Args:
-        params: All params; logged flattened (`train.epochs`, ...) when the run is new, with
-            the train section as it applies to `backbone`.
+        sections: The params sections the training reads, by name (`train` as it applies
+            to `backbone`, `tracking`, ...); logged flattened (`train.epochs`, ...) when the
+            run is new. `tracking` picks the store.
         backbone: The backbone name (run name and tag).
         run_id: A run to resume (a crashed training); ignored when the store lacks it.
         tags: Extra run tags (data_version, ...); with `dvc_stage`, the run also records
@@ -57,7 +57,7 @@ def training_run(
 
     from bakeoff.lineage import run_lineage
 
-    experiment_id = configure(params.tracking, root)
+    experiment_id = configure(sections["tracking"], root)
     client = _client()
     all_tags = {"backbone": backbone, **run_lineage(root, tags.get("dvc_stage")), **tags}
     resume = _run_exists(client, run_id)
@@ -69,7 +69,7 @@ def training_run(
     # in the same thread (a Prefect task on a Dask worker) finds it "already active".
     try:
         if not resume:
-            flat = flatten(dataclasses.replace(params, train=params.for_backbone(backbone)))
+            flat = flatten(sections)
             items = [Param(k, v) for k, v in flat.items()]
             for start in range(0, len(items), 100):  # log_batch takes at most 100 params
                 client.log_batch(run.info.run_id, params=items[start : start + 100])
@@ -190,13 +190,17 @@ def search_runs(
 
 
 def log_report(
-    params: Params, paths: list[Path], per_run: dict[str, dict[str, float]], root: Path
+    params: ReportParams,
+    settings: TrackingParams,
+    paths: list[Path],
+    per_run: dict[str, dict[str, float]],
+    root: Path,
 ) -> str:
     """Log the comparison report to a run of its own, named `report` (tag stage=report).
 
     Args:
-        params: All params (the tracking section picks the store; the report section is
-            logged as the run's params).
+        params: The report section, logged as the run's params.
+        settings: The tracking section (picks the store).
         paths: The report files and figures, logged under the `report/` artifact folder.
         per_run: Numbers the report adds to each backbone's run (run id -> metrics, e.g.
             `test_accuracy_ci_low`): logged there, so the runs list shows each backbone's
@@ -210,7 +214,7 @@ def log_report(
 
     from bakeoff.lineage import run_lineage
 
-    experiment_id = configure(params.tracking, root)
+    experiment_id = configure(settings, root)
     client = _client()
     for backbone_run, numbers in per_run.items():
         if not _run_exists(client, backbone_run):
@@ -225,7 +229,7 @@ def log_report(
     run_id = run.info.run_id
     try:
         client.log_batch(
-            run_id, params=[Param(k, v) for k, v in flatten(params.report, "report.").items()]
+            run_id, params=[Param(k, v) for k, v in flatten(params, "report.").items()]
         )
         log_artifacts(paths, run_id, "report")
     except BaseException:

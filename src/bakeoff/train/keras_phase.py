@@ -66,11 +66,35 @@ def fit_phase(
         augment=recipe.augment,
     )  # fmt: skip
     val_ds = stream(val_px.path, val_px.labels, n, recipe.batch_size)
+    callbacks = _callbacks(phase, recipe, state_dir)
+    what = f"training {data.backbone} (phase {phase.number})"
+    try:
+        with memory_guard(what, recipe.batch_size, data.image_size):
+            target.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=phase.until_epoch,
+                initial_epoch=phase.initial_epoch,
+                callbacks=callbacks,
+                shuffle=False,  # the dataset shuffles itself, seeded
+                verbose=keras_verbose(),
+            )
+    except RuntimeError as exc:
+        if "NaN or Inf" not in str(exc):
+            raise
+        raise BakeoffError(
+            f"training diverged (loss became NaN/Inf in phase {phase.number}): "
+            f"lower the learning rate (now {phase.learning_rate})"
+        ) from None
+
+
+def _callbacks(phase: Phase, recipe: TrainParams, state_dir: Path) -> list:
+    """The recipe's callbacks, in the order they must run, resuming the best checkpoint."""
     best = state_dir / "best.keras"
     threshold = (
         best_row(read_history(state_dir), state_dir)["val_accuracy"] if best.is_file() else None
     )
-    callbacks = [
+    return [
         # First: it puts `learning_rate` into the logs the later callbacks write.
         keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, recipe.patience // 2)),
         keras.callbacks.ModelCheckpoint(
@@ -95,22 +119,3 @@ def fit_phase(
             str(state_dir / "backup" / f"phase{phase.number}"), double_checkpoint=True
         ),
     ]
-    what = f"training {data.backbone} (phase {phase.number})"
-    try:
-        with memory_guard(what, recipe.batch_size, data.image_size):
-            target.fit(
-                train_ds,
-                validation_data=val_ds,
-                epochs=phase.until_epoch,
-                initial_epoch=phase.initial_epoch,
-                callbacks=callbacks,
-                shuffle=False,  # the dataset shuffles itself, seeded
-                verbose=keras_verbose(),
-            )
-    except RuntimeError as exc:
-        if "NaN or Inf" not in str(exc):
-            raise
-        raise BakeoffError(
-            f"training diverged (loss became NaN/Inf in phase {phase.number}): "
-            f"lower the learning rate (now {phase.learning_rate})"
-        ) from None

@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 from bakeoff import tracking
-from bakeoff.config import Params, TrainParams
+from bakeoff.config import TrackingParams, TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import file_sha256
 from bakeoff.train.frozen_phase import (
@@ -114,12 +114,25 @@ class SeedInputs:
     root: Path  # the project root: MLflow store, git commit
 
 
-def train_seed(inputs: SeedInputs, params: Params, where: RunRecord) -> TrainResult:
-    """One seed's resumable, tracked training; writes where.out_dir (model.keras, train.json)."""
+def train_seed(
+    inputs: SeedInputs,
+    recipe: TrainParams,
+    trials: int,
+    settings: TrackingParams,
+    where: RunRecord,
+) -> TrainResult:
+    """One seed's resumable, tracked training; writes where.out_dir (model.keras, train.json).
+
+    Args:
+        inputs: What every seed of the backbone trains on.
+        recipe: The backbone's train section (overrides applied), with this one seed.
+        trials: Head-tuning trials (`tune.trials`).
+        settings: The tracking section (MLflow store and experiment).
+        where: The run's outputs (its run id and tags are filled in here).
+    """
     backbone, data, classes = inputs.backbone, inputs.data, inputs.classes
-    recipe = params.for_backbone(backbone)
     state_dir = where.state_dir
-    key = fingerprint(backbone, recipe, params.tune.trials, inputs.version)
+    key = fingerprint(backbone, recipe, trials, inputs.version)
     run_id = resume_state(state_dir, key)
     state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -138,13 +151,12 @@ def train_seed(inputs: SeedInputs, params: Params, where: RunRecord) -> TrainRes
         return build_model(backbone, n, inputs.size, recipe.weights, recipe.bn_momentum, l2)
 
     try:
-        with tracking.training_run(params, backbone, run_id, tags, inputs.root) as run_id:
+        logged = {"train": recipe, "tune": {"trials": trials}, "tracking": settings}
+        with tracking.training_run(logged, backbone, run_id, tags, inputs.root) as run_id:
             save_run_state(state_dir, run_id, key)
             tracking.log_split(run_id, data.split_dir, inputs.version)
             start = time.perf_counter()
-            model, history, tuning = _run_phases(
-                build, recipe, params.tune.trials, data, state_dir, run_id
-            )
+            model, history, tuning = _run_phases(build, recipe, trials, data, state_dir, run_id)
             seconds = time.perf_counter() - start
             run = dataclasses.replace(where, run_id=run_id, tags=tags)
             example = data.example()

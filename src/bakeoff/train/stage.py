@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from bakeoff.config import Params
+from bakeoff.config import TrackingParams, TrainParams, TuneParams
 from bakeoff.data.dataset import read_classes
 from bakeoff.data.pixels import default_cache_dir
 from bakeoff.lineage import data_version
@@ -41,13 +41,15 @@ def split_data_version(split_dir: Path) -> str:
 
 def train(
     backbone: str,
-    params: Params,
+    params: TrainParams,
     split_dir: Path,
     image_root: Path,
     out_dir: Path,
     state_dir: Path,
     plots_dir: Path | None = None,
     *,
+    tune: TuneParams,
+    tracking_params: TrackingParams,
     cache_dir: Path | None = None,
     root: Path,
 ) -> TrainResult:
@@ -59,7 +61,7 @@ def train(
 
     Args:
         backbone: A registry name.
-        params: All params (the train section with this backbone's overrides applies).
+        params: The train section (with `overrides`: this backbone's are applied here).
         split_dir: data/split (train/val manifests, classes.json).
         image_root: The folder manifest paths are relative to (data/raw).
         out_dir: models/<backbone>/ (model.keras, train.json).
@@ -67,6 +69,8 @@ def train(
         plots_dir: plots/<backbone>/ (default: next to models/, from out_dir).
         cache_dir: The decode and feature caches, shared by backbones, seeds and reruns
             (default: the project's .bakeoff/cache/, next to data/).
+        tune: The tune section (head-tuning trials).
+        tracking_params: The tracking section (the MLflow store and experiment).
         root: The project root (MLflow store, git commit).
 
     Returns:
@@ -91,17 +95,16 @@ def train(
     version = split_data_version(split_dir)
     inputs = SeedInputs(backbone, size, weights_file, version, data, classes, Path(root))
     if len(recipe.seeds) == 1:
-        result = train_seed(
-            inputs, params, RunRecord(backbone, "", out_dir, plots_dir, state_dir, {})
-        )
+        run = RunRecord(backbone, "", out_dir, plots_dir, state_dir, {})
+        result = train_seed(inputs, recipe, tune.trials, tracking_params, run)
         _add_seeds(out_dir, [result])
         return result
     results = []
     for seed in recipe.seeds:
-        seeded = dataclasses.replace(params, train=dataclasses.replace(params.train, seeds=[seed]))
+        seeded = dataclasses.replace(recipe, seeds=[seed])
         where = out_dir / "seeds" / str(seed)
         run = RunRecord(backbone, "", where, where, state_dir / f"seed-{seed}", {})
-        results.append(train_seed(inputs, seeded, run))
+        results.append(train_seed(inputs, seeded, tune.trials, tracking_params, run))
     best = max(results, key=lambda r: r.val_accuracy)
     # The selected seed is the backbone's model: what evaluate, register and predict read.
     chosen = best.model_path.parent

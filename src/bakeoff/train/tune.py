@@ -105,11 +105,35 @@ def tune(
     start = time.perf_counter()
     trainer = HeadTrainer(x_tr, y_tr, x_va, y_va, n_classes)
     default_fit = trainer.fit(default, seed, max_epochs, patience)
-    best = (default, default_fit)
-    records: list[dict[str, Any]] = []
+    search = _Search(trainer, seed, max_epochs, patience, on_trial, (default, default_fit))
+    if trials > 0:
+        study = optuna.create_study(
+            direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            # Half the trials of a bad region stop early; never before 10 epochs.
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
+        )
+        study.optimize(search, n_trials=trials)
+    (selected, selected_fit), seconds = search.best, time.perf_counter() - start
+    return TuneResult(default, selected, default_fit, selected_fit, search.records, seconds)
 
-    def objective(trial: optuna.Trial) -> float:
-        nonlocal best
+
+@dataclass
+class _Search:
+    """Optuna's objective: each trial's head fitted (pruned by its running best val
+    accuracy), recorded, and kept when it beats the best so far."""
+
+    trainer: HeadTrainer
+    seed: int
+    max_epochs: int
+    patience: int
+    on_trial: Callable[[dict[str, Any]], None] | None
+    best: tuple[HeadParams, HeadFit]
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
         hp = suggest(trial)
         t0, running = time.perf_counter(), {"acc": 0.0, "loss": np.inf}
 
@@ -118,16 +142,16 @@ def tune(
                 running.update(acc=row["val_accuracy"], loss=row["val_loss"])
             trial.report(running["acc"], epoch)
             if trial.should_prune():
-                _record(trial, hp, None, time.perf_counter() - t0, epoch, running)
+                self._record(trial, hp, None, time.perf_counter() - t0, epoch, running)
                 raise optuna.TrialPruned()
 
-        fit = trainer.fit(hp, seed, max_epochs, patience, on_epoch=report)
-        _record(trial, hp, fit, time.perf_counter() - t0, len(fit.history), running)
-        if _better(fit, best[1]):
-            best = (hp, fit)
+        fit = self.trainer.fit(hp, self.seed, self.max_epochs, self.patience, on_epoch=report)
+        self._record(trial, hp, fit, time.perf_counter() - t0, len(fit.history), running)
+        if _better(fit, self.best[1]):
+            self.best = (hp, fit)
         return fit.val_accuracy if np.isfinite(fit.val_loss) else 0.0
 
-    def _record(trial, hp, fit, seconds, epochs, running) -> None:
+    def _record(self, trial, hp, fit, seconds, epochs, running) -> None:
         record = {
             "number": trial.number,
             "state": "COMPLETE" if fit is not None else "PRUNED",
@@ -138,16 +162,6 @@ def tune(
             "epochs": epochs,
             "seconds": seconds,
         }
-        records.append(record)
-        if on_trial is not None:
-            on_trial(record)
-
-    if trials > 0:
-        study = optuna.create_study(
-            direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=seed),
-            # Half the trials of a bad region stop early; never before 10 epochs.
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
-        )
-        study.optimize(objective, n_trials=trials)
-    return TuneResult(default, best[0], default_fit, best[1], records, time.perf_counter() - start)
+        self.records.append(record)
+        if self.on_trial is not None:
+            self.on_trial(record)
