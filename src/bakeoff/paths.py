@@ -164,7 +164,15 @@ def stage_kwargs(
         },
     }
     if backbone is not None:
-        kwargs["train"] = {
+        kwargs |= _backbone_kwargs(paths, backbone)
+    extra = params_kwargs(params, backbone) if params is not None else {}
+    return {stage: args | extra.get(stage, {}) for stage, args in kwargs.items()}
+
+
+def _backbone_kwargs(paths: ProjectPaths, backbone: str) -> dict[str, dict[str, Any]]:
+    """The path arguments of the per-backbone stages."""
+    return {
+        "train": {
             "split_dir": paths.split_dir,
             "image_root": paths.raw_dir,
             "out_dir": paths.models_dir / backbone,
@@ -172,8 +180,8 @@ def stage_kwargs(
             "plots_dir": paths.plots_dir / backbone,
             "cache_dir": paths.cache_dir,
             "root": paths.root,
-        }
-        kwargs["evaluate"] = {
+        },
+        "evaluate": {
             "split_dir": paths.split_dir,
             "image_root": paths.raw_dir,
             "model_dir": paths.models_dir / backbone,
@@ -181,11 +189,8 @@ def stage_kwargs(
             "plots_dir": paths.plots_dir / backbone,
             "cache_dir": paths.cache_dir,
             "root": paths.root,
-        }
-    if params is not None:
-        for stage, extra in params_kwargs(params, backbone).items():
-            kwargs[stage] |= extra
-    return kwargs
+        },
+    }
 
 
 def params_kwargs(params: Params, backbone: str | None = None) -> dict[str, dict[str, Any]]:

@@ -72,20 +72,7 @@ def write_outputs(
     artifacts = [csv_path, png_path] + [p for p in [state_dir / "best.keras"] if p.is_file()]
     tracking.log_artifacts(artifacts, run_id, artifact_path="training")
     model_uri = tracking.log_keras_model(model, example.astype(np.float32), run_id, classes=classes)
-    tracking.log_metrics(
-        {
-            "best_val_accuracy": best["val_accuracy"],
-            "best_epoch": best["epoch"],
-            "train_seconds": seconds,
-        }
-        | {
-            f"{k}_val_accuracy": tuning[f"{k}_val_accuracy"]
-            for k in ("default", "tuned")
-            if f"{k}_val_accuracy" in tuning
-        },
-        run_id,
-    )
-    tracking.set_tags({"tuning": tuning["status"]}, run_id)
+    _log_numbers(run_id, best, seconds, tuning)
     summary = {
         "backbone": backbone,
         "run_id": run_id,
@@ -107,13 +94,21 @@ def write_outputs(
         "data_version": tags["data_version"],
     }
     (out_dir / "train.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return TrainResult(
-        backbone,
-        run_id,
-        summary["val_accuracy"],
-        summary["val_loss"],
-        summary["best_epoch"],
-        summary["epochs_run"],
-        summary["train_seconds"],
-        model_path,
-    )
+    keys = ("val_accuracy", "val_loss", "best_epoch", "epochs_run", "train_seconds")
+    return TrainResult(backbone, run_id, *(summary[k] for k in keys), model_path)
+
+
+def _log_numbers(run_id: str, best: dict, seconds: float, tuning: dict) -> None:
+    """The best epoch's numbers and the tuning outcome on the run."""
+    tuned = {
+        f"{k}_val_accuracy": tuning[f"{k}_val_accuracy"]
+        for k in ("default", "tuned")
+        if f"{k}_val_accuracy" in tuning
+    }
+    numbers = {
+        "best_val_accuracy": best["val_accuracy"],
+        "best_epoch": best["epoch"],
+        "train_seconds": seconds,
+    }
+    tracking.log_metrics(numbers | tuned, run_id)
+    tracking.set_tags({"tuning": tuning["status"]}, run_id)

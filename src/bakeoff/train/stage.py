@@ -84,29 +84,52 @@ def train(
     weights_file = resolve_weights(backbone, recipe.weights, size)  # fail before loading data
     out_dir, state_dir = Path(out_dir), Path(state_dir)
     plots_dir = Path(plots_dir or out_dir.parent.parent / "plots" / backbone)
-    # Stale outputs of an earlier run must never outlive a failed one.
-    for stale in ("model.keras", "train.json"):
-        (out_dir / stale).unlink(missing_ok=True)
-    shutil.rmtree(out_dir / "seeds", ignore_errors=True)
-    classes = read_classes(split_dir)
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
-    # Streamed from the disk caches: nothing here grows with the number of images.
-    data = TrainInputs(backbone, recipe, split_dir, image_root, cache_dir, size, classes)
-    version = split_data_version(split_dir)
-    inputs = SeedInputs(backbone, size, weights_file, version, data, classes, Path(root))
+    _remove_stale(out_dir)
+    where = (split_dir, image_root, Path(cache_dir or default_cache_dir(split_dir)), Path(root))
+    inputs = _seed_inputs(backbone, recipe, size, weights_file, *where)
     if len(recipe.seeds) == 1:
         run = RunRecord(backbone, "", out_dir, plots_dir, state_dir, {})
         result = train_seed(inputs, recipe, tune.trials, tracking_params, run)
         _add_seeds(out_dir, [result])
         return result
     results = []
-    for seed in recipe.seeds:
-        seeded = dataclasses.replace(recipe, seeds=[seed])
+    for seed in recipe.seeds:  # each seed its own run, in out_dir/seeds/<seed>/
         where = out_dir / "seeds" / str(seed)
         run = RunRecord(backbone, "", where, where, state_dir / f"seed-{seed}", {})
+        seeded = dataclasses.replace(recipe, seeds=[seed])
         results.append(train_seed(inputs, seeded, tune.trials, tracking_params, run))
+    return _keep_best(results, out_dir, plots_dir)
+
+
+def _seed_inputs(
+    backbone: str,
+    recipe: TrainParams,
+    size: int,
+    weights_file: Path | None,
+    split_dir: Path,
+    image_root: Path,
+    cache_dir: Path,
+    root: Path,
+) -> SeedInputs:
+    """What every seed trains on, streamed from the disk caches: nothing here grows with
+    the number of images."""
+    classes = read_classes(split_dir)
+    data = TrainInputs(backbone, recipe, split_dir, image_root, cache_dir, size, classes)
+    version = split_data_version(split_dir)
+    return SeedInputs(backbone, size, weights_file, version, data, classes, root)
+
+
+def _remove_stale(out_dir: Path) -> None:
+    """Stale outputs of an earlier run must never outlive a failed one."""
+    for stale in ("model.keras", "train.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / "seeds", ignore_errors=True)
+
+
+def _keep_best(results: list[TrainResult], out_dir: Path, plots_dir: Path) -> TrainResult:
+    """The seed with the best validation accuracy (the first on ties) becomes the backbone's
+    model: what evaluate, register and predict read."""
     best = max(results, key=lambda r: r.val_accuracy)
-    # The selected seed is the backbone's model: what evaluate, register and predict read.
     chosen = best.model_path.parent
     shutil.copy2(chosen / "model.keras", out_dir / "model.keras")
     shutil.copy2(chosen / "train.json", out_dir / "train.json")
