@@ -67,7 +67,9 @@ def test_stratified_grouped_and_deterministic(tmp_path):
     assert read_split(tmp_path / "three") != parts and "train" in str(other)
 
 
-@pytest.mark.parametrize(("val", "test"), [(0.0, 0.2), (0.2, -0.1), (0.5, 0.5), (0.7, 0.4)])
+# Each fraction outside (0, 1) is already an error when params.yaml is loaded (test_config);
+# fractions valid one by one may still leave no training images.
+@pytest.mark.parametrize(("val", "test"), [(0.5, 0.5), (0.7, 0.4)])
 def test_bad_fractions_say_what_to_change(tmp_path, val, test):
     accepted = write_accepted(tmp_path / "accepted.csv", {"a": 20, "b": 20})
     with pytest.raises(BakeoffError, match=r"must each be > 0 and sum to less than 1"):
