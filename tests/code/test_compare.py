@@ -146,8 +146,8 @@ def test_the_report_recommends_on_cross_validation(tmp_path, monkeypatch):
         m = metrics[name] | {"cv_accuracy": right[name] / 300, "cv_n": 300,
                              "cv_interval": [0.8, 0.9], "cv_macro_f1": 0.8}  # fmt: skip
         (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps(m))
-    report(params, list(SPECS), tmp_path / "metrics", tmp_path / "models",
-           tmp_path / "reports", root=tmp_path)  # fmt: skip
+    report(params.report, list(SPECS), tmp_path / "metrics", tmp_path / "models",
+           tmp_path / "reports", tracking_params=params.tracking, root=tmp_path)  # fmt: skip
     md = (tmp_path / "reports" / "comparison.md").read_text()
     assert "**Recommendation: Big.**" in md
     assert "best cross-validated accuracy over 300 images (93.3%)" in md

@@ -73,8 +73,9 @@ def project(tmp_path_factory):
             evaluate=dataclasses.replace(base.evaluate, cv_folds=5),
         )  # fmt: skip
         kw = {"cache_dir": root / "cache", "root": root}
-        train("SimpleCNN", params, root / "split", raw, root / "models" / "SimpleCNN",
-              root / "state", root / "plots" / "SimpleCNN", **kw)  # fmt: skip
+        train("SimpleCNN", params.train, root / "split", raw, root / "models" / "SimpleCNN",
+              root / "state", root / "plots" / "SimpleCNN", tune=params.tune,
+              tracking_params=params.tracking, **kw)  # fmt: skip
         evaluate("SimpleCNN", params, root / "split", raw, root / "models" / "SimpleCNN",
                  root / "metrics" / "SimpleCNN.json", root / "plots" / "SimpleCNN",
                  **kw)  # fmt: skip
