@@ -192,6 +192,8 @@ class ReportParams:
 class TrackingParams:
     experiment: str = "bakeoff"
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    # Seconds bakeoff waits for an unreachable tracking server before a stage fails.
+    outage_timeout: float = 900.0
 
 
 @dataclass(config=_STRICT, frozen=True)

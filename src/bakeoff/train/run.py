@@ -35,6 +35,7 @@ from bakeoff.train.head_phase import (
 from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.model import base_layer, build_model
 from bakeoff.train.phases import Phase, best_row, fit_phase, read_history, write_history
+from bakeoff.train.trained import Trained
 
 
 @dataclass(frozen=True)
@@ -172,20 +173,31 @@ def train_seed(inputs: SeedInputs, params: Params, where: RunPaths) -> TrainResu
         n = len(classes)
         return build_model(backbone, n, inputs.size, recipe.weights, recipe.bn_momentum, l2)
 
+    journal = state_dir / "journal.jsonl"
     try:
-        with tracking.training_run(params, backbone, run_id, tags, inputs.root) as run_id:
+        with tracking.training_run(params, backbone, run_id, tags, inputs.root, journal) as run_id:
             (state_dir / "run.json").write_text(
                 json.dumps({"run_id": run_id, "fingerprint": fingerprint})
             )
-            tracking.log_split(run_id, data.split_dir, inputs.version)
-            start = time.perf_counter()
-            model, history, tuning = _run_phases(
-                build, recipe, params.tune.trials, data, state_dir, run_id
-            )
-            seconds = time.perf_counter() - start
+            trained = Trained.load(state_dir, run_id)
+            if trained is None:
+                tracking.log_split(run_id, data.split_dir, inputs.version)
+                start = time.perf_counter()
+                model, history, tuning = _run_phases(
+                    build, recipe, params.tune.trials, data, state_dir, run_id
+                )
+                trained = Trained.of(model, history, tuning, time.perf_counter() - start)
+                trained.save(state_dir)
             run = dataclasses.replace(where, run_id=run_id, tags=tags)
             example = data.example()
-            result = _write_outputs(model, run, recipe, history, classes, seconds, example, tuning)
+            result = _write_outputs(trained, run, recipe, classes, example)
+    except tracking.TrackingUnavailable as exc:
+        # Trained (or training) while the server stayed away: everything stays in state_dir
+        # (journal, model, history), and the rerun uploads it to the same run, untrained.
+        raise tracking.TrackingUnavailable(
+            f"{exc}; the training is kept in {state_dir}: rerun `bakeoff train {backbone}` "
+            "once the server answers, to upload it to the same run without training again"
+        ) from None
     except BakeoffError:
         # A diverged run would diverge again from its backup: the next attempt starts afresh.
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -207,15 +219,14 @@ class RunPaths:
 
 
 def _write_outputs(
-    model,
-    run: RunPaths,
-    recipe: TrainParams,
-    history,
-    classes,
-    seconds: float,
-    example,
-    tuning: dict,
+    trained: Trained, run: RunPaths, recipe: TrainParams, classes, example
 ) -> TrainResult:
+    model, history, seconds, tuning = (
+        trained.model,
+        trained.history,
+        trained.seconds,
+        trained.tuning,
+    )
     backbone, run_id, tags = run.backbone, run.run_id, run.tags
     out_dir, plots_dir, state_dir = run.out_dir, run.plots_dir, run.state_dir
     best = best_row(history, state_dir)
@@ -223,8 +234,7 @@ def _write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = write_history(history, plots_dir, title=backbone)
     model_path = out_dir / "model.keras"
-    # A plain functional copy: no optimizer state, so model.keras is the inference model.
-    keras.Model(model.inputs, model.outputs, name=model.name).save(model_path)
+    model.save(model_path)
     artifacts = [csv_path, png_path] + [p for p in [state_dir / "best.keras"] if p.is_file()]
     tracking.log_artifacts(artifacts, run_id, artifact_path="training")
     model_uri = tracking.log_keras_model(model, example.astype(np.float32), run_id, classes=classes)
