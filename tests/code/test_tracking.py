@@ -274,3 +274,70 @@ def test_epoch_logging_failures_fail_the_training(params, root, monkeypatch, err
     info = tracking.run_info(run_id)
     assert ("loss" in info["metrics"]) is logged
     assert info["status"] == ("FINISHED" if logged else "FAILED")
+
+
+def _short_window(params, seconds: float = 0.5):
+    import dataclasses
+
+    return dataclasses.replace(
+        params, tracking=dataclasses.replace(params.tracking, outage_timeout=seconds)
+    )
+
+
+def test_a_failed_run_read_on_resume_starts_no_second_run(params, root, monkeypatch):
+    """Resuming a crashed run while the store fails to answer (a 503) waits, then fails
+    naming the server: it never counts the run as gone and starts another."""
+    from mlflow import MlflowClient
+
+    from bakeoff.tracking import outage
+
+    with (
+        pytest.raises(KeyboardInterrupt),
+        tracking.training_run(params, "SimpleCNN", None, {}, root) as crashed,
+    ):
+        raise KeyboardInterrupt
+    before = len(tracking.search_runs(params.tracking, root))
+
+    def unavailable(self, run_id):
+        raise _server_error()
+
+    monkeypatch.setattr(outage, "_BACKOFF", (0.05,))
+    monkeypatch.setattr(MlflowClient, "get_run", unavailable)
+    with (
+        pytest.raises(tracking.TrackingUnavailable, match=r"MLflow tracking server sqlite:///"),
+        tracking.training_run(_short_window(params), "SimpleCNN", crashed, {}, root),
+    ):
+        pytest.fail("the training started without knowing whether its run exists")
+    monkeypatch.undo()
+    assert len(tracking.search_runs(params.tracking, root)) == before
+    # MLflow saying the run does not exist is what starts a new one
+    assert not tracking.run_exists("f" * 32)
+
+
+def test_journaled_metrics_outlive_an_outage_beyond_the_window(params, root, tmp_path,
+                                                               monkeypatch):  # fmt: skip
+    """The server stays away longer than tracking.outage_timeout: the run ends with a
+    one-line error naming the server and the window, its metrics stay in the journal, and
+    the rerun sends them to the same run, which ends FINISHED with every step."""
+    from bakeoff.tracking import journal, store
+
+    monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
+    book = tmp_path / "journal.jsonl"
+    real = store._client
+    down = _FlakyClient(real(), [ConnectionRefusedError(111, "refused")] * 10_000)
+    with (
+        pytest.raises(tracking.TrackingUnavailable, match=r"outage_timeout=0\.5 s") as failed,
+        tracking.training_run(_short_window(params), "SimpleCNN", None, {}, root, book) as run,
+    ):
+        monkeypatch.setattr(store, "_client", lambda: down)
+        for step in range(3):
+            tracking.log_metrics({"journaled_loss": 3.0 - step}, run, step=step)
+    assert "\n" not in str(failed.value) and tracking.tracking_uri() in str(failed.value)
+    monkeypatch.setattr(store, "_client", real)
+    assert tracking.run_info(run)["status"] == "RUNNING"
+    assert len(book.read_text().splitlines()) == 3
+    with tracking.training_run(params, "SimpleCNN", run, {}, root, book) as again:
+        pass
+    assert again == run and tracking.run_info(run)["status"] == "FINISHED"
+    history = real().get_metric_history(run, "journaled_loss")
+    assert sorted((m.step, m.value) for m in history) == [(0, 3.0), (1, 2.0), (2, 1.0)]

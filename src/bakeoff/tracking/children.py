@@ -24,6 +24,8 @@ def _finish(run_id: str, *steps: Callable[[], Any]) -> None:
     try:
         for step in steps:
             outage.call(step, f"log to run {run_id}")
+    except outage.TrackingUnavailable:
+        raise  # the server is away: it cannot be told
     except BaseException:
         outage.call(lambda: client.set_terminated(run_id, status="FAILED"), f"end run {run_id}")
         raise

@@ -94,6 +94,7 @@ class Journal:
             since = outage.OUTAGE.since
             if since is not None and time.monotonic() - since >= outage.OUTAGE.timeout:
                 waited = time.monotonic() - since
+                outage.OUTAGE.passed()  # the next stage in this process gets its own window
                 raise outage.unavailable(
                     f"send {self.pending()} journaled entries to run {self.run_id}",
                     self._last or ConnectionError("no answer"),

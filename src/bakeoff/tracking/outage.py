@@ -161,6 +161,7 @@ def call(
                 raise
             waited = OUTAGE.failed()
             if waited >= OUTAGE.timeout:
+                OUTAGE.passed()  # the next stage in this process gets a window of its own
                 raise unavailable(what, exc, waited) from exc
             delay = min(_BACKOFF[min(attempt, len(_BACKOFF) - 1)], OUTAGE.timeout - waited)
             log.warning("could not %s on %s (%s); retrying in %.0f s", what, server(), exc, delay)
