@@ -142,9 +142,11 @@ def test_failure_while_logging_params_ends_the_run_so_a_retry_can_start(
     failed = tracking.search_runs(params.tracking, root, filter_string="")
     before = set(failed["run_id"])
     errors.append(_refused())
-    with pytest.raises(Exception, match="bad metric"):
-        with tracking.training_run(params, "SimpleCNN", None, {}, root):
-            pass
+    with (
+        pytest.raises(Exception, match="bad metric"),
+        tracking.training_run(params, "SimpleCNN", None, {}, root),
+    ):
+        pass
     (refused,) = set(tracking.search_runs(params.tracking, root)["run_id"]) - before
     assert tracking.run_info(refused)["status"] == "FAILED"
     with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
@@ -266,10 +268,12 @@ def test_epoch_logging_failures_fail_the_training(params, root, monkeypatch, err
     y = np.arange(8) % 3
     flaky = _FlakyClient(store._client(), errors)
     real = store._client
-    with pytest.raises(Exception) if not logged else contextlib.nullcontext():
-        with tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id:
-            monkeypatch.setattr(store, "_client", lambda: flaky)
-            model.fit(x, y, epochs=1, verbose=0, callbacks=[tracking.epoch_callback()])
+    with (
+        contextlib.nullcontext() if logged else pytest.raises(Exception, match="bad metric"),
+        tracking.training_run(params, "SimpleCNN", None, {}, root) as run_id,
+    ):
+        monkeypatch.setattr(store, "_client", lambda: flaky)
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[tracking.epoch_callback()])
     monkeypatch.setattr(store, "_client", real)
     info = tracking.run_info(run_id)
     assert ("loss" in info["metrics"]) is logged
