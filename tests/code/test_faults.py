@@ -97,8 +97,8 @@ def _project(root: Path, experiment: str, **train) -> Path:
     )  # fmt: skip
     params["tracking"]["experiment"] = experiment
     params["evaluate"].update(latency_repeats=2, latency_warmup=1)
-    params["export"].update(representative_images=8, latency_repeats=2, latency_warmup=1)
-    params["register"]["bootstrap"] = 200
+    params["export"].update(representative_images=8)
+    params["bootstrap"] = 200
     root.mkdir(parents=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     raw = make_image_folder(root / "data" / "raw", per_class=24)
