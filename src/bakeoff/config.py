@@ -98,6 +98,16 @@ class TrainParams:
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"train.seeds must be distinct and at least one, got {self.seeds}")
+        if self.augment and self.weights != "none" and self.cache_features:
+            # Rejected, not resolved quietly: a frozen base's features are computed once from
+            # unaugmented images, so augmentation would switch the cache and tuning off.
+            raise ValueError(
+                "train.augment is true with a frozen pretrained base (train.weights: "
+                f"{self.weights}) and train.cache_features: true: the cached features come "
+                "from unaugmented images, so augmentation would turn the cache and head "
+                "tuning off. Set train.augment: false (recommended for a frozen base), or "
+                "train.cache_features: false to augment every epoch through the base"
+            )
 
     @property
     def seed(self) -> int:
@@ -240,6 +250,17 @@ class Params:
             raise ValueError("a backbone is listed twice")
         return _known_backbones(value, "backbone")
 
+    def __post_init__(self) -> None:
+        from bakeoff.train.backbones import check_image_size, get_backbone
+
+        for name in self.backbones:  # a size a backbone cannot take fails now, not hours later
+            recipe = self.for_backbone(name)
+            try:
+                size = recipe.image_size or get_backbone(name).default_size
+                check_image_size(name, size, recipe.weights)
+            except BakeoffError as exc:
+                raise ValueError(str(exc)) from None
+
     def for_backbone(self, name: str) -> TrainParams:
         """The train section with the per-backbone overrides of `name` applied."""
         override = (self.train.overrides or {}).get(name)
@@ -274,7 +295,9 @@ def parse_params(raw: dict[str, Any]) -> Params:
             elif err["type"] in ("missing", "missing_argument"):
                 problems.append(f"missing key '{key}': params.yaml must set it")
             elif err["type"] == "value_error":  # our own checks: the message names the value
-                problems.append(f"'{key}': {err['ctx']['error']}")
+                problems.append(
+                    f"'{key}': {err['ctx']['error']}" if key else str(err["ctx"]["error"])
+                )
             else:
                 problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
         raise BakeoffError("params.yaml: " + "; ".join(problems)) from None
