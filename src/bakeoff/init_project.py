@@ -81,7 +81,7 @@ class InitResult:
 
     def __str__(self) -> str:
         lines = [str(self.scan), f"wrote {self.params_file}:"]
-        lines += [f"  {key}: {value}" for key, value in self.changes.items()]
+        lines += [f"  {key}: {_show(value)}" for key, value in self.changes.items()]
         for name, url, folder in self.missing:
             lines.append(f"missing weights {name}: download {url} into {folder}/")
         if self.missing:
@@ -91,6 +91,10 @@ class InitResult:
         else:
             lines.append("next: `dvc repro`")
         return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def scan_folder(folder: Path, params: ValidateParams) -> FolderScan:
@@ -126,6 +130,7 @@ def _load_yaml(path: Path) -> tuple[Any, Any]:
 
     yaml = YAML()  # round trip: comments, order and quoting survive
     yaml.preserve_quotes = True
+    yaml.width = 100  # the file's own line length: the backbones list stays on one line
     # `null`, not an empty value: the file says what image_size: null means next to it.
     yaml.representer.add_representer(
         type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")

@@ -119,6 +119,27 @@ def test_a_shared_setting_inside_a_section_is_an_error_naming_where_it_belongs(
         parse_params(raw)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["train"].update(weights="imagenet"),
+         r"train\.augment is true with a frozen pretrained base.*Set train\.augment: false"),
+        (lambda r: r.update(backbones=["InceptionV3"]),
+         r"image size 32 is below InceptionV3's minimum of 75"),
+        (lambda r: (r.update(backbones=["NASNetLarge"]),
+                    r["train"].update(weights="imagenet", augment=False, image_size=224)),
+         r"NASNetLarge's ImageNet weights fit 331 px only, not 224"),
+    ],
+)  # fmt: skip
+def test_settings_that_would_cancel_or_break_each_other_are_rejected(change, message):
+    """`augment: true` with a frozen base and the feature cache would switch the cache and
+    tuning off without a word; a size a backbone cannot take would fail hours later."""
+    raw = _raw()
+    change(raw)
+    with pytest.raises(BakeoffError, match=message):
+        parse_params(raw)
+
+
 def test_register_budget_names_a_budget():
     raw = _raw()
     raw["register"]["budget"] = "egde"
@@ -191,3 +212,10 @@ def test_a_key_left_out_takes_the_shipped_value():
         del raw["train"][key]
     del raw["data"]["per_class"]
     assert parse_params(raw) == parse_params(_raw())
+
+
+def test_augmentation_without_the_cache_or_from_scratch_is_allowed():
+    raw = _raw()
+    assert parse_params(raw).train.augment  # the demo: from scratch, augmented
+    raw["train"].update(weights="imagenet", cache_features=False)
+    assert parse_params(raw).train.augment  # a frozen base, augmented every epoch: asked for
