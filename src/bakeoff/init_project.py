@@ -149,9 +149,12 @@ def _set(section: Any, key: str, value: Any, note: str | None = None) -> None:
 
 def _initialised(doc: Any) -> str | None:
     """Why `doc` already belongs to a user's project (None: still the demo's settings)."""
+    from bakeoff.data.ingest import is_fashion_mnist_dir
+
     data = doc.get("data", {})
     source = str(data.get("source", ""))
-    if source and source not in ("fashion-mnist", str(data.get("fashion_mnist_dir", ""))):
+    demo = {"fashion-mnist", str(data.get("fashion_mnist_dir", "fashion-mnist"))}
+    if source and source not in demo and not is_fashion_mnist_dir(Path(source)):
         return f"data.source is already {source}"
     weights = str(doc.get("train", {}).get("weights", "none"))
     if weights != "none":
