@@ -102,9 +102,9 @@ def newcomer(
     )
     base.trainable = False
     preprocess = (
-        (lambda t: t)  # the backbone rescales inside (SimpleCNN, EfficientNet)
-        if entry.preprocess == "none"
-        else getattr(keras.applications, entry.preprocess).preprocess_input
+        (lambda t: t)  # SimpleCNN rescales inside (keras.applications' "none" ones pass through)
+        if entry.family is None
+        else getattr(keras.applications, entry.family).preprocess_input
     )
     inputs = keras.Input((size, size, 3))
     x = base(preprocess(inputs), training=False)

@@ -43,6 +43,31 @@ def _stage(name: str, params_file: Path | None, backbone: str | None = None) -> 
 
 
 @app.command()
+def backbones() -> None:
+    """List the registry: parameters, default size, ImageNet top-1 and weights file."""
+    from bakeoff.backbones import format_registry
+
+    typer.echo(format_registry())
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="your images: one sub-folder per class")],
+    backbones: Annotated[
+        str | None, typer.Option(help="comma-separated registry names (default: five, see README)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="overwrite a project already set up")] = False,
+    params_file: ParamsOption = None,
+) -> None:
+    """Scan FOLDER and set params.yaml up for pretrained backbones on it; then `dvc repro`."""
+    from bakeoff.init_project import init_project
+
+    names = [b.strip() for b in backbones.split(",") if b.strip()] if backbones else None
+    target = params_file or paths.project_paths().params_file
+    typer.echo(init_project(folder, target, names, force=force))
+
+
+@app.command()
 def ingest(params_file: ParamsOption = None) -> None:
     """Copy the source images into data/raw/<class>/ (the source is only read)."""
     kwargs = _stage("ingest", params_file)

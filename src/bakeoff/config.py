@@ -75,6 +75,17 @@ class Params:
             raise ValueError("a backbone is listed twice")
         return _known_backbones(value, "backbone")
 
+    def __post_init__(self) -> None:
+        from bakeoff.backbones import check_image_size, get_backbone
+
+        for name in self.backbones:  # a size a backbone cannot take fails now, not hours later
+            recipe = self.for_backbone(name)
+            try:
+                size = recipe.image_size or get_backbone(name).default_size
+                check_image_size(name, size, recipe.weights)
+            except BakeoffError as exc:
+                raise ValueError(str(exc)) from None
+
     def for_backbone(self, name: str) -> TrainParams:
         """The train section with the per-backbone overrides of `name` applied."""
         return self.train.for_backbone(name)
@@ -105,7 +116,9 @@ def parse_params(raw: dict[str, Any]) -> Params:
             elif err["type"] in ("missing", "missing_argument"):
                 problems.append(f"missing key '{key}': params.yaml must set it")
             elif err["type"] == "value_error":  # our own checks: the message names the value
-                problems.append(f"'{key}': {err['ctx']['error']}")
+                problems.append(
+                    f"'{key}': {err['ctx']['error']}" if key else str(err["ctx"]["error"])
+                )
             else:
                 problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
         raise BakeoffError("params.yaml: " + "; ".join(problems)) from None

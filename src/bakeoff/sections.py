@@ -95,6 +95,16 @@ class TrainParams:
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"train.seeds must be distinct and at least one, got {self.seeds}")
+        if self.augment and self.weights != "none" and self.cache_features:
+            # Rejected, not resolved quietly: a frozen base's features are computed once from
+            # unaugmented images, so augmentation would switch the cache and tuning off.
+            raise ValueError(
+                "train.augment is true with a frozen pretrained base (train.weights: "
+                f"{self.weights}) and train.cache_features: true: the cached features come "
+                "from unaugmented images, so augmentation would turn the cache and head "
+                "tuning off. Set train.augment: false (recommended for a frozen base), or "
+                "train.cache_features: false to augment every epoch through the base"
+            )
 
     @property
     def seed(self) -> int:
@@ -198,6 +208,8 @@ class ReportParams:
 class TrackingParams:
     experiment: str = "bakeoff"
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    # Seconds bakeoff waits for an unreachable tracking server before a stage fails.
+    outage_timeout: PositiveFloat = 900.0
 
 
 @dataclass(config=_STRICT, frozen=True)

@@ -142,6 +142,27 @@ def test_values_out_of_range_are_errors_at_load_naming_the_key(section, key, val
         parse_params(raw)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["train"].update(weights="imagenet"),
+         r"train\.augment is true with a frozen pretrained base.*Set train\.augment: false"),
+        (lambda r: r.update(backbones=["InceptionV3"]),
+         r"image size 32 is below InceptionV3's minimum of 75"),
+        (lambda r: (r.update(backbones=["NASNetLarge"]),
+                    r["train"].update(weights="imagenet", augment=False, image_size=224)),
+         r"NASNetLarge's ImageNet weights fit 331 px only, not 224"),
+    ],
+)  # fmt: skip
+def test_settings_that_would_cancel_or_break_each_other_are_rejected(change, message):
+    """`augment: true` with a frozen base and the feature cache would switch the cache and
+    tuning off without a word; a size a backbone cannot take would fail hours later."""
+    raw = _raw()
+    change(raw)
+    with pytest.raises(BakeoffError, match=message):
+        parse_params(raw)
+
+
 def test_register_budget_names_a_budget():
     raw = _raw()
     raw["register"]["budget"] = "egde"
@@ -221,3 +242,10 @@ def test_an_override_out_of_range_names_the_backbone():
     raw["train"]["overrides"] = {"VGG16": {"batch_size": 0}}
     with pytest.raises(BakeoffError, match=r"'train\.overrides\.VGG16\.batch_size': .*than 0"):
         parse_params(raw)
+
+
+def test_augmentation_without_the_cache_or_from_scratch_is_allowed():
+    raw = _raw()
+    assert parse_params(raw).train.augment  # the demo: from scratch, augmented
+    raw["train"].update(weights="imagenet", cache_features=False)
+    assert parse_params(raw).train.augment  # a frozen base, augmented every epoch: asked for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -121,25 +122,36 @@ def test_exception_marks_run_failed_and_propagates(params, root, tracking_uri):
 def test_failure_while_logging_params_ends_the_run_so_a_retry_can_start(
     params, root, tracking_uri, monkeypatch
 ):
-    """A transient failure right after the run started (here: logging its params) must not
-    leave it active: the task's retry, in the same thread, starts a new run."""
+    """A dropped connection while logging the params is waited for; a refusal ends the new
+    run FAILED (not left RUNNING), and the next attempt starts a run of its own."""
     from mlflow import MlflowClient
 
+    from bakeoff.tracking import outage
+
     real = MlflowClient.log_batch
-    calls = []
+    errors = [ConnectionError("tracking server restarting")]
 
     def flaky(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise ConnectionError("tracking server restarting")
+        error = errors.pop(0) if errors else None
+        if error is not None:
+            raise error
         return real(self, *args, **kwargs)
 
+    monkeypatch.setattr(outage, "_BACKOFF", (0.01,))
     monkeypatch.setattr(MlflowClient, "log_batch", flaky)
+    with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as first:
+        pass  # the connection error was retried
+    assert tracking.run_info(first)["params"]["train.epochs"] == str(params.train.epochs)
+    failed = tracking.search_runs(params.tracking, root, filter_string="")
+    before = set(failed["run_id"])
+    errors.append(_refused())
     with (
-        pytest.raises(ConnectionError),
+        pytest.raises(Exception, match="bad metric"),
         tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root),
     ):
         pass
+    (refused,) = set(tracking.search_runs(params.tracking, root)["run_id"]) - before
+    assert tracking.run_info(refused)["status"] == "FAILED"
     with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id:
         pass
     assert tracking.run_info(run_id)["status"] == "FINISHED"
@@ -226,31 +238,115 @@ class _FlakyClient:
         return getattr(self._client, name)
 
 
+def _refused():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return MlflowException("bad metric", error_code=INVALID_PARAMETER_VALUE)
+
+
+def _server_error():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    return MlflowException("API request failed: 503", error_code=TEMPORARILY_UNAVAILABLE)
+
+
 @pytest.mark.parametrize(
     ("errors", "logged"),
     [
-        ([ConnectionResetError(104, "reset"), TimeoutError("slow")], True),  # retried
-        ([RuntimeError("INVALID_PARAMETER_VALUE: bad metric")], False),  # not transient
-        ([ConnectionResetError(104, "reset")] * 4, False),  # transient, but it never passes
+        ([ConnectionResetError(104, "reset"), _server_error()], True),  # an outage: sent later
+        ([_refused()], False),  # MLflow refused the numbers: the training fails
     ],
 )
 def test_epoch_logging_failures_fail_the_training(params, root, monkeypatch, errors, logged):
     """MLflow's own Keras callback turns a logging failure into a warning and the epoch's
-    numbers are lost; bakeoff's retries a transient failure, then fails the training."""
-    from bakeoff.tracking import runs, store
+    numbers are lost; bakeoff's journals them, sends them again after an outage, and fails
+    the training when MLflow refuses them."""
+    from bakeoff.tracking import journal, store
 
-    monkeypatch.setattr(store, "_RETRY_DELAYS", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
     model = _keras_model()
     x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3)).astype("float32")
     y = np.arange(8) % 3
-    with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id:
-        flaky = _FlakyClient(store._client(), errors)
-        monkeypatch.setattr(runs, "_client", lambda: flaky)
-        callbacks = [tracking.epoch_callback()]
-        if logged:
-            model.fit(x, y, epochs=1, verbose=0, callbacks=callbacks)
-        else:
-            with pytest.raises((RuntimeError, ConnectionResetError)):
-                model.fit(x, y, epochs=1, verbose=0, callbacks=callbacks)
-        monkeypatch.undo()
-    assert ("loss" in tracking.run_info(run_id)["metrics"]) is logged
+    flaky = _FlakyClient(store._client(), errors)
+    real = store._client
+    with (
+        contextlib.nullcontext() if logged else pytest.raises(Exception, match="bad metric"),
+        tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id,
+    ):
+        monkeypatch.setattr(store, "_client", lambda: flaky)
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[tracking.epoch_callback()])
+    monkeypatch.setattr(store, "_client", real)
+    info = tracking.run_info(run_id)
+    assert ("loss" in info["metrics"]) is logged
+    assert info["status"] == ("FINISHED" if logged else "FAILED")
+
+
+def _short_window(params, seconds: float = 0.5):
+    import dataclasses
+
+    return dataclasses.replace(
+        params, tracking=dataclasses.replace(params.tracking, outage_timeout=seconds)
+    )
+
+
+def test_a_failed_run_read_on_resume_starts_no_second_run(params, root, monkeypatch):
+    """Resuming a crashed run while the store fails to answer (a 503) waits, then fails
+    naming the server: it never counts the run as gone and starts another."""
+    from mlflow import MlflowClient
+
+    from bakeoff.tracking import outage
+
+    with (
+        pytest.raises(KeyboardInterrupt),
+        tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as crashed,
+    ):
+        raise KeyboardInterrupt
+    before = len(tracking.search_runs(params.tracking, root))
+
+    def unavailable(self, run_id):
+        raise _server_error()
+
+    monkeypatch.setattr(outage, "_BACKOFF", (0.05,))
+    monkeypatch.setattr(MlflowClient, "get_run", unavailable)
+    with (
+        pytest.raises(tracking.TrackingUnavailable, match=r"MLflow tracking server sqlite:///"),
+        tracking.training_run(run_sections(_short_window(params)), "SimpleCNN", crashed, {}, root),
+    ):
+        pytest.fail("the training started without knowing whether its run exists")
+    monkeypatch.undo()
+    assert len(tracking.search_runs(params.tracking, root)) == before
+    # MLflow saying the run does not exist is what starts a new one
+    assert not tracking.run_exists("f" * 32)
+
+
+def test_journaled_metrics_outlive_an_outage_beyond_the_window(params, root, tmp_path,
+                                                               monkeypatch):  # fmt: skip
+    """The server stays away longer than tracking.outage_timeout: the run ends with a
+    one-line error naming the server and the window, its metrics stay in the journal, and
+    the rerun sends them to the same run, which ends FINISHED with every step."""
+    from bakeoff.tracking import journal, store
+
+    monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
+    book = tmp_path / "journal.jsonl"
+    real = store._client
+    down = _FlakyClient(real(), [ConnectionRefusedError(111, "refused")] * 10_000)
+    with (
+        pytest.raises(tracking.TrackingUnavailable, match=r"outage_timeout=0\.5 s") as failed,
+        tracking.training_run(
+            run_sections(_short_window(params)), "SimpleCNN", None, {}, root, book
+        ) as run,
+    ):
+        monkeypatch.setattr(store, "_client", lambda: down)
+        for step in range(3):
+            tracking.log_metrics({"journaled_loss": 3.0 - step}, run, step=step)
+    assert "\n" not in str(failed.value) and tracking.tracking_uri() in str(failed.value)
+    monkeypatch.setattr(store, "_client", real)
+    assert tracking.run_info(run)["status"] == "RUNNING"
+    assert len(book.read_text().splitlines()) == 3
+    with tracking.training_run(run_sections(params), "SimpleCNN", run, {}, root, book) as again:
+        pass
+    assert again == run and tracking.run_info(run)["status"] == "FINISHED"
+    history = real().get_metric_history(run, "journaled_loss")
+    assert sorted((m.step, m.value) for m in history) == [(0, 3.0), (1, 2.0), (2, 1.0)]

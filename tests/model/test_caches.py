@@ -115,7 +115,9 @@ def test_feature_cache_runs_the_base_once_per_image_and_is_keyed(
 ):
     raw, split = tiny_data
     cache = tmp_path / "cache"
-    recipe = dataclasses.replace(params.train, weights=str(_weights(tmp_path, 1)), image_size=32)
+    recipe = dataclasses.replace(
+        params.train, weights=str(_weights(tmp_path, 1)), image_size=32, augment=False
+    )
     forwarded: list[int] = []
     real = features_module._write_features
 

@@ -112,7 +112,10 @@ def test_a_model_without_matching_class_names_is_an_error(champion, classes):
 
     root, params, raw = champion
     model = keras.saving.load_model(root / "models" / "StripeNet" / "model.keras")
-    with tracking.training_run(run_sections(params), "StripeNet", None, {}, root) as run_id:
+    with (
+        tracking.training_run(run_sections(params), "StripeNet", None, {}, root) as run_id,
+        mlflow.start_run(run_id=run_id),  # training_run uses the client, not the fluent API
+    ):
         metadata = {"classes": classes} if classes else None
         info = mlflow.keras.log_model(model, name="foreign", metadata=metadata)
     assert info.run_id == run_id

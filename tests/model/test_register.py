@@ -174,3 +174,62 @@ def test_budgets_filter_candidates(project):
     result = _register(project, ["StripeNet"], model_name="budget", budget="small", budgets=budgets)
     assert result["decision"] == "none" and "MB" in result["reason"]
     assert tracking.get_version_by_alias("budget", "champion") is None
+
+
+def _unreadable(monkeypatch, method: str):
+    """The store answers `method` with a 503 (a server whose database restarts)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    from bakeoff.tracking import outage
+
+    def fail(self, *args, **kwargs):
+        raise MlflowException("API request failed: 503", error_code=TEMPORARILY_UNAVAILABLE)
+
+    monkeypatch.setattr(outage, "_BACKOFF", (0.05,))
+    monkeypatch.setattr(MlflowClient, method, fail)
+
+
+@pytest.mark.parametrize(
+    ("method", "what"),
+    [("get_model_version_by_alias", "champion"), ("get_model_version", "classes")],
+)
+def test_a_failed_registry_read_promotes_nothing(project, monkeypatch, method, what):
+    """A champion or its class names that could not be read is not "no champion" nor
+    "other classes": register fails naming the server, and no version is registered."""
+    from mlflow import MlflowClient
+
+    root, params, raw, split = project
+    name = f"unreadable-{what}"
+    first = _register(project, ["Constant"], model_name=name)
+    assert first["decision"] == "promoted"
+    _unreadable(monkeypatch, method)
+    short = dataclasses.replace(
+        params,
+        tracking=dataclasses.replace(params.tracking, outage_timeout=0.5),
+        register=dataclasses.replace(params.register, model_name=name),
+    )
+    with pytest.raises(tracking.TrackingUnavailable, match="MLflow tracking server sqlite:///"):
+        register(short.register, ["StripeNet"], root / "models", root / "metrics", split, raw,
+                 root / "reports" / f"{name}.json", tracking_params=short.tracking,
+                 root=root)  # fmt: skip
+    monkeypatch.undo()
+    versions = MlflowClient(tracking.tracking_uri()).search_model_versions(f"name = '{name}'")
+    assert [v.version for v in versions] == [int(first["version"])]
+    assert str(tracking.get_version_by_alias(name, "champion").version) == first["version"]
+
+
+def test_a_rerun_reuses_the_version_of_the_same_run(project):
+    """A register killed after registering the version, before moving the alias: the
+    rerun finds that version instead of registering the run's model twice."""
+    from mlflow import MlflowClient
+
+    root = project[0]
+    name = "rerun"
+    train = json.loads((root / "models" / "StripeNet" / "train.json").read_text())
+    crashed = tracking.register_version(train["model_uri"], name, {"run_id": train["run_id"]})
+    result = _register(project, ["StripeNet"], model_name=name)
+    assert result["decision"] == "promoted" and result["version"] == crashed
+    versions = MlflowClient(tracking.tracking_uri()).search_model_versions(f"name = '{name}'")
+    assert len(versions) == 1 and versions[0].tags["decision"] == "promoted"

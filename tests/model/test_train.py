@@ -43,11 +43,13 @@ def test_train_writes_outputs_tracks_every_epoch_and_is_deterministic(
 ):
     first, root = _train(params, tiny_data, tmp_path, "a", epochs=2)
     # Not a terminal (a log file under `dvc repro`, a Prefect task): one line per epoch,
-    # no progress bar redrawn at every step.
+    # no progress bar redrawn at every step; the first line says how it trains.
     out = capsys.readouterr().out
     assert "━" not in out and "\r" not in out
     epoch_lines = [line for line in out.splitlines() if "val_accuracy" in line]
     assert len(epoch_lines) == 2, out
+    mode = "SimpleCNN: from scratch at 32 px: the whole network trains, augmented"
+    assert out.splitlines()[0] == mode
     second, root_b = _train(params, tiny_data, tmp_path, "b", epochs=2)
 
     model_dir = root / "models" / "SimpleCNN"
@@ -167,15 +169,21 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
 
 
-def test_fine_tune_phase_continues_the_history(params, tiny_data, tmp_path, tracking_uri):
+def test_fine_tune_phase_continues_the_history(params, tiny_data, tmp_path, tracking_uri, capsys):
     from bakeoff.train.model import build_base
 
     weights = tmp_path / "pretrained.weights.h5"
     build_base("SimpleCNN", 32).save_weights(weights)
     result, root = _train(
         params, tiny_data, tmp_path, epochs=1, weights=str(weights),
+        cache_features=False,  # phase 1 through Keras's fit too: one history, two phases
         fine_tune_layers=3, fine_tune_epochs=1, fine_tune_learning_rate=1e-4,
     )  # fmt: skip
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "SimpleCNN: frozen pretrained (pretrained.weights.h5) base at 32 px, no feature cache "
+        "(augmented): the base runs every epoch, no tuning, then its top 3 layers fine-tune "
+        "for 1 epochs"
+    )
     history = _history(root)
     assert [(r["epoch"], r["phase"]) for r in history] == [("1", "1"), ("2", "2")]
     assert float(history[1]["learning_rate"]) == pytest.approx(1e-4)

@@ -6,14 +6,20 @@ mlflow is imported inside the functions: it takes about a second to import, and
 global MLflow state and concurrent training threads each log to their own run.
 
 The package is split by what it talks to: `store` (URI, client, experiment), `runs`
-(training runs and what they log), `datasets` (the split a run trained on), `models`
-(logged models that serve without bakeoff, with `served`, the serving code they carry) and
-`registry` (model versions and aliases). Callers use `bakeoff.tracking.<function>` and
-never import mlflow themselves.
+(training runs, with `journal`, their metrics on disk first, and `epochs`, the per-epoch
+numbers), `children` (report and trial runs), `datasets` (the split a run trained on),
+`models` (logged models that serve without bakeoff, with `served`, the serving code they
+carry) and `registry` (model versions and aliases). `outage` decides, for every call,
+absent (MLflow's RESOURCE_DOES_NOT_EXIST), refused, or away (waited for within
+`tracking.outage_timeout`). Callers use `bakeoff.tracking.<function>` and never import
+mlflow themselves.
 """
 
+from bakeoff.tracking.children import log_child_run, log_report
 from bakeoff.tracking.datasets import log_split
+from bakeoff.tracking.epochs import epoch_callback, log_history
 from bakeoff.tracking.models import log_keras_model, png_base64
+from bakeoff.tracking.outage import TrackingUnavailable
 from bakeoff.tracking.registry import (
     delete_alias,
     get_version_by_alias,
@@ -25,12 +31,8 @@ from bakeoff.tracking.registry import (
     version_for_uri,
 )
 from bakeoff.tracking.runs import (
-    epoch_callback,
     log_artifacts,
-    log_child_run,
-    log_history,
     log_metrics,
-    log_report,
     run_exists,
     run_info,
     search_runs,
@@ -40,6 +42,7 @@ from bakeoff.tracking.runs import (
 from bakeoff.tracking.store import configure, flatten, runs_page, tracking_uri, ui_url
 
 __all__ = [
+    "TrackingUnavailable",
     "configure",
     "delete_alias",
     "epoch_callback",

@@ -7,31 +7,31 @@ import warnings
 from pathlib import Path
 
 from bakeoff.errors import BakeoffError
-from bakeoff.tracking.store import retrying
+from bakeoff.tracking import outage
+from bakeoff.tracking.store import _client
 
 # The split's manifests, and the context MLflow shows each under.
 _CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
 
 
 def log_split(run_id: str, split_dir: Path, data_version: str) -> None:
-    """Log data/split's train, val and test manifests as datasets of the active run.
+    """Log data/split's train, val and test manifests as datasets of a run.
 
     Each is a `PandasDataset` of the manifest (path, label, sha256 per image: MLflow
     stores its schema and row count, not the images) whose digest is the data version, so
     two runs on the same data show the same digest.
 
     Args:
-        run_id: The run; it must be the active run of this thread (inside `training_run`).
+        run_id: The run.
         split_dir: data/split.
         data_version: The data version (`lineage.data_version` of the accepted manifest).
     """
     import mlflow
     import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    active = mlflow.active_run()
-    if active is None or active.info.run_id != run_id:
-        raise RuntimeError(f"log_split needs run {run_id} active: call it inside training_run")
-    datasets, contexts = [], []
+    inputs = []
     for split, context in _CONTEXTS.items():
         manifest = Path(split_dir) / f"{split}.csv"
         if not manifest.is_file():
@@ -45,9 +45,11 @@ def log_split(run_id: str, split_dir: Path, data_version: str) -> None:
                 frame, source=manifest.resolve().as_uri(), targets="label", name=split,
                 digest=data_version,
             )  # fmt: skip
-        datasets.append(dataset)
-        contexts.append(context)
-    retrying(
-        lambda: mlflow.log_inputs(datasets, contexts, tags_list=[None] * len(datasets)),
+        # What `mlflow.log_inputs` sends, without needing the run active in this thread.
+        context_tag = InputTag(key=MLFLOW_DATASET_CONTEXT, value=context)
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context_tag]))
+    client = _client()
+    outage.call(
+        lambda: client.log_inputs(run_id, datasets=inputs),
         f"log the split as datasets of run {run_id}",
     )

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bakeoff.tracking import outage
 from bakeoff.tracking.store import _client
 
 PACKAGE = "bakeoff_serving"  # the code's name inside a logged model, distinct from bakeoff
@@ -121,15 +122,18 @@ def log_keras_model(
         # An inference copy: the optimizer's slots would double or triple the artifact.
         model = keras.Model(model.inputs, model.outputs, name=model.name)
     example = pd.DataFrame({"image": [png_base64(input_example[0])]})
-    info = Model.log(
-        artifact_path=None,
-        name=name,
-        flavor=_ServableKeras,
-        run_id=run_id,
-        metadata={"classes": list(classes)},
-        model=model,
-        classes=classes,
-        example=example,
+    info = outage.call(
+        lambda: Model.log(
+            artifact_path=None,
+            name=name,
+            flavor=_ServableKeras,
+            run_id=run_id,
+            metadata={"classes": list(classes)},
+            model=model,
+            classes=classes,
+            example=example,
+        ),
+        f"log the model of run {run_id}",
     )
     return info.model_uri
 

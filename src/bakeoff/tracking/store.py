@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from bakeoff.errors import BakeoffError, is_transient
+from bakeoff.errors import BakeoffError
+from bakeoff.tracking import outage
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from bakeoff.config import TrackingParams
 
-log = logging.getLogger(__name__)
 _ENV = "MLFLOW_TRACKING_URI"
-T = TypeVar("T")
-_RETRY_DELAYS = (1.0, 3.0, 10.0)  # seconds before each new attempt at a transient failure
 _SQLITE = "sqlite:///"
 # MLflow 3 marks an experiment's kind with this tag. Its open-source UI (3.17) goes by a
 # per-browser GenAI / Model training switch instead (default GenAI: the traces overview),
@@ -116,14 +111,24 @@ def configure(params: TrackingParams, root: Path) -> str:
     _configured.update(uri=uri, root=Path(root))
     if uri.startswith(_SQLITE):
         Path(uri[len(_SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
+    outage.set_timeout(params.outage_timeout)
+    outage.set_server(tracking_uri)
+    outage.limit_http_retries()
     client = _client()
-    experiment = client.get_experiment_by_name(params.experiment)
+    what = f"read experiment {params.experiment}"
+    experiment = outage.call(lambda: client.get_experiment_by_name(params.experiment), what)
     if experiment is None:
         location = _artifact_location(uri)
         try:
-            return client.create_experiment(params.experiment, location, _tags())
-        except MlflowException:  # another process or thread created it first
-            experiment = client.get_experiment_by_name(params.experiment)
+            return outage.call(
+                lambda: client.create_experiment(params.experiment, location, _tags()),
+                f"create experiment {params.experiment}",
+            )
+        except MlflowException as exc:
+            if outage.error_code(exc) != "RESOURCE_ALREADY_EXISTS":
+                raise
+            # another process or thread created it first
+            experiment = outage.call(lambda: client.get_experiment_by_name(params.experiment), what)
             if experiment is None:
                 raise
     _tag_experiment(client, experiment.experiment_id, experiment.tags)
@@ -138,7 +143,10 @@ def _tag_experiment(client: MlflowClient, experiment_id: str, tags: dict[str, st
     """The kind and the saved view on an experiment made before bakeoff set them."""
     for key, value in _tags().items():
         if tags.get(key) != value:
-            client.set_experiment_tag(experiment_id, key, value)
+            outage.call(
+                lambda k=key, v=value: client.set_experiment_tag(experiment_id, k, v),
+                f"tag experiment {experiment_id}",
+            )
 
 
 def runs_page(ui: str, experiment_id: str) -> str:
@@ -159,18 +167,3 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
             flat.update(flatten(value, f"{prefix}{key}."))
         return flat
     return {prefix.rstrip("."): str(tree)}
-
-
-def retrying(call: Callable[[], T], what: str) -> T:
-    """`call()`, tried again after a transient failure (`errors.is_transient`): a dropped
-    connection to the tracking server, a locked sqlite store. Any other failure, or the
-    last transient one, is raised: tracking data is never silently lost."""
-    for delay in _RETRY_DELAYS:
-        try:
-            return call()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("could not %s (%s); retrying in %.0f s", what, exc, delay)
-            time.sleep(delay)
-    return call()

@@ -7,43 +7,37 @@ evaluate/predict only resize and feed, and the saved model loads without bakeoff
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from bakeoff.backbones import get_backbone
+from bakeoff.backbones import (
+    PREPROCESS_MODES,
+    cached_weights,
+    check_image_size,
+    get_backbone,
+)
 from bakeoff.errors import BakeoffError
 
-# keras.applications preprocessing, by the module name the backbone table gives, as the
-# mode of `keras.applications.imagenet_utils.preprocess_input`.
-_MODES = {
-    "none": "none",
-    "mobilenet": "tf",
-    "mobilenet_v2": "tf",
-    "resnet": "caffe",
-    "vgg16": "caffe",
-    "densenet": "torch",
-}
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
 
 
-def preprocessing(preprocess: str) -> list[keras.layers.Layer]:
+def preprocessing(mode: str) -> list[keras.layers.Layer]:
     """A backbone's `preprocess_input` as built-in Keras layers, so that a saved model loads
     anywhere Keras is installed (MLflow serving included), without bakeoff.
 
     Args:
-        preprocess: The backbone table's `preprocess` (a keras.applications module name).
+        mode: The backbone table's `preprocess`: the mode of
+            `keras.applications.imagenet_utils.preprocess_input`, or "none".
 
     Returns:
         The layers to apply to 0..255 RGB, in order (none for "none").
     """
-    mode = _MODES.get(preprocess)
-    if mode is None:
-        raise BakeoffError(f"unknown preprocessing '{preprocess}': use one of {sorted(_MODES)}")
+    if mode not in PREPROCESS_MODES:
+        raise BakeoffError(f"unknown preprocessing '{mode}': use one of {PREPROCESS_MODES}")
     if mode == "tf":
         return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")]
     if mode == "torch":
@@ -71,40 +65,29 @@ def preprocessing(preprocess: str) -> list[keras.layers.Layer]:
     return []
 
 
-def keras_cache_dir() -> Path:
-    """Keras's cache folder, read now (not at import) so KERAS_HOME set later counts."""
-    return Path(os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))).expanduser()
-
-
 def imagenet_weights(name: str, image_size: int) -> Path:
     """The cached ImageNet no-top weights file of `name`, through keras.utils.get_file.
 
     Raises:
         BakeoffError: The file is not cached and cannot be downloaded; names file and folder.
     """
+    target, url = cached_weights(name, image_size)
     weights = get_backbone(name).imagenet
-    if weights is None:
-        raise BakeoffError(
-            f"{name} has no ImageNet weights: set train.weights to none or a weights file"
-        )
-    fname = weights.file_name(image_size)
-    cache = keras_cache_dir()
-    target = cache / "models" / fname
     try:
         # A cached file is used as is (Keras would re-download on a hash mismatch, and
         # this machine may be offline); the hash only guards a fresh download.
         path = keras.utils.get_file(
-            fname,
-            weights.origin + fname,
+            target.name,
+            url,
             cache_subdir="models",
-            cache_dir=str(cache),
-            file_hash=None if target.is_file() else weights.md5,
+            cache_dir=str(target.parent.parent),
+            file_hash=None if target.is_file() else weights.file_hash,
         )
     except Exception as exc:  # urllib raises many kinds; all mean "not available"
         raise BakeoffError(
             f"ImageNet weights for {name} are not in Keras's cache and could not be "
-            f"downloaded ({type(exc).__name__}): put the file {fname} into {target.parent}/ "
-            f"(from {weights.origin + fname}), or set train.weights to none"
+            f"downloaded ({type(exc).__name__}): put the file {target.name} into "
+            f"{target.parent}/ (from {url}), or set train.weights to none"
         ) from None
     return Path(path)
 
@@ -152,11 +135,7 @@ def build_base(
         imagenet: The file is Keras's ImageNet file for this backbone.
     """
     entry = get_backbone(name)
-    if image_size < entry.min_size:
-        raise BakeoffError(
-            f"image size {image_size} is below {name}'s minimum of {entry.min_size}: "
-            f"raise train.image_size to at least {entry.min_size}"
-        )
+    check_image_size(name, image_size, "imagenet" if imagenet else "none")
     base = entry.constructor(
         input_shape=(image_size, image_size, 3), weights=None, include_top=False, pooling="avg"
     )
@@ -190,6 +169,7 @@ def build_model(
         frozen (called with training=False) unless weights is "none".
     """
     entry = get_backbone(name)
+    check_image_size(name, image_size, weights)  # before looking for a weights file
     weights_file = resolve_weights(name, weights, image_size)
     base = build_base(name, image_size, weights_file, imagenet=weights == "imagenet")
     frozen = weights != "none"

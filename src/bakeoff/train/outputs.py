@@ -8,12 +8,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from bakeoff import tracking
 from bakeoff.config import TrainParams
 from bakeoff.train.history import best_row, write_history
+from bakeoff.train.trained import Trained
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,15 @@ class RunRecord:
 
 
 def write_outputs(
-    model,
-    run: RunRecord,
-    recipe: TrainParams,
-    history,
-    classes,
-    seconds: float,
-    example,
-    tuning: dict,
+    trained: Trained, run: RunRecord, recipe: TrainParams, classes: list[str], example
 ) -> TrainResult:
     """models/<b>/ (model.keras, train.json), plots/<b>/ history files, all logged to the run."""
+    model, history, seconds, tuning = (
+        trained.model,
+        trained.history,
+        trained.seconds,
+        trained.tuning,
+    )
     backbone, run_id, tags = run.backbone, run.run_id, run.tags
     out_dir, plots_dir, state_dir = run.out_dir, run.plots_dir, run.state_dir
     best = best_row(history, state_dir)
@@ -67,8 +66,7 @@ def write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = write_history(history, plots_dir, title=backbone)
     model_path = out_dir / "model.keras"
-    # A plain functional copy: no optimizer state, so model.keras is the inference model.
-    keras.Model(model.inputs, model.outputs, name=model.name).save(model_path)
+    model.save(model_path)  # Trained.of made it the inference model (no optimizer state)
     artifacts = [csv_path, png_path] + [p for p in [state_dir / "best.keras"] if p.is_file()]
     tracking.log_artifacts(artifacts, run_id, artifact_path="training")
     model_uri = tracking.log_keras_model(model, example.astype(np.float32), run_id, classes=classes)

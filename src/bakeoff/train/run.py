@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from bakeoff.train.keras_phase import Phase, fit_phase
 from bakeoff.train.model import base_layer, build_model
 from bakeoff.train.outputs import RunRecord, TrainResult, write_outputs
 from bakeoff.train.resume import fingerprint, resume_state, save_run_state
+from bakeoff.train.trained import kept_for_rerun, train_once
 
 
 def _unfreeze_top(model: keras.Model, n_layers: int) -> None:
@@ -150,17 +150,21 @@ def train_seed(
         n = len(classes)
         return build_model(backbone, n, inputs.size, recipe.weights, recipe.bn_momentum, l2)
 
+    journal = state_dir / "journal.jsonl"
     try:
         logged = {"train": recipe, "tune": {"trials": trials}, "tracking": settings}
-        with tracking.training_run(logged, backbone, run_id, tags, inputs.root) as run_id:
+        with tracking.training_run(logged, backbone, run_id, tags, inputs.root, journal) as run_id:
             save_run_state(state_dir, run_id, key)
-            tracking.log_split(run_id, data.split_dir, inputs.version)
-            start = time.perf_counter()
-            model, history, tuning = _run_phases(build, recipe, trials, data, state_dir, run_id)
-            seconds = time.perf_counter() - start
+
+            def train() -> tuple[keras.Model, list[dict], dict]:
+                tracking.log_split(run_id, data.split_dir, inputs.version)
+                return _run_phases(build, recipe, trials, data, state_dir, run_id)
+
+            trained = train_once(state_dir, run_id, train)
             run = dataclasses.replace(where, run_id=run_id, tags=tags)
-            example = data.example()
-            result = write_outputs(model, run, recipe, history, classes, seconds, example, tuning)
+            result = write_outputs(trained, run, recipe, classes, data.example())
+    except tracking.TrackingUnavailable as exc:
+        raise kept_for_rerun(exc, state_dir, backbone) from None
     except BakeoffError:
         # A diverged run would diverge again from its backup: the next attempt starts afresh.
         shutil.rmtree(state_dir, ignore_errors=True)

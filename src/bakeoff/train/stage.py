@@ -82,6 +82,7 @@ def train(
     recipe = params.for_backbone(backbone)
     size = recipe.image_size or get_backbone(backbone).default_size
     weights_file = resolve_weights(backbone, recipe.weights, size)  # fail before loading data
+    print(f"{backbone}: {training_mode(recipe, size, tune.trials)}")
     out_dir, state_dir = Path(out_dir), Path(state_dir)
     plots_dir = Path(plots_dir or out_dir.parent.parent / "plots" / backbone)
     _remove_stale(out_dir)
@@ -138,6 +139,31 @@ def _keep_best(results: list[TrainResult], out_dir: Path, plots_dir: Path) -> Tr
         shutil.copy2(chosen / name, plots_dir / name)
     _add_seeds(out_dir, results)
     return dataclasses.replace(best, model_path=out_dir / "model.keras")
+
+
+def training_mode(recipe: TrainParams, size: int, trials: int) -> str:
+    """One line saying how this backbone trains: what the comparison measures."""
+    from bakeoff.train.frozen_phase import cached_head, tuning_off_reason
+
+    if recipe.weights == "none":
+        augmented = ", augmented" if recipe.augment else ""
+        return f"from scratch at {size} px: the whole network trains{augmented}"
+    base = (
+        "ImageNet" if recipe.weights == "imagenet" else f"pretrained ({Path(recipe.weights).name})"
+    )
+    parts = [f"frozen {base} base at {size} px"]
+    if cached_head(recipe):
+        off = tuning_off_reason(recipe, trials)
+        parts += ["cached features", f"no tuning ({off})" if off else f"{trials} tuning trials"]
+    else:
+        why = "augmented" if recipe.augment else "train.cache_features: false"
+        parts.append(f"no feature cache ({why}): the base runs every epoch, no tuning")
+    if recipe.fine_tune_layers > 0:
+        parts.append(
+            f"then its top {recipe.fine_tune_layers} layers fine-tune for "
+            f"{recipe.fine_tune_epochs} epochs"
+        )
+    return ", ".join(parts)
 
 
 def _add_seeds(out_dir: Path, results: list[TrainResult]) -> None:

@@ -1,0 +1,118 @@
+"""Runs that are not trainings: the report's run and a training's child runs (trials)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bakeoff.errors import BakeoffError
+from bakeoff.tracking import outage
+from bakeoff.tracking.epochs import is_number
+from bakeoff.tracking.runs import log_artifacts, log_metrics, run_exists
+from bakeoff.tracking.store import _client, configure, flatten, tracking_uri
+
+if TYPE_CHECKING:
+    from bakeoff.config import ReportParams, TrackingParams
+
+
+def _finish(run_id: str, *steps: Callable[[], Any]) -> None:
+    """Run `steps` (each waited for within the outage window), then end the run FINISHED;
+    FAILED when a step fails."""
+    client = _client()
+    try:
+        for step in steps:
+            outage.call(step, f"log to run {run_id}")
+    except outage.TrackingUnavailable:
+        raise  # the server is away: it cannot be told
+    except BaseException:
+        outage.call(lambda: client.set_terminated(run_id, status="FAILED"), f"end run {run_id}")
+        raise
+    outage.call(lambda: client.set_terminated(run_id, status="FINISHED"), f"end run {run_id}")
+
+
+def log_report(
+    params: ReportParams,
+    settings: TrackingParams,
+    paths: list[Path],
+    per_run: dict[str, dict[str, float]],
+    root: Path,
+) -> str:
+    """Log the comparison report to a run of its own, named `report` (tag stage=report).
+
+    Args:
+        params: The report section, logged as the run's params.
+        settings: The tracking section (picks the store).
+        paths: The report files and figures, logged under the `report/` artifact folder.
+        per_run: Numbers the report adds to each backbone's run (run id -> metrics, e.g.
+            `test_accuracy_ci_low`): logged there, so the runs list shows each backbone's
+            interval in its own row instead of a column per backbone on the report run.
+        root: The project root (tracking store, git commit).
+
+    Returns:
+        The run id.
+    """
+    from mlflow.entities import Param
+
+    from bakeoff.lineage import run_lineage
+
+    experiment_id = configure(settings, root)
+    client = _client()
+    for backbone_run, numbers in per_run.items():
+        if not run_exists(backbone_run):
+            raise BakeoffError(
+                f"the training run {backbone_run} the report describes is not in the MLflow "
+                f"store {tracking_uri()}: point MLFLOW_TRACKING_URI at the store the backbones "
+                "were trained and evaluated with"
+            )
+        log_metrics(numbers, backbone_run)
+    tags = {"stage": "report", "dvc_stage": "report", **run_lineage(root, "report")}
+    run = outage.call(
+        lambda: client.create_run(experiment_id, run_name="report", tags=tags),
+        "start the report run",
+    )
+    run_id = run.info.run_id
+    flat = [Param(k, v) for k, v in flatten(params, "report.").items()]
+    _finish(
+        run_id,
+        lambda: client.log_batch(run_id, params=flat),
+        lambda: log_artifacts(paths, run_id, "report"),
+    )
+    return run_id
+
+
+def log_child_run(
+    parent_run_id: str,
+    name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str] | None = None,
+) -> str:
+    """A finished child run of `parent_run_id` (e.g. one tuning trial), in its experiment.
+
+    Returns:
+        The child run's id.
+    """
+    from mlflow.entities import Metric, Param
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    client = _client()
+    parent = outage.call(lambda: client.get_run(parent_run_id), f"read run {parent_run_id}")
+    all_tags = {**parent_tags(parent), **(tags or {}), MLFLOW_PARENT_RUN_ID: parent_run_id}
+    run = outage.call(
+        lambda: client.create_run(parent.info.experiment_id, run_name=name, tags=all_tags),
+        f"start child run {name}",
+    )
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, 0) for k, v in metrics.items() if is_number(v)]
+    flat = [Param(k, str(v)) for k, v in params.items()]
+    _finish(run_id, lambda: client.log_batch(run_id, metrics=items, params=flat))
+    return run_id
+
+
+def parent_tags(parent: Any) -> dict[str, str]:
+    """The lineage tags a child run inherits from its parent run."""
+    keep = ("backbone", "data_version", "git_commit", "git_dirty_files", "seed")
+    return {k: v for k, v in parent.data.tags.items() if k in keep}

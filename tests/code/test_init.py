@@ -1,0 +1,138 @@
+"""`bakeoff init FOLDER` and `bakeoff backbones`: what a new user runs first."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from bakeoff.backbones import REGISTRY, get_backbone
+from bakeoff.config import load_params
+from bakeoff.errors import BakeoffError
+from bakeoff.init_project import DEFAULT_BACKBONES, init_project
+from tests.conftest import REPO, make_image_folder
+
+# An unreachable proxy: downloads fail at once, as on the offline demo machine, and a
+# machine with internet does not fetch hundreds of MB during the tests.
+OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """The repo's params.yaml (comments and all) in a fresh folder, an empty Keras cache."""
+    for key, value in OFFLINE.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    images = make_image_folder(tmp_path / "my images", per_class=12)
+    return root / "params.yaml", images
+
+
+def test_init_writes_params_for_pretrained_use_and_keeps_the_rest(project):
+    params_file, images = project
+    before = yaml.safe_load(params_file.read_text())
+    result = init_project(images, params_file)
+    params = load_params(params_file)  # what every stage reads accepts it
+    assert params.backbones == DEFAULT_BACKBONES
+    assert params.data.source == str(images.resolve())
+    train = params.train
+    assert (train.weights, train.image_size, train.augment, train.cache_features) == (
+        "imagenet", None, False, True,
+    )  # fmt: skip
+    assert params.tune.trials == 20 and not train.overrides
+    after = yaml.safe_load(params_file.read_text())
+    for section in ("validate", "split", "register", "export", "report", "tracking"):
+        assert after[section] == before[section], section
+    text = params_file.read_text()
+    assert text.startswith("# bakeoff's single source of truth")
+    assert "# Head tuning (Optuna TPE + median pruning)" in text  # follows the changed overrides
+    assert "image_size: null" in text
+    out = str(result)
+    assert "3 classes" in out and "PNG 36" in out and out.rstrip().endswith("then `dvc repro`")
+
+
+def test_init_names_every_missing_weights_file_offline(project, tmp_path):
+    params_file, images = project
+    result = init_project(images, params_file)
+    lines = [line for line in str(result).splitlines() if line.startswith("missing weights")]
+    assert len(lines) == len(DEFAULT_BACKBONES)
+    folder = tmp_path / "keras" / "models"
+    for name, line in zip(DEFAULT_BACKBONES, lines, strict=True):
+        weights = get_backbone(name).imagenet
+        file = weights.file_name(get_backbone(name).default_size)
+        assert line == f"missing weights {file}: download {weights.url_for(224)} into {folder}/"
+
+
+def test_init_finds_weights_already_in_the_keras_cache(project, tmp_path):
+    params_file, images = project
+    cache = tmp_path / "keras" / "models"
+    cache.mkdir(parents=True)
+    (cache / "convnext_tiny_notop.h5").write_bytes(b"placed by hand")
+    result = init_project(images, params_file, ["ConvNeXtTiny", "MobileNetV3Small"])
+    assert [m[0] for m in result.missing] == [
+        "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
+    ]
+
+
+def test_init_refuses_an_initialised_project_without_force(project):
+    params_file, images = project
+    init_project(images, params_file, ["MobileNetV3Small"])
+    written = params_file.read_text()
+    env = {**os.environ, **OFFLINE}
+    cmd = [sys.executable, "-m", "bakeoff.cli", "init", str(images), "--params", str(params_file)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert "already set up (data.source is already" in done.stderr and "--force" in done.stderr
+    assert params_file.read_text() == written
+    init_project(images, params_file, ["EfficientNetV2B0"], force=True)
+    assert load_params(params_file).backbones == ["EfficientNetV2B0"]
+
+
+def test_init_rejects_what_would_fail_later(project, tmp_path):
+    params_file, images = project
+    written = params_file.read_text()
+    with pytest.raises(BakeoffError, match="SimpleCNN has no ImageNet weights"):
+        init_project(images, params_file, ["SimpleCNN"])
+    with pytest.raises(BakeoffError, match="unknown backbone 'ResNet9000'"):
+        init_project(images, params_file, ["ResNet9000"])
+    small = make_image_folder(tmp_path / "small", per_class=3)
+    with pytest.raises(BakeoffError, match="would fail validation: classes with fewer than"):
+        init_project(small, params_file)
+    with pytest.raises(BakeoffError, match="is not a folder"):
+        init_project(tmp_path / "nowhere", params_file)
+    assert params_file.read_text() == written
+
+
+def test_backbones_lists_the_registry_without_importing_tensorflow():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from bakeoff.cli import app\n"
+        "out = CliRunner().invoke(app, ['backbones']).output\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "print(out)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:5] == ["name", "params", "default", "px", "min"]
+    rows = {line.split()[0]: line for line in lines[2:] if line.strip()}
+    assert set(rows) == set(REGISTRY)
+    assert "331" in rows["NASNetLarge"] and "nasnet_large_no_top.h5" in rows["NASNetLarge"]
+    assert "28.6M" in rows["ConvNeXtTiny"] and "0.813" in rows["ConvNeXtTiny"]
+
+
+def test_what_init_sets_trains_frozen_with_cached_features_and_tuning(project):
+    from bakeoff.train.stage import training_mode
+
+    params_file, images = project
+    init_project(images, params_file, ["ConvNeXtTiny"])
+    params = load_params(params_file)
+    line = training_mode(params.for_backbone("ConvNeXtTiny"), 224, params.tune.trials)
+    assert line == "frozen ImageNet base at 224 px, cached features, 20 tuning trials"
