@@ -53,7 +53,9 @@ def _manifest_suite(gx: Any, params: ValidateParams, classes: list[str]) -> Any:
         expect.ExpectColumnValuesToBeInSet(
             column="reason", value_set=REASONS, row_condition=Column("status") == "rejected"
         ),
-        expect.ExpectColumnValuesToBeInSet(column="label", value_set=classes, row_condition=accepted),
+        expect.ExpectColumnValuesToBeInSet(
+            column="label", value_set=classes, row_condition=accepted
+        ),
         expect.ExpectColumnValuesToMatchRegex(
             column="sha256", regex=r"^[0-9a-f]{64}$", row_condition=accepted
         ),

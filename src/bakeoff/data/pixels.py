@@ -81,7 +81,10 @@ def _decode_version() -> str:
 def split_key(split_dir: Path, name: str, image_size: int) -> str:
     """The cache key of a split's pixels: its manifest, the classes, the size, the decoder."""
     digest = hashlib.sha256()
-    for part in ((Path(split_dir) / f"{name}.csv").read_bytes(), json.dumps(read_classes(split_dir))):
+    for part in (
+        (Path(split_dir) / f"{name}.csv").read_bytes(),
+        json.dumps(read_classes(split_dir)),
+    ):
         digest.update(part if isinstance(part, bytes) else part.encode())
     digest.update(f"|{image_size}|{_decode_version()}".encode())
     return digest.hexdigest()[:16]
