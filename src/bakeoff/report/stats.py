@@ -190,7 +190,13 @@ def _basis(evidence: Sequence[Evidence]) -> tuple[str, str]:
     off = [e for e in evidence if e.cv_correct is None]
     n_test = len(evidence[0].test_correct)
     if off:
-        why = "; ".join(f"{e.name}: {e.cv_off_reason or 'no cross-validation'}" for e in off)
+        reasons = {e.cv_off_reason or "no cross-validation" for e in off}
+        # One reason shared by every backbone (the usual case) is said once.
+        why = (
+            reasons.pop()
+            if len(reasons) == 1 and len(off) == len(evidence)
+            else "; ".join(f"{e.name}: {e.cv_off_reason or 'no cross-validation'}" for e in off)
+        )
         return (
             TEST,
             f"Compared on the {n_test} held-out test images: cross-validation is off ({why}).",
