@@ -87,7 +87,7 @@ def test_feature_cache_on_a_disk_that_fills_up(params, tiny_data, small_disk, tm
     cache = small_disk / "cache"
     weights = tmp_path / "base.weights.h5"
     build_base("SimpleCNN", 32).save_weights(weights)
-    recipe = dataclasses.replace(params.train, weights=str(weights), image_size=32)
+    recipe = dataclasses.replace(params.train, weights=str(weights), image_size=32, augment=False)
     monkeypatch.setattr(resources, "DISK_MARGIN", 0)  # a 2 MB disk: no 256 MB margin
     split_pixels(split, "train", raw, 32, cache)  # the pixels fit; then the disk fills
     _fill_after_check(features_module, monkeypatch, small_disk)
