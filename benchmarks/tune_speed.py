@@ -61,7 +61,7 @@ def measure(backbone: str, data: dict, size: int, trials: int) -> dict:
     from bakeoff.train.model import build_model
     from bakeoff.train.tune import tune
 
-    tp = TrainParams()
+    tp = TrainParams(overrides={})
     keras.utils.set_random_seed(0)
     model = build_model(backbone, data["n_classes"], size, "none", tp.bn_momentum)
     # What the feature cache computes once per image: the frozen base's pooled output.
