@@ -136,7 +136,7 @@ def test_saved_models_preprocess_like_keras_and_load_without_bakeoff(tmp_path):
     # tf, caffe, torch, and "none" as MobileNetV3's own rescaling layers.
     cases = {"MobileNetV2": "mobilenet_v2", "VGG16": "vgg16", "DenseNet121": "densenet",
              "MobileNetV3Small": None}  # fmt: skip
-    _save_and_load_without_bakeoff(tmp_path, cases)
+    _check_saved_models_load_without_bakeoff(tmp_path, cases)
 
 
 @pytest.mark.slow
@@ -145,10 +145,10 @@ def test_saved_models_with_their_own_preprocessing_load_without_bakeoff(tmp_path
     # ConvNeXt's own layers (LayerScale, StochasticDepth); NASNet's tf mode.
     cases = {"EfficientNetB0": None, "EfficientNetV2B0": None, "ConvNeXtTiny": None,
              "NASNetMobile": "nasnet"}  # fmt: skip
-    _save_and_load_without_bakeoff(tmp_path, cases)
+    _check_saved_models_load_without_bakeoff(tmp_path, cases)
 
 
-def _save_and_load_without_bakeoff(tmp_path, cases: dict[str, str | None]) -> None:
+def _check_saved_models_load_without_bakeoff(tmp_path, cases: dict[str, str | None]) -> None:
     """Each model matches keras.applications' preprocessing, and loads (same outputs) in a
     process where bakeoff cannot be imported."""
     import json

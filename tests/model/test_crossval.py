@@ -13,13 +13,12 @@ import dataclasses
 import json
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from tests.conftest import CLASSES, make_image_folder  # noqa: E402
-from tests.model.tiny_models import module_store, shrunk_params  # noqa: E402
+from tests.conftest import CLASSES, make_image_folder
+from tests.model.tiny_models import module_store, shrunk_params
 
 PER_CLASS, FLIPPED, SIZE = 100, 0.15, 32
 
