@@ -58,7 +58,7 @@ chromium:
 	@if ! command -v chromium >/dev/null; then \
 	  if command -v apt-get >/dev/null; then \
 	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
 	  else echo "warning: chromium is missing and apt-get is not available"; fi; \
 	fi
 
