@@ -10,7 +10,6 @@ run may peak at most 6 kB per extra image higher (holding the decoded images wou
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,27 +57,32 @@ def _folder(root: Path, n: int) -> Path:
     return root
 
 
+# Linux keeps a process's peak RSS across exec, and a child that pytest starts (vfork,
+# then exec) begins with pytest's own peak: after a few GB of earlier tests every run would
+# read that same figure. A small launcher in between starts the work from its own ~10 MB and
+# reports the work's peak (its waited-for children included) from wait4.
+_LAUNCH = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(proc.pid, 0)
+print(usage.ru_maxrss, flush=True)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss_mb(source: Path, out: Path, leak: bool = False) -> tuple[int, float, float]:
     """Run the pipeline in a fresh process; (images in the split, its peak RSS in MB, the
     largest of the process and every child it waited for, and the process's own peak in MB).
 
     Both count: a child (validate's pool) can peak above the main process, and would then hide
     growth in the main process from the first figure alone."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _WORK, str(source), str(out), "leak" if leak else "clean"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    work = [sys.executable, "-c", _WORK, str(source), str(out), "leak" if leak else "clean"]
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAUNCH, *work], capture_output=True, text=True, check=False
     )
-    # wait4, not Popen.wait: it returns this child's rusage (its waited-for children's
-    # peak included), where RUSAGE_CHILDREN would mix in every earlier child of pytest.
-    stdout = proc.stdout.read()
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0, stderr[-3000:]
-    count, own_kb = stdout.split()[-2:]
-    return int(count), usage.ru_maxrss / 1024, int(own_kb) / 1024
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    count, own_kb, all_kb = proc.stdout.split()[-3:]
+    return int(count), int(all_kb) / 1024, int(own_kb) / 1024
 
 
 @pytest.fixture(scope="module")
