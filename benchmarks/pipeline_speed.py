@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from _support import dvc_project  # benchmarks/ is first on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("dots", "horizontal", "vertical", "checks")
@@ -107,12 +108,7 @@ def make_project(root: Path, images: Path, backbones: list[str], size: int) -> d
     params["data"]["source"] = str(images)
     params["train"].update(weights="imagenet", image_size=size, augment=False, seeds=[42])
     params["train"]["overrides"] = {}
-    root.mkdir(parents=True)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(REPO / "src" / "bakeoff", root / "src" / "bakeoff")
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
+    dvc_project(root, params)
     return params
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from _support import dvc_project  # benchmarks/ is first on sys.path
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,14 +82,7 @@ def make_project(root: Path, source: Path, trials: int, size: int) -> Path:
     )  # fmt: skip
     # Head tuning (issue 10) has its own benchmark; 0 trials measures the data path.
     params["tune"]["trials"] = trials
-    root.mkdir(parents=True)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(REPO / "src" / "bakeoff", root / "src" / "bakeoff")
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([BIN / "dvc", "init", "-q"], cwd=root, check=True)
-    shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
-    return root
+    return dvc_project(root, params, dvc_config=True)
 
 
 def imagenet_shaped_weights(keras_home: Path, size: int) -> None:

@@ -27,19 +27,14 @@ import base64
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _support import no_bakeoff_env, serve  # benchmarks/ is first on sys.path
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -135,58 +130,6 @@ def raw_throughput(model, x: np.ndarray, seconds: float) -> float:
             done += len(x)
         best = max(best, done / (time.perf_counter() - start))
     return best
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def no_bakeoff_env(folder: Path, tracking_uri: str) -> dict[str, str]:
-    """A Python that cannot import bakeoff (the model ships its own serving code)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text("import sys\nsys.modules['bakeoff'] = None\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHONPATH=str(folder), MLFLOW_TRACKING_URI=tracking_uri)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-@contextmanager
-def serve(model_uri: str, env: dict, workdir: Path, workers: int = 1) -> Iterator[tuple]:
-    """`mlflow models serve` on a free 127.0.0.1 port until the block ends.
-
-    Yields:
-        (port, pid of the serving process, its log file path).
-    """
-    port = free_port()
-    log_path = workdir / "serve.log"
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager",
-           "local", "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers)]  # fmt: skip
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            cmd, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )  # fmt: skip  (its workers go with it)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = log_path.read_text()[-3000:]
-                    raise RuntimeError(f"mlflow models serve did not start:\n{tail}") from None
-                time.sleep(0.5)
-        yield port, proc.pid, log_path
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def rss_mb(pid: int) -> float:

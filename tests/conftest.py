@@ -6,14 +6,11 @@ import csv
 import dataclasses
 import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -69,16 +66,21 @@ def write_split(raw: Path, out: Path, fractions=(0.5, 0.25, 0.25)) -> Path:
     return out
 
 
-def init_project(root: Path, params: dict) -> Path:
-    """A DVC project in `root` (created): `params` as params.yaml, the repo's dvc.yaml and the
-    stage sources it depends on, then `git init` and `dvc init`."""
-    root.mkdir(parents=True)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(REPO / "src" / "bakeoff", root / "src" / "bakeoff")
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
-    return root
+def benchmark_module(name: str):
+    """`benchmarks/<name>.py` as a module: the tests reuse the benchmarks' helpers."""
+    import importlib.util
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses, and the scripts' own `import _support`
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+# A scratch DVC project, and a Python that cannot import bakeoff: what the benchmarks use.
+init_project = benchmark_module("_support").dvc_project
+no_bakeoff_env = benchmark_module("_support").no_bakeoff_env
 
 
 @pytest.fixture
@@ -110,22 +112,6 @@ def tracking_uri(tmp_path, monkeypatch):
     """
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-
-
-def no_bakeoff_env(folder: Path) -> dict[str, str]:
-    """The environment of a Python that cannot import bakeoff (as on a machine without it).
-
-    A `sitecustomize` in `folder` blocks the package; PYTHONPATH holds only that folder, and
-    the venv's bin comes first on PATH (MLflow starts `uvicorn` from there).
-    """
-    import sys
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text("import sys\nsys.modules['bakeoff'] = None\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(folder)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 def run_sections(params) -> dict:

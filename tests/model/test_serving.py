@@ -6,12 +6,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -19,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.code.test_served import png_header_only
-from tests.conftest import CLASSES, no_bakeoff_env
+from tests.conftest import CLASSES, benchmark_module, no_bakeoff_env
 from tests.model.tiny_models import shared_project
 
 
@@ -50,12 +46,6 @@ def project(tmp_path_factory):
         yield shared_project(tmp_path_factory, mp)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _post(port: int, payload: dict) -> tuple[int, dict]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/invocations",
@@ -77,38 +67,11 @@ def _b64(data: bytes) -> str:
 def server(project, tmp_path_factory):
     """`mlflow models serve` of the champion of a real (shrunk) SimpleCNN training run."""
     uri = _register(project, "SimpleCNN", "served")
-    port = _free_port()
-    env = no_bakeoff_env(tmp_path_factory.mktemp("no_bakeoff"))
-    env["MLFLOW_TRACKING_URI"] = _store(project)  # mlflow's own CLI finds the model there
-    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w+")  # noqa: SIM115
-    mlflow_cli = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri]
-    proc = subprocess.Popen(
-        [*mlflow_cli, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        env=env,
-        cwd=log.name.rsplit("/", 1)[0],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its uvicorn workers go with it
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"mlflow models serve did not start:\n{log.read()[-3000:]}")
-                time.sleep(0.5)
-        yield port, uri, log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    env = no_bakeoff_env(tmp_path_factory.mktemp("no_bakeoff"), _store(project))
+    with benchmark_module("_support").serve(uri, env, tmp_path_factory.mktemp("serve")) as (
+        port, _, log_path,
+    ):  # fmt: skip
+        yield port, uri, log_path
 
 
 @pytest.mark.services
@@ -152,8 +115,7 @@ def test_bad_payloads_get_400_naming_the_row_and_the_server_stays_up(server, pro
         assert "row 0" not in body["message"].split("Error:")[-1]
     status, body = _post(port, {"dataframe_records": [{"image": good}]})
     assert status == 200 and body["predictions"][0]["label"] in CLASSES
-    log.seek(0)
-    assert "Traceback" not in log.read().split("Listening at")[-1]
+    assert "Traceback" not in log.read_text().split("Listening at")[-1]
 
 
 def test_pyfunc_and_keras_flavours_load_without_bakeoff(project, tmp_path):

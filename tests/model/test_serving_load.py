@@ -5,23 +5,13 @@ and memory that does not grow."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import benchmark_module
 from tests.model.test_serving import _register, _store
 from tests.model.tiny_models import shared_project
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("serve_load", REPO / "benchmarks/serve_load.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +24,7 @@ def project(tmp_path_factory):
 def test_served_champion_holds_concurrent_load_with_garbage(project, tmp_path):
     from bakeoff.predict import predict
 
-    bench = _bench()
+    bench = benchmark_module("serve_load")
     uri = _register(project, "StripeNet", "served-load")
     root, params, raw, split = project
     files = [raw / r.split(",")[0] for r in (split / "test.csv").read_text().splitlines()[1:]]
