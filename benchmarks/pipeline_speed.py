@@ -129,8 +129,10 @@ def main() -> None:
     n, size = (60, 96) if args.smoke else (2000, 224)
     backbones = ["MobileNet"] if args.smoke else ["MobileNet", "MobileNetV2", "EfficientNetB0"]
     work = Path(tempfile.mkdtemp(prefix="bakeoff-pipeline-speed-"))
+    # TF_NUM_INTEROP_THREADS: what bakeoff sets for its stages, so the floor (and the
+    # start-up) run TensorFlow as the stages do.
     env = {**os.environ, "KERAS_HOME": str(work / "keras"), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
+           "MLFLOW_DISABLE_TELEMETRY": "true", "TF_NUM_INTEROP_THREADS": "1"}  # fmt: skip
     env.pop("MLFLOW_TRACKING_URI", None)
     # dvc.yaml's commands run `bakeoff`: this Python's venv first on PATH.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

@@ -141,11 +141,16 @@ class HeadTrainer:
         for k, value in hp.as_dict().items():
             self.hp[k].assign(float(value))
 
-    def weights(self) -> dict[str, np.ndarray]:
-        """The head's weights, BatchNorm's included (scale 1, offset 0, feature statistics)."""
+    def weights(self, trained: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The head's weights, BatchNorm's included (scale 1, offset 0, feature statistics):
+        the current ones, or those of a `snapshot`."""
         dim = self.trainable["kernel"].shape[0]
         bn = {"gamma": np.ones(dim, np.float32), "beta": np.zeros(dim, np.float32)}
-        return bn | self.stats | {k: v.numpy() for k, v in self.trainable.items()}
+        return bn | self.stats | (trained or self.snapshot())
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """A copy of the trained variables (kernel, bias): what an improving epoch keeps."""
+        return {k: v.numpy() for k, v in self.trainable.items()}
 
     def fit(
         self,
@@ -188,14 +193,14 @@ class HeadTrainer:
             if not np.isfinite(row["loss"]):
                 break
             if best is None or val_loss < best[0] - _MIN_DELTA:
-                best = (val_loss, epoch, self.weights(), val_acc)
+                best = (val_loss, epoch, self.snapshot(), val_acc)
             if on_epoch is not None:
                 on_epoch(epoch, row)
             if epoch - best[1] >= patience:
                 break
         if best is None:
             return HeadFit(self.weights(), history, 1, float("nan"), float("nan"))
-        return HeadFit(best[2], history, best[1], best[3], best[0])
+        return HeadFit(self.weights(best[2]), history, best[1], best[3], best[0])
 
 
 def set_head_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
