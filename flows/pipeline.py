@@ -19,6 +19,8 @@ from typing import Any
 
 # Before Prefect is imported: its logging set-up reads this (stage modules log to `bakeoff`).
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "bakeoff")
+# Before TensorFlow starts (evaluate runs in this process): as `bakeoff` runs it (cli.py).
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact

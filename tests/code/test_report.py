@@ -16,8 +16,9 @@ import pytest
 
 from bakeoff.config import Budget, load_params
 from bakeoff.errors import BakeoffError
+from bakeoff.report.choice import Candidate, pareto_front, recommend
 from bakeoff.report.stage import report
-from bakeoff.report.stats import Candidate, bootstrap_interval, pareto_front, recommend
+from bakeoff.report.stats import bootstrap_interval
 
 REPO = Path(__file__).resolve().parents[2]
 N_TEST = 300

@@ -13,7 +13,7 @@ import pandas as pd
 
 from bakeoff.config import ReportParams
 from bakeoff.errors import BakeoffError
-from bakeoff.report import context, trained
+from bakeoff.report import choice, context, trained
 from bakeoff.report import stats as report_stats
 
 
@@ -51,15 +51,15 @@ def analyse(params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any]) 
         for key, value in pair.items():
             table.loc[name, key] = value
     candidates = [
-        report_stats.Candidate(n, ranking.accuracy[n], float(r.latency_ms_b1), float(r.size_mb))
+        choice.Candidate(n, ranking.accuracy[n], float(r.latency_ms_b1), float(r.size_mb))
         for n, r in table.iterrows()
     ]
-    pick, reason = report_stats.recommend(candidates, ranking.tied, ranking.measure)
-    front = report_stats.pareto_front(
+    pick, reason = choice.recommend(candidates, ranking.tied, ranking.measure)
+    front = choice.pareto_front(
         {c.name: (float(table.loc[c.name, "test_accuracy"]), c.latency_ms) for c in candidates}
     )
     budgets = {
-        label: report_stats.within_budget(candidates, b.max_latency_ms, b.max_size_mb)
+        label: choice.within_budget(candidates, b.max_latency_ms, b.max_size_mb)
         for label, b in (params.budgets or {}).items()
     }
     return {
