@@ -90,16 +90,12 @@ def scan_folder(folder: Path, params: ValidateParams) -> FolderScan:
     Raises:
         BakeoffError: `folder` is not a directory.
     """
-    from bakeoff.data.validate import _inspect_all, _mark_label_conflicts, _scan
+    from bakeoff.data.validate import check_files
     from bakeoff.data.validation_report import ValidationResult
 
     if not folder.is_dir():
         raise BakeoffError(f"{folder} is not a folder: give a folder with one sub-folder per class")
-    decided, todo, notes = _scan(folder)
-    rows = decided + _inspect_all(todo, params)
-    _mark_label_conflicts(rows)
-    for row in rows:
-        row["status"] = "rejected" if row["reason"] else "accepted"
+    rows, notes = check_files(folder, params)
     classes = sorted({str(r["label"]) for r in rows if r["label"]})
     result = ValidationResult.build(rows, classes, params, [], notes)
     accepted = [r for r in rows if r["status"] == "accepted"]

@@ -163,6 +163,19 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         writer.writerows(rows)
 
 
+def check_files(folder: Path, params: ValidateParams) -> tuple[list[dict], list[str]]:
+    """Every file under `folder` (`<class>/<file>`, only read) checked and marked accepted or
+    rejected, in path order, with the walk's notes (skipped files): validate's checks, also
+    what `bakeoff init` scans a user's folder with."""
+    decided, todo, notes = _scan(folder)
+    rows = decided + _inspect_all(todo, params)
+    _mark_label_conflicts(rows)
+    for row in rows:
+        row["status"] = "rejected" if row["reason"] else "accepted"
+    rows.sort(key=lambda r: str(r["path"]))
+    return rows, notes
+
+
 def validate(
     params: ValidateParams, raw_dir: Path, out_dir: Path, reports_dir: Path
 ) -> ValidationResult:
@@ -188,14 +201,9 @@ def validate(
 
     if not raw_dir.is_dir():
         raise BakeoffError(f"no images at {raw_dir}: run `bakeoff ingest` first")
-    decided, todo, notes = _scan(raw_dir)
+    rows, notes = check_files(raw_dir, params)
     for note in notes:
         log.warning(note)
-    rows = decided + _inspect_all(todo, params)
-    _mark_label_conflicts(rows)
-    for row in rows:
-        row["status"] = "rejected" if row["reason"] else "accepted"
-    rows.sort(key=lambda r: str(r["path"]))
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(out_dir / "manifest.csv", rows, COLUMNS)
     accepted = [r for r in rows if r["status"] == "accepted"]
