@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +267,7 @@ def test_epoch_logging_failures_fail_the_training(params, root, monkeypatch, err
     from bakeoff.tracking import journal, store
 
     monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
+    tracking.configure(params.tracking, root)  # the client below needs the store
     model = _keras_model()
     x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3)).astype("float32")
     y = np.arange(8) % 3
@@ -329,6 +331,7 @@ def test_journaled_metrics_outlive_an_outage_beyond_the_window(params, root, tmp
     from bakeoff.tracking import journal, store
 
     monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
+    tracking.configure(params.tracking, root)  # the client below needs the store
     book = tmp_path / "journal.jsonl"
     real = store._client
     down = _FlakyClient(real(), [ConnectionRefusedError(111, "refused")] * 10_000)
@@ -350,3 +353,38 @@ def test_journaled_metrics_outlive_an_outage_beyond_the_window(params, root, tmp
     assert again == run and tracking.run_info(run)["status"] == "FINISHED"
     history = real().get_metric_history(run, "journaled_loss")
     assert sorted((m.step, m.value) for m in history) == [(0, 3.0), (1, 2.0), (2, 1.0)]
+
+
+def test_tuning_trials_never_wait_for_the_server_and_arrive_once(params, root, tmp_path,
+                                                                  monkeypatch):  # fmt: skip
+    """A training run's child runs (its tuning trials) are journaled like its metrics:
+    logging one while the server is away returns at once, and when the server answers
+    again each arrives once, with its numbers, also after a send cut short between
+    creating the child and logging to it."""
+    from bakeoff.tracking import journal, store
+
+    monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
+    tracking.configure(params.tracking, root)  # the client below needs the store
+    real = store._client
+    # Every log_batch fails 3 times: trial-0 is created, then its numbers fail to arrive.
+    flaky = _FlakyClient(real(), [ConnectionResetError(104, "reset")] * 3)
+    book = tmp_path / "journal.jsonl"
+    with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root, book) as run:
+        monkeypatch.setattr(store, "_client", lambda: flaky)
+        start = time.monotonic()
+        for i in range(3):
+            tracking.log_child_run(
+                run, f"trial-{i}", {"learning_rate": 0.01 * (i + 1)},
+                {"val_accuracy": 0.5 + i / 10}, {"tuning_trial": str(i)},
+            )  # fmt: skip
+        assert time.monotonic() - start < 1.0, "the trials waited for the server"
+    monkeypatch.setattr(store, "_client", real)
+    experiment = real().get_run(run).info.experiment_id
+    children = real().search_runs([experiment], f"tags.`mlflow.parentRunId` = '{run}'")
+    assert sorted(c.info.run_name for c in children) == ["trial-0", "trial-1", "trial-2"]
+    for child in children:
+        i = int(child.data.tags["tuning_trial"])
+        assert child.info.status == "FINISHED"
+        assert child.data.metrics == {"val_accuracy": pytest.approx(0.5 + i / 10)}
+        assert child.data.params == {"learning_rate": str(0.01 * (i + 1))}
+    assert '"child"' in book.read_text()

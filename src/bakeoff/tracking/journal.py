@@ -1,11 +1,12 @@
 """A training run's metrics and tags, written to disk first and sent to MLflow behind it.
 
-Like the W&B client: each epoch's numbers are appended to `journal.jsonl` in the run's
-state folder (fsynced), and a background thread sends them to the run. While the tracking
-server is away the thread keeps trying (backoff) and the training goes on; `flush` at the
-end waits until everything is sent, or until the outage has lasted `tracking.outage_timeout`
-(`TrackingUnavailable`). `journal.sent` records how far the run has received, so the rerun
-after a failed flush sends the rest to the same run, each entry once.
+Like the W&B client: each epoch's numbers (and each tuning trial, a child run) are appended
+to `journal.jsonl` in the run's state folder (fsynced), and a background thread sends them.
+While the tracking server is away the thread keeps trying (backoff) and the training goes
+on; `flush` at the end waits until everything is sent, or until the outage has lasted
+`tracking.outage_timeout` (`TrackingUnavailable`). `journal.sent` records how far the run
+has received, so the rerun after a failed flush sends the rest to the same run, each entry
+once.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ class Journal:
     def tags(self, tags: dict[str, str]) -> None:
         """Journal run tags."""
         self._append({"tags": {k: str(v) for k, v in tags.items()}})
+
+    def child(
+        self, name: str, params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]
+    ) -> None:
+        """Journal a finished child run of this run (a tuning trial), created behind."""
+        params = {k: str(v) for k, v in params.items()}
+        self._append({"child": {"name": name, "params": params, "metrics": metrics,
+                                "tags": {k: str(v) for k, v in tags.items()}}})  # fmt: skip
 
     def _append(self, entry: dict[str, Any]) -> None:
         if self.error is not None:  # MLflow refused an earlier entry: the training stops
@@ -159,3 +168,10 @@ class Journal:
                 client.log_batch(self.run_id, metrics=chunk)
         for start in range(0, len(tags), 100):
             client.log_batch(self.run_id, tags=tags[start : start + 100])
+        children = [e["child"] for e in batch if "child" in e]
+        if children:
+            from bakeoff.tracking.children import create_child_run
+
+            for c in children:  # each once, also when this batch is sent again
+                create_child_run(self.run_id, c["name"], c["params"], c["metrics"], c["tags"],
+                                 lambda f, what: f())  # fmt: skip
