@@ -170,7 +170,7 @@ class Journal:
             client.log_batch(self.run_id, tags=tags[start : start + 100])
         children = [e["child"] for e in batch if "child" in e]
         if children:
-            from bakeoff.tracking.children import create_child_run
+            from bakeoff.tracking.child_runs import create_child_run
 
             for c in children:  # each once, also when this batch is sent again
                 create_child_run(self.run_id, c["name"], c["params"], c["metrics"], c["tags"],
