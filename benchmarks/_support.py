@@ -1,5 +1,6 @@
-"""What the benchmarks and the tests both need: a scratch DVC project, and the champion served
-by `mlflow models serve` in a Python that cannot import bakeoff.
+"""What the benchmarks and the tests both need: a scratch DVC project, ImageNet-shaped weights
+in a Keras cache, and the champion served by `mlflow models serve` in a Python that cannot
+import bakeoff.
 
 Not a benchmark (the leading underscore keeps it out of the smoke runs). The scripts import
 it as `_support` (their folder is first on sys.path); the tests load it by file
@@ -43,6 +44,20 @@ def dvc_project(root: Path, params: dict, dvc_config: bool = False) -> Path:
     if dvc_config:
         shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
     return root
+
+
+def fake_imagenet(keras_home: Path, backbones: list[str], size: int) -> None:
+    """Random weights saved as Keras's ImageNet files for `backbones` at `size`, where
+    `weights: imagenet` finds them with KERAS_HOME=`keras_home` (the machine is offline)."""
+    import keras
+
+    from bakeoff.train.model import build_base, get_backbone
+
+    (keras_home / "models").mkdir(parents=True, exist_ok=True)
+    for name in backbones:
+        keras.utils.set_random_seed(0)
+        target = keras_home / "models" / get_backbone(name).imagenet.file_name(size)
+        keras.saving.save_model(build_base(name, size), target)
 
 
 def no_bakeoff_env(folder: Path, tracking_uri: str | None = None) -> dict[str, str]:

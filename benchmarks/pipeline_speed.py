@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from _support import dvc_project  # benchmarks/ is first on sys.path
+from _support import dvc_project, fake_imagenet  # benchmarks/ is first on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("dots", "horizontal", "vertical", "checks")
@@ -86,19 +86,6 @@ def write_images(root: Path, n: int, size: int) -> Path:
         (root / label).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(root / label / f"{label}_{i:05d}.png")
     return root
-
-
-def fake_imagenet(keras_home: Path, backbones: list[str], size: int) -> None:
-    """Random weights saved as Keras's ImageNet files for `backbones` at `size`."""
-    import keras
-
-    from bakeoff.train.model import build_base, get_backbone
-
-    (keras_home / "models").mkdir(parents=True, exist_ok=True)
-    for name in backbones:
-        keras.utils.set_random_seed(0)
-        target = keras_home / "models" / get_backbone(name).imagenet.file_name(size)
-        keras.saving.save_model(build_base(name, size), target)
 
 
 def make_project(root: Path, images: Path, backbones: list[str], size: int) -> dict:

@@ -87,16 +87,14 @@ def make_project(root: Path, source: Path, trials: int, size: int) -> Path:
 
 def imagenet_shaped_weights(keras_home: Path, size: int) -> None:
     """Keras's MobileNet no-top file, random values, where `weights: imagenet` finds it."""
+    # In a process of its own: this script never imports TensorFlow itself.
     code = (
-        "import sys, keras; from pathlib import Path\n"
-        "from bakeoff.train.model import build_base, get_backbone\n"
-        "size = int(sys.argv[2])\n"
-        "name = get_backbone('MobileNet').imagenet.file_name(size)\n"
-        "path = Path(sys.argv[1]) / 'models' / name\n"
-        "path.parent.mkdir(parents=True, exist_ok=True)\n"
-        "keras.saving.save_model(build_base('MobileNet', size), path)\n"
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3])\n"
+        "from _support import fake_imagenet\n"
+        "fake_imagenet(Path(sys.argv[1]), ['MobileNet'], int(sys.argv[2]))\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(keras_home), str(size)], check=True, env=ENV)
+    args = [str(keras_home), str(size), str(Path(__file__).parent)]
+    subprocess.run([sys.executable, "-c", code, *args], check=True, env=ENV)
 
 
 CPU: dict[str, float] = {}  # log name -> user + system seconds of the last `timed` call

@@ -19,8 +19,6 @@ from typing import Any
 
 # Before Prefect is imported: its logging set-up reads this (stage modules log to `bakeoff`).
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "bakeoff")
-# Before TensorFlow starts (evaluate runs in this process): as `bakeoff` runs it (cli.py).
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -29,11 +27,16 @@ from prefect.futures import wait
 
 from bakeoff import tracking
 from bakeoff.config import Params, load_params
+from bakeoff.console import set_tensorflow_env
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import data_version
 from bakeoff.orchestration import dvc as pipeline_dvc
 from bakeoff.orchestration import processes, runners
 from bakeoff.paths import ProjectPaths, project_paths, stage_kwargs
+
+# Before TensorFlow starts (nothing above imports it; evaluate runs in this process): as the
+# `bakeoff` CLI runs it.
+set_tensorflow_env()
 
 # DVC decides what is up to date, not Prefect's cache. Transient failures (a busy disk, an
 # MLflow server restarting) are retried; training resumes from its last completed epoch.

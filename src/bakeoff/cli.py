@@ -6,7 +6,6 @@ Stage modules are imported inside the commands so that `bakeoff --help` stays fa
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -169,40 +168,23 @@ def predict(
     typer.echo(format_predictions(results, as_json=as_json))
 
 
-# TensorFlow's inter-op pool: one thread (set before TensorFlow starts; a user's setting
-# wins). Ops then run one after another, each still using every core inside it (the
-# intra-op pool). On 2 cores a head fit on cached features took 40% less CPU for the same
-# wall time (1.08 -> 0.63 CPU s: batch 32, 100 epochs of 1,400 x 1,280 features), and
-# EfficientNetB0's batch-1 latency fell from 31 to 22 ms; batch-32 forward passes did not
-# change (MobileNet, EfficientNetB0 at 224 px). The flows set it too.
-INTEROP_THREADS = "1"
-
-
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit 1."""
-    # TensorFlow's C++ start-up chatter would bury the progress bars and results.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", INTEROP_THREADS)
-    from bakeoff.console import filtered_stderr
+    from bakeoff.console import filtered_stderr, set_tensorflow_env
+    from bakeoff.orchestration.processes import record_error  # for a parent that asks
+
+    set_tensorflow_env()  # before any command imports TensorFlow
 
     with filtered_stderr():  # what TF_CPP_MIN_LOG_LEVEL cannot hide
         try:
             app()
         except BakeoffError as exc:
-            _record_error(exc)
+            record_error(exc)
             typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
             sys.exit(1)
         except Exception as exc:  # recorded for a parent process, then the usual traceback
-            _record_error(exc)
+            record_error(exc)
             raise
-
-
-def _record_error(exc: BaseException) -> None:
-    """The error as data for a parent process that asked for it (`BAKEOFF_ERROR_FILE`)."""
-    if os.environ.get("BAKEOFF_ERROR_FILE"):
-        from bakeoff.orchestration.processes import record_error
-
-        record_error(exc)
 
 
 if __name__ == "__main__":

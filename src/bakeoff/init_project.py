@@ -149,8 +149,7 @@ def _initialised(doc: Any) -> str | None:
 
     data = doc.get("data", {})
     source = str(data.get("source", ""))
-    demo = {"fashion-mnist", str(data.get("fashion_mnist_dir", "fashion-mnist"))}
-    if source and source not in demo and not is_fashion_mnist_dir(Path(source)):
+    if source and source != "fashion-mnist" and not is_fashion_mnist_dir(Path(source)):
         return f"data.source is already {source}"
     weights = str(doc.get("train", {}).get("weights", "none"))
     if weights != "none":

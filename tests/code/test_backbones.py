@@ -12,7 +12,7 @@ from bakeoff.errors import BakeoffError
 from bakeoff.train import model as backbones
 
 MOBILENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"  # Keras's name for any non-listed size
-# The smallest of each family builds in the default suite (~35 s on 2 cores); the rest,
+# The smallest of most families builds in the default suite (~35 s on 2 cores); the rest,
 # up to 350M parameters (ConvNeXtXLarge), in the slow suite (~5 min).
 FAST_BUILDS = {
     "SimpleCNN", "MobileNetV3Small", "MobileNet", "MobileNetV2", "EfficientNetB0",

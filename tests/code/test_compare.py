@@ -109,7 +109,7 @@ def test_ranking_uses_cross_validation_when_every_backbone_has_it():
     assert ranking.pairs["B"]["tied"] is False and ranking.pairs["B"]["vs_best_low"] > 0
     assert "C" in ranking.tied, "1.3 pt apart on 300 images: tied"
     assert {"mcnemar_p", "nb_p", "nb_low", "nb_high"} <= set(ranking.pairs["B"])
-    # The same 40 vs 36 on the 45 test images would be: tied (too few images to tell).
+    # Without every backbone's out-of-fold predictions, the comparison is on the test split.
     assert rank([_evidence("A", 270, 0, cv=False), _evidence("B", 240, 1)], 1000, 0.95, 0
                 ).basis == TEST  # fmt: skip
 

@@ -325,6 +325,7 @@ def test_kill_9_during_register_and_export_leaves_one_version_and_one_champion(s
     proc = _bakeoff(trained, server, "register")
     killed = _kill_when(proc, lambda: bool(_registry(pg, name)[0]))
     print(f"register killed mid-way: {killed}, registry then: {_registry(pg, name)}")
+    assert killed, "register finished before its version was seen: nothing was killed"
     code, out = _finish(_bakeoff(trained, server, "register"))
     assert code == 0, out[-3000:]
     versions, champion = _registry(pg, name)
@@ -333,6 +334,7 @@ def test_kill_9_during_register_and_export_leaves_one_version_and_one_champion(s
     proc = _bakeoff(trained, server, "export")
     killed = _kill_when(proc, lambda: (trained / "exports").exists())
     print(f"export killed mid-way: {killed}")
+    assert killed, "export finished before it wrote anything: nothing was killed"
     code, out = _finish(_bakeoff(trained, server, "export"))
     assert code == 0, out[-3000:]
     assert json.loads((trained / "reports" / "export.json").read_text())["variants"]

@@ -60,7 +60,8 @@ def test_from_scratch_recommendation_says_which_question_it_answers(scratch_repo
 
 
 def test_report_in_chromium_at_1024_px(scratch_report, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
     assert CHROMIUM.is_file(), f"no {CHROMIUM}: install Debian's chromium (`make setup`)"
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(

@@ -278,7 +278,8 @@ def test_pool_workers_exit_quietly_under_a_parent_sigterm_handler(tmp_path):
 def test_data_docs_render_offline_with_the_list_of_validation_results(zoo, tmp_path):
     """The index page in a real browser with every non-file request refused: styled, its
     icons' font loaded, and bootstrap-table has drawn one row per suite."""
-    playwright = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright
+
     reports = zoo[3]
     refused: list[str] = []
 

@@ -115,7 +115,7 @@ def test_bad_payloads_get_400_naming_the_row_and_the_server_stays_up(server, pro
         assert "row 0" not in body["message"].split("Error:")[-1]
     status, body = _post(port, {"dataframe_records": [{"image": good}]})
     assert status == 200 and body["predictions"][0]["label"] in CLASSES
-    assert "Traceback" not in log.read_text().split("Listening at")[-1]
+    assert "Traceback" not in log.read_text()
 
 
 def test_pyfunc_and_keras_flavours_load_without_bakeoff(project, tmp_path):

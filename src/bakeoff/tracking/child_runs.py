@@ -4,7 +4,6 @@ journal (`tracking.journal`), which may send the same entry again after an inter
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from bakeoff.tracking.store import _client
@@ -16,14 +15,12 @@ def create_child_run(
     params: dict[str, Any],
     metrics: dict[str, float],
     tags: dict[str, str],
-    call: Callable[[Callable[[], Any], str], Any],
 ) -> str:
     """Create the child run `name` of `parent_run_id`, FINISHED, unless it exists already
     (a journal sent again after an interruption): each child once.
 
-    Args:
-        call: How each MLflow call is made: `outage.call` (wait within the window), or
-            `lambda f, what: f()` for the journal's thread, which retries by itself.
+    MLflow's errors propagate: the journal's thread retries an outage, and `log_child_run`
+    waits within the outage window; either may call again, hence the look-up first.
 
     Returns:
         The child run's id.
@@ -32,14 +29,11 @@ def create_child_run(
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
     client = _client()
-    parent = call(lambda: client.get_run(parent_run_id), f"read run {parent_run_id}")
+    parent = client.get_run(parent_run_id)
     experiment_id = parent.info.experiment_id
-    found = call(
-        lambda: client.search_runs(
-            [experiment_id],
-            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}' and attributes.run_name = '{name}'",
-        ),
-        f"look up child run {name}",
+    found = client.search_runs(
+        [experiment_id],
+        f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}' and attributes.run_name = '{name}'",
     )
     if found and found[0].info.status == "FINISHED":
         return found[0].info.run_id
@@ -47,18 +41,15 @@ def create_child_run(
         run, logged = found[0], found[0].data
     else:
         all_tags = {**parent_tags(parent), **tags, MLFLOW_PARENT_RUN_ID: parent_run_id}
-        run = call(
-            lambda: client.create_run(experiment_id, run_name=name, tags=all_tags),
-            f"start child run {name}",
-        )
+        run = client.create_run(experiment_id, run_name=name, tags=all_tags)
         logged = run.data
     run_id = run.info.run_id
     now = int(time.time() * 1000)
     items = [Metric(k, v, now, 0) for k, v in metrics.items() if k not in logged.metrics]
     flat = [Param(k, str(v)) for k, v in params.items() if k not in logged.params]
     if items or flat:
-        call(lambda: client.log_batch(run_id, metrics=items, params=flat), f"log to run {run_id}")
-    call(lambda: client.set_terminated(run_id, "FINISHED"), f"end run {run_id}")
+        client.log_batch(run_id, metrics=items, params=flat)
+    client.set_terminated(run_id, "FINISHED")
     return run_id
 
 

@@ -10,7 +10,13 @@ from bakeoff.errors import BakeoffError
 from bakeoff.tracking import outage
 from bakeoff.tracking.child_runs import create_child_run
 from bakeoff.tracking.epochs import is_number
-from bakeoff.tracking.runs import JOURNALS, log_artifacts, log_metrics, run_exists
+from bakeoff.tracking.runs import (
+    JOURNALS,
+    ended_failed_on_error,
+    log_artifacts,
+    log_metrics,
+    run_exists,
+)
 from bakeoff.tracking.store import _client, configure, flatten, tracking_uri
 
 if TYPE_CHECKING:
@@ -21,14 +27,9 @@ def _finish(run_id: str, *steps: Callable[[], Any]) -> None:
     """Run `steps` (each waited for within the outage window), then end the run FINISHED;
     FAILED when a step fails."""
     client = _client()
-    try:
+    with ended_failed_on_error(run_id):
         for step in steps:
             outage.call(step, f"log to run {run_id}")
-    except outage.TrackingUnavailable:
-        raise  # the server is away: it cannot be told
-    except BaseException:
-        outage.call(lambda: client.set_terminated(run_id, status="FAILED"), f"end run {run_id}")
-        raise
     outage.call(lambda: client.set_terminated(run_id, status="FINISHED"), f"end run {run_id}")
 
 
@@ -100,4 +101,7 @@ def log_child_run(
     if parent_run_id in JOURNALS:
         JOURNALS[parent_run_id].child(name, params, numbers, tags or {})
         return
-    create_child_run(parent_run_id, name, params, numbers, tags or {}, outage.call)
+    outage.call(
+        lambda: create_child_run(parent_run_id, name, params, numbers, tags or {}),
+        f"log child run {name} of run {parent_run_id}",
+    )

@@ -50,7 +50,7 @@ def log_history(rows: list[dict[str, float]], run_id: str) -> None:
     from bakeoff.tracking.runs import log_metrics
 
     for row in rows:
-        metrics = {k: float(v) for k, v in row.items() if k not in ("epoch", "phase")}
-        log_metrics(
-            {k: v for k, v in metrics.items() if is_number(v)}, run_id, int(row["epoch"]) - 1
-        )
+        metrics = {
+            k: float(v) for k, v in row.items() if k not in ("epoch", "phase") and is_number(v)
+        }
+        log_metrics(metrics, run_id, int(row["epoch"]) - 1)

@@ -162,10 +162,8 @@ class Journal:
         ]
         tags = [RunTag(k, v) for e in batch for k, v in e.get("tags", {}).items()]
         client = _client()
-        for start in range(0, max(len(metrics), 1), _BATCH):
-            chunk = metrics[start : start + _BATCH]
-            if chunk:
-                client.log_batch(self.run_id, metrics=chunk)
+        for start in range(0, len(metrics), _BATCH):
+            client.log_batch(self.run_id, metrics=metrics[start : start + _BATCH])
         for start in range(0, len(tags), 100):
             client.log_batch(self.run_id, tags=tags[start : start + 100])
         children = [e["child"] for e in batch if "child" in e]
@@ -173,5 +171,4 @@ class Journal:
             from bakeoff.tracking.child_runs import create_child_run
 
             for c in children:  # each once, also when this batch is sent again
-                create_child_run(self.run_id, c["name"], c["params"], c["metrics"], c["tags"],
-                                 lambda f, what: f())  # fmt: skip
+                create_child_run(self.run_id, c["name"], c["params"], c["metrics"], c["tags"])

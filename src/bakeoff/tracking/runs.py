@@ -64,19 +64,29 @@ def _start(
     new = run.info.run_id
     flat = flatten(sections)
     items = [Param(k, v) for k, v in flat.items()]
-    try:
+    with ended_failed_on_error(new):
         for start in range(0, len(items), 100):  # log_batch takes at most 100 params
             chunk = items[start : start + 100]
             outage.call(lambda c=chunk: client.log_batch(new, params=c), f"log params of {new}")
-    except BaseException:
-        _terminate(new, "FAILED")
-        raise
     return new
 
 
 def _terminate(run_id: str, status: str) -> None:
     client = _client()
     outage.call(lambda: client.set_terminated(run_id, status=status), f"end run {run_id}")
+
+
+@contextmanager
+def ended_failed_on_error(run_id: str) -> Iterator[None]:
+    """End `run_id` FAILED when the block raises; not when the tracking server is away
+    (`TrackingUnavailable`: it cannot be told, and the window has been waited out once)."""
+    try:
+        yield
+    except outage.TrackingUnavailable:
+        raise
+    except BaseException:
+        _terminate(run_id, "FAILED")
+        raise
 
 
 @contextmanager
@@ -121,13 +131,10 @@ def training_run(
         book = Journal(journal or Path(tmp) / "journal.jsonl", run_id)
         JOURNALS[run_id], CURRENT.run_id = book, run_id
         try:
-            yield run_id
-            book.flush()
-        except outage.TrackingUnavailable:
-            raise  # the server is away: the run stays RUNNING until the rerun completes it
-        except BaseException:
-            _terminate(run_id, "FAILED")
-            raise
+            # The server away: the run stays RUNNING until the rerun completes it.
+            with ended_failed_on_error(run_id):
+                yield run_id
+                book.flush()
         finally:
             book.close()
             JOURNALS.pop(run_id, None)
