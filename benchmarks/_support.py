@@ -47,17 +47,43 @@ def dvc_project(root: Path, params: dict, dvc_config: bool = False) -> Path:
 
 
 def fake_imagenet(keras_home: Path, backbones: list[str], size: int) -> None:
-    """Random weights saved as Keras's ImageNet files for `backbones` at `size`, where
-    `weights: imagenet` finds them with KERAS_HOME=`keras_home` (the machine is offline)."""
+    """Stand-in ImageNet weights for `backbones` at `size`, saved as Keras's files, where
+    `weights: imagenet` finds them with KERAS_HOME=`keras_home` (the machine is offline).
+
+    Keras's fresh initialisation is not a stand-in for trained weights: its BatchNorm layers
+    hold mean 0 and variance 1 whatever comes in, so activations shrink layer by layer and
+    the pooled features come out near zero (variance 1e-40 for MobileNet, 1e-11 for
+    EfficientNetB0). A head on such features learns nothing, or needs hundreds of epochs,
+    which no real backbone asks of it. So each BatchNorm is given the statistics of its input
+    on a batch of smooth random images (one training-mode pass with momentum 0), as trained
+    weights have them: the features are then O(1) and carry the image (a logistic probe reads
+    the benchmark's four patterns at 0.86-0.98), like real ImageNet features.
+    """
+    import importlib
+
     import keras
+    import numpy as np
 
     from bakeoff.train.model import build_base, get_backbone
 
     (keras_home / "models").mkdir(parents=True, exist_ok=True)
     for name in backbones:
         keras.utils.set_random_seed(0)
-        target = keras_home / "models" / get_backbone(name).imagenet.file_name(size)
-        keras.saving.save_model(build_base(name, size), target)
+        entry, base = get_backbone(name), build_base(name, size)
+        noise = np.random.default_rng(0).uniform(0, 255, (32, 14, 14, 3)).astype("float32")
+        batch = np.array(keras.ops.image.resize(noise, (size, size)))
+        if entry.family:
+            family = importlib.import_module(f"keras.applications.{entry.family}")
+            batch = family.preprocess_input(batch)
+        norms = [lyr for lyr in base.layers if isinstance(lyr, keras.layers.BatchNormalization)]
+        momenta = [lyr.momentum for lyr in norms]
+        for lyr in norms:
+            lyr.momentum = 0.0
+        base(batch, training=True)
+        for lyr, momentum in zip(norms, momenta, strict=True):
+            lyr.momentum = momentum
+        target = keras_home / "models" / entry.imagenet.file_name(size)
+        keras.saving.save_model(base, target)
 
 
 def no_bakeoff_env(folder: Path, tracking_uri: str | None = None) -> dict[str, str]:
