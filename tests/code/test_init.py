@@ -51,7 +51,8 @@ def test_init_writes_params_for_pretrained_use_and_keeps_the_rest(project):
         assert after[section] == before[section], section
     text = params_file.read_text()
     assert text.startswith("# bakeoff's single source of truth")
-    assert "# Head tuning (Optuna TPE + median pruning)" in text  # follows the changed overrides
+    # The comments that follow the changed overrides are kept.
+    assert "# Head tuning (Optuna TPE + successive halving)" in text
     assert "image_size: null" in text
     out = str(result)
     assert "3 classes" in out and "PNG 36" in out and out.rstrip().endswith("then `dvc repro`")

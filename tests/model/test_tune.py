@@ -69,7 +69,7 @@ def test_tuned_head_reaches_the_logistic_regression_probe_less_one_image():
     summary = result.summary()
     assert summary["tuned_val_accuracy"] >= summary["default_val_accuracy"]
     assert summary["trials"] == 20 == len(seen) and [t["number"] for t in seen] == list(range(20))
-    assert summary["pruned"] > 0, "the median pruner stops hopeless trials early"
+    assert summary["pruned"] > 0, "successive halving stops hopeless trials early"
     assert {t["state"] for t in seen} == {"COMPLETE", "PRUNED"}
     # Converged: early stopping on val loss ended the fit well before the 500-epoch cap.
     assert result.best_fit.best_epoch < len(result.best_fit.history) < 500
