@@ -4,8 +4,10 @@ Run: .venv/bin/python benchmarks/pipeline_speed.py            (~15+ min on 2 sha
      .venv/bin/python benchmarks/pipeline_speed.py --smoke    (60 images at 96 px, 1 backbone)
 
 In a temporary copy of the project: 2,000 generated, class-separable images (4 classes) at
-224 px, three pretrained backbones with ImageNet-shaped weights (random, saved under
-Keras's file names in a temporary KERAS_HOME: this measures speed, not accuracy), the
+224 px, three pretrained backbones with stand-in ImageNet weights (random, with
+trained-like BatchNorm statistics so that the features, and the heads' work on them, are
+like real ones: `_support.fake_imagenet`; saved under Keras's file names in a temporary
+KERAS_HOME), the
 project's params otherwise (5-fold CV, 20 tuning trials). Each stage runs as
 `dvc repro --single-item <stage>` in pipeline order, so its wall and CPU seconds (its
 processes' user + system time) are its own.

@@ -7,7 +7,7 @@ checks that it runs).
 For each size, in a temporary project (the repository's params.yaml, dvc.yaml and
 .dvc/config): N generated 256 px JPEGs in 10 classes (speed and memory do not depend on
 content), ImageNet-shaped MobileNet weights written into a temporary Keras cache (the
-machine is offline; random values of the right shape), `train.weights: imagenet`,
+machine is offline; `_support.fake_imagenet`'s stand-in), `train.weights: imagenet`,
 `image_size: 224`, feature cache on, the head converged without tuning trials (their cost
 is issue 10's `tune` benchmark). Then, each command under `/usr/bin/time -v`:
   - `dvc repro split`: ingest, validate, split; `du` of the source, of data/raw + .dvc/cache
@@ -86,7 +86,7 @@ def make_project(root: Path, source: Path, trials: int, size: int) -> Path:
 
 
 def imagenet_shaped_weights(keras_home: Path, size: int) -> None:
-    """Keras's MobileNet no-top file, random values, where `weights: imagenet` finds it."""
+    """Keras's MobileNet no-top file (the stand-in), where `weights: imagenet` finds it."""
     # In a process of its own: this script never imports TensorFlow itself.
     code = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3])\n"
