@@ -152,8 +152,6 @@ class HeadTrainer:
         import tensorflow as tf
 
         x_tr = np.asarray(x_tr, dtype=np.float32)
-        self.n, dim = x_tr.shape
-        self.n_classes = n_classes
         self.stats = {"mean": x_tr.mean(axis=0), "var": x_tr.var(axis=0)}
         scale = 1.0 / np.sqrt(self.stats["var"] + _BN_EPSILON)
 
@@ -164,12 +162,13 @@ class HeadTrainer:
             return tf.one_hot(np.asarray(y), n_classes)
 
         self.data = (standardise(x_tr), one_hot(y_tr), standardise(x_va), one_hot(y_va))
-        self.program = _program(dim, n_classes)
+        self.program = _program(x_tr.shape[1], n_classes)
         self.trainable = self.program.trainable
 
     def weights(self, trained: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The head's weights, BatchNorm's included (scale 1, offset 0, feature statistics):
-        the current ones, or those of a `snapshot`."""
+        those of a `snapshot`, or the current ones (of the last fit of any trainer of this
+        shape: they share one program)."""
         dim = self.trainable["kernel"].shape[0]
         bn = {"gamma": np.ones(dim, np.float32), "beta": np.zeros(dim, np.float32)}
         return bn | self.stats | (trained or self.snapshot())
