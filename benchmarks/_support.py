@@ -59,22 +59,19 @@ def fake_imagenet(keras_home: Path, backbones: list[str], size: int) -> None:
     weights have them: the features are then O(1) and carry the image (a logistic probe reads
     the benchmark's four patterns at 0.86-0.98), like real ImageNet features.
     """
-    import importlib
-
     import keras
     import numpy as np
 
-    from bakeoff.train.model import build_base, get_backbone
+    from bakeoff.train.model import build_base, get_backbone, preprocessing
 
     (keras_home / "models").mkdir(parents=True, exist_ok=True)
     for name in backbones:
         keras.utils.set_random_seed(0)
         entry, base = get_backbone(name), build_base(name, size)
         noise = np.random.default_rng(0).uniform(0, 255, (32, 14, 14, 3)).astype("float32")
-        batch = np.array(keras.ops.image.resize(noise, (size, size)))
-        if entry.family:
-            family = importlib.import_module(f"keras.applications.{entry.family}")
-            batch = family.preprocess_input(batch)
+        batch = keras.ops.image.resize(noise, (size, size))
+        for layer in preprocessing(entry.preprocess):  # as the model feeds its base
+            batch = layer(batch)
         norms = [lyr for lyr in base.layers if isinstance(lyr, keras.layers.BatchNormalization)]
         momenta = [lyr.momentum for lyr in norms]
         for lyr in norms:

@@ -57,7 +57,12 @@ class _ServableKeras:
 
     @staticmethod
     def save_model(
-        path: str, mlflow_model: Any, model: Any, classes: list[str], example, **_: Any
+        path: str,
+        mlflow_model: Any,
+        model: Any,
+        classes: list[str],
+        example,
+        validate_serving_input: bool = True,  # Model.log's own option, passed on to here
     ) -> None:
         import keras
         import mlflow

@@ -163,19 +163,18 @@ class HeadTrainer:
 
         self.data = (standardise(x_tr), one_hot(y_tr), standardise(x_va), one_hot(y_va))
         self.program = _program(x_tr.shape[1], n_classes)
-        self.trainable = self.program.trainable
 
     def weights(self, trained: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The head's weights, BatchNorm's included (scale 1, offset 0, feature statistics):
         those of a `snapshot`, or the current ones (of the last fit of any trainer of this
         shape: they share one program)."""
-        dim = self.trainable["kernel"].shape[0]
+        dim = self.stats["mean"].shape[0]
         bn = {"gamma": np.ones(dim, np.float32), "beta": np.zeros(dim, np.float32)}
         return bn | self.stats | (trained or self.snapshot())
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """A copy of the trained variables (kernel, bias): what an improving epoch keeps."""
-        return {k: v.numpy() for k, v in self.trainable.items()}
+        return {k: v.numpy() for k, v in self.program.trainable.items()}
 
     def fit(
         self,
