@@ -388,3 +388,78 @@ def test_tuning_trials_never_wait_for_the_server_and_arrive_once(params, root, t
         assert child.data.metrics == {"val_accuracy": pytest.approx(0.5 + i / 10)}
         assert child.data.params == {"learning_rate": str(0.01 * (i + 1))}
     assert '"child"' in book.read_text()
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path, monkeypatch):
+    """A real `mlflow server` on a sqlite store, as MLFLOW_TRACKING_URI."""
+    import os
+    import sys
+
+    from bakeoff.stack import procs
+
+    port = procs.free_port()
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", "1",
+           "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "--artifacts-destination", str(tmp_path / "artifacts")]  # fmt: skip
+    log = tmp_path / "mlflow.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    pid = procs.spawn(cmd, log, env)
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        procs.wait_until(lambda: procs.http_ok(f"{uri}/health"), "mlflow server", log, pid, cmd,
+                         timeout=180)  # fmt: skip
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
+    finally:
+        procs.stop([(pid, cmd)])
+
+
+# log_split silences this MLflow warning with `warnings.catch_warnings`, which is process-wide
+# and not thread-safe: with four threads one can restore the filters while another logs.
+@pytest.mark.filterwarnings("ignore:The specified dataset source can be interpreted")
+def test_runs_logging_the_same_split_at_once_all_get_it(mlflow_server, tmp_path):
+    """Backbones trained in parallel log the same split at the same moment. MLflow's store
+    checks which datasets exist, then inserts, so two runs can both insert and one is
+    refused by the table's key (about one round in seven on this machine before the fix):
+    every run must still end up with the three datasets, each stored once."""
+    import mlflow
+
+    from tests.conftest import make_image_folder, write_split
+
+    split = write_split(make_image_folder(tmp_path / "images", per_class=2), tmp_path / "split")
+    client = mlflow.MlflowClient(mlflow_server)
+    experiment = client.create_experiment("concurrent-splits")
+    runs, rounds, at_once = [], 30, 4
+    for version in range(rounds):  # a new data version each round: new datasets to insert
+        batch = [client.create_run(experiment).info.run_id for _ in range(at_once)]
+        errors = _log_split_at_once(split, batch, f"v{version:04d}")
+        assert not errors, f"round {version}: {errors[0]}"
+        runs += [(run_id, f"v{version:04d}") for run_id in batch]
+    for run_id, version in runs:
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        assert sorted((i.dataset.name, i.dataset.digest) for i in inputs) == [
+            ("test", version), ("train", version), ("val", version)
+        ]  # fmt: skip
+
+
+def _log_split_at_once(split: Path, run_ids: list[str], version: str) -> list[Exception]:
+    """`tracking.log_split` for every run, from one thread each, released together."""
+    import threading
+
+    start, errors = threading.Barrier(len(run_ids)), []
+
+    def log(run_id: str) -> None:
+        start.wait()
+        try:
+            tracking.log_split(run_id, split, version)
+        except Exception as exc:  # collected, so that every thread finishes
+            errors.append(exc)
+
+    threads = [threading.Thread(target=log, args=(run_id,)) for run_id in run_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

@@ -3,6 +3,7 @@ split and its data version, and the run's page links each manifest."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -10,8 +11,17 @@ from bakeoff.errors import BakeoffError
 from bakeoff.tracking import outage
 from bakeoff.tracking.store import _client
 
+log = logging.getLogger(__name__)
+
 # The split's manifests, and the context MLflow shows each under.
 _CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+# MLflow's store looks up which of the datasets already exist in the experiment, then
+# inserts the others. Two runs logging the same split at once (backbones trained in parallel
+# on Dask) can both find none and both insert: the second insert breaks the datasets table's
+# key (sqlite and PostgreSQL say so in these words), its transaction is rolled back, and
+# asking again finds the first one's rows. Nothing else gets this retry.
+_CLASH = ("UNIQUE constraint failed: datasets.", 'unique constraint "dataset_pk"')
+_CLASH_ATTEMPTS = 5
 
 
 def log_split(run_id: str, split_dir: Path, data_version: str) -> None:
@@ -49,7 +59,17 @@ def log_split(run_id: str, split_dir: Path, data_version: str) -> None:
         context_tag = InputTag(key=MLFLOW_DATASET_CONTEXT, value=context)
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context_tag]))
     client = _client()
-    outage.call(
-        lambda: client.log_inputs(run_id, datasets=inputs),
-        f"log the split as datasets of run {run_id}",
-    )
+    what = f"log the split as datasets of run {run_id}"
+    for attempt in range(1, _CLASH_ATTEMPTS + 1):
+        try:
+            outage.call(lambda: client.log_inputs(run_id, datasets=inputs), what)
+            return
+        except Exception as exc:
+            if attempt == _CLASH_ATTEMPTS or not _is_clash(exc):
+                raise
+            log.info("%s: a concurrent run logged the same split first; asking again", what)
+
+
+def _is_clash(exc: BaseException) -> bool:
+    """Whether `exc` is the store refusing a dataset that a concurrent run inserted first."""
+    return any(text in str(exc) for text in _CLASH)
