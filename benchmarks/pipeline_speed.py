@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python benchmarks/pipeline_speed.py            (~15+ min on 2 shared cores)
      .venv/bin/python benchmarks/pipeline_speed.py --smoke    (60 images at 96 px, 1 backbone)
-     .venv/bin/python benchmarks/pipeline_speed.py --without-heads   (tune.trials 0,
-         evaluate.cv_folds 0: what the stages cost beyond the floor besides the heads)
+     .venv/bin/python benchmarks/pipeline_speed.py --trials 0 --cv-folds 0
+         (what the stages cost beyond the floor besides the heads; the default head is still
+         fitted once)
 
 In a temporary copy of the project: 2,000 generated, class-separable images (4 classes) at
 224 px, three pretrained backbones with stand-in ImageNet weights (random, with
@@ -93,14 +94,14 @@ def write_images(root: Path, n: int, size: int) -> Path:
 
 
 def make_project(
-    root: Path, images: Path, backbones: list[str], size: int, heads: bool = True
+    root: Path, images: Path, backbones: list[str], size: int, heads: dict | None = None
 ) -> dict:
     """The repo's dvc.yaml, sources and params (pretrained, no augmentation) in `root`;
-    without `heads`, no tuning trials and no cross-validation (the default head is still
-    fitted once)."""
+    `heads` may set `trials` (tune.trials) and `cv_folds` (evaluate.cv_folds)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    if not heads:
-        params["tune"]["trials"], params["evaluate"]["cv_folds"] = 0, 0
+    for key, section in (("trials", "tune"), ("cv_folds", "evaluate")):
+        if (heads or {}).get(key) is not None:
+            params[section][key] = heads[key]
     params["backbones"] = backbones
     params["data"]["source"] = str(images)
     params["train"].update(weights="imagenet", image_size=size, augment=False, seeds=[42])
@@ -122,8 +123,8 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="60 images, 96 px, 1 backbone")
-    parser.add_argument("--without-heads", action="store_true",
-                        help="tune.trials 0 and evaluate.cv_folds 0")  # fmt: skip
+    parser.add_argument("--trials", type=int, help="tune.trials (default: params.yaml's)")
+    parser.add_argument("--cv-folds", type=int, help="evaluate.cv_folds (default: params.yaml's)")
     args = parser.parse_args()
     n, size = (60, 96) if args.smoke else (2000, 224)
     backbones = ["MobileNet"] if args.smoke else ["MobileNet", "MobileNetV2", "EfficientNetB0"]
@@ -137,13 +138,14 @@ def main() -> None:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     os.environ["KERAS_HOME"] = env["KERAS_HOME"]
     try:
-        heads = "no tuning, no cross-validation" if args.without_heads else "5-fold CV, tuning"
-        print(f"{n} images at {size} px, {', '.join(backbones)}, {heads}; work folder {work}",
-              flush=True)  # fmt: skip
+        print(f"{n} images at {size} px, {', '.join(backbones)}; work folder {work}", flush=True)
         fake_imagenet(work / "keras", backbones, size)
         images = write_images(work / "images", n, size)
         project = work / "project"
-        params = make_project(project, images, backbones, size, heads=not args.without_heads)
+        heads = {"trials": args.trials, "cv_folds": args.cv_folds}
+        params = make_project(project, images, backbones, size, heads)
+        print(f"tune.trials {params['tune']['trials']}, "
+              f"evaluate.cv_folds {params['evaluate']['cv_folds']}", flush=True)  # fmt: skip
         per_backbone = [f"{s}@{b}" for s in ("train", "evaluate") for b in backbones]
         stages = ["ingest", "validate", "split", *per_backbone, "register", "export", "report"]
         times = {}
