@@ -118,3 +118,54 @@ def run_sections(params) -> dict:
     """The params sections a training run reads and logs (as `train.run.train_seed` passes
     them to `tracking.training_run`)."""
     return {"train": params.train, "tune": params.tune, "tracking": params.tracking}
+
+
+def assert_concurrent_splits_logged(uri: str, folder: Path, rounds: int = 30, at_once: int = 4):
+    """Runs that log the same split at the same moment all get it, each dataset stored once.
+
+    MLflow's store checks which datasets exist, then inserts, so two runs can both insert
+    and one is refused by the table's key (about one round in seven against a sqlite server
+    on 2 cores before `log_split` asked again). Each round releases `at_once` threads
+    together, on a new data version (new datasets to insert). MLFLOW_TRACKING_URI must
+    name `uri`. `log_split` silences an MLflow warning with `warnings.catch_warnings`, which
+    is process-wide and not thread-safe: callers filter that warning.
+    """
+    import mlflow
+
+    split = write_split(make_image_folder(folder / "images", per_class=2), folder / "split")
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment(f"concurrent-splits-{folder.name}")
+    runs = []
+    for version in range(rounds):
+        batch = [client.create_run(experiment).info.run_id for _ in range(at_once)]
+        errors = _log_split_at_once(split, batch, f"v{version:04d}")
+        assert not errors, f"round {version}: {errors[0]}"
+        runs += [(run_id, f"v{version:04d}") for run_id in batch]
+    for run_id, version in runs:
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        assert sorted((i.dataset.name, i.dataset.digest) for i in inputs) == [
+            ("test", version), ("train", version), ("val", version)
+        ]  # fmt: skip
+
+
+def _log_split_at_once(split: Path, run_ids: list[str], version: str) -> list[Exception]:
+    """`tracking.log_split` for every run, from one thread each, released together."""
+    import threading
+
+    from bakeoff import tracking
+
+    start, errors = threading.Barrier(len(run_ids)), []
+
+    def log(run_id: str) -> None:
+        start.wait()
+        try:
+            tracking.log_split(run_id, split, version)
+        except Exception as exc:  # collected, so that every thread finishes
+            errors.append(exc)
+
+    threads = [threading.Thread(target=log, args=(run_id,)) for run_id in run_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

@@ -339,3 +339,15 @@ def test_kill_9_during_register_and_export_leaves_one_version_and_one_champion(s
     assert code == 0, out[-3000:]
     assert json.loads((trained / "reports" / "export.json").read_text())["variants"]
     assert _registry(pg, name) == ([1], [1])
+
+
+@pytest.mark.filterwarnings("ignore:The specified dataset source can be interpreted")
+def test_runs_logging_the_same_split_at_once_all_get_it_on_postgresql(services, tmp_path,
+                                                                      monkeypatch):  # fmt: skip
+    """As tests/code/test_tracking.py's sqlite check, on the PostgreSQL store, whose refusal
+    is worded differently (`duplicate key value violates unique constraint "dataset_pk"`)."""
+    from tests.conftest import assert_concurrent_splits_logged
+
+    _, server = services
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+    assert_concurrent_splits_logged(server.uri, tmp_path)
