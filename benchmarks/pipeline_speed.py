@@ -94,14 +94,16 @@ def write_images(root: Path, n: int, size: int) -> Path:
 
 
 def make_project(
-    root: Path, images: Path, backbones: list[str], size: int, heads: dict | None = None
-) -> dict:
+    root: Path, images: Path, backbones: list[str], size: int,
+    trials: int | None = None, cv_folds: int | None = None,
+) -> dict:  # fmt: skip
     """The repo's dvc.yaml, sources and params (pretrained, no augmentation) in `root`;
-    `heads` may set `trials` (tune.trials) and `cv_folds` (evaluate.cv_folds)."""
+    `trials` and `cv_folds`, when given, replace tune.trials and evaluate.cv_folds."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for key, section in (("trials", "tune"), ("cv_folds", "evaluate")):
-        if (heads or {}).get(key) is not None:
-            params[section][key] = heads[key]
+    if trials is not None:
+        params["tune"]["trials"] = trials
+    if cv_folds is not None:
+        params["evaluate"]["cv_folds"] = cv_folds
     params["backbones"] = backbones
     params["data"]["source"] = str(images)
     params["train"].update(weights="imagenet", image_size=size, augment=False, seeds=[42])
@@ -142,8 +144,7 @@ def main() -> None:
         fake_imagenet(work / "keras", backbones, size)
         images = write_images(work / "images", n, size)
         project = work / "project"
-        heads = {"trials": args.trials, "cv_folds": args.cv_folds}
-        params = make_project(project, images, backbones, size, heads)
+        params = make_project(project, images, backbones, size, args.trials, args.cv_folds)
         print(f"tune.trials {params['tune']['trials']}, "
               f"evaluate.cv_folds {params['evaluate']['cv_folds']}", flush=True)  # fmt: skip
         per_backbone = [f"{s}@{b}" for s in ("train", "evaluate") for b in backbones]

@@ -6,12 +6,16 @@ import csv
 import dataclasses
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from bakeoff.stack import procs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # MLflow's telemetry thread edits os.environ while other threads read it (a KeyError was
@@ -118,6 +122,38 @@ def run_sections(params) -> dict:
     """The params sections a training run reads and logs (as `train.run.train_seed` passes
     them to `tracking.training_run`)."""
     return {"train": params.train, "tune": params.tune, "tracking": params.tracking}
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 over `backend` (a sqlite or PostgreSQL URI),
+    artifacts and log in `folder`; it can be killed and restarted on the same store."""
+
+    def __init__(self, folder: Path, backend: str) -> None:
+        self.folder, self.port = folder, procs.free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.cmd = [
+            str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+            "--port", str(self.port), "--workers", "1", "--backend-store-uri", backend,
+            "--artifacts-destination", str(folder / "artifacts"),
+        ]  # fmt: skip
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        log = self.folder / "mlflow.log"
+        self.pid = procs.spawn(self.cmd, log, env)
+        procs.wait_until(lambda: procs.http_ok(f"{self.uri}/health"), "mlflow server", log,
+                         self.pid, self.cmd, timeout=180)  # fmt: skip
+
+    def kill(self) -> None:
+        """kill -9 of the server and its workers; returns once the port is closed."""
+        os.killpg(self.pid, signal.SIGKILL)
+        while procs.port_in_use(self.port):
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            procs.stop([(self.pid, self.cmd)])
 
 
 def assert_concurrent_splits_logged(uri: str, folder: Path, rounds: int = 30, at_once: int = 4):

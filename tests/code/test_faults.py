@@ -28,44 +28,13 @@ import yaml
 
 from bakeoff.stack import procs
 from bakeoff.stack.postgres import Cluster
-from tests.conftest import REPO, make_image_folder, write_split
+from tests.conftest import REPO, MlflowServer, make_image_folder, write_split
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 OUTAGE = 300.0  # seconds the MLflow server stays away in the long-outage test
 EPOCHS = 40  # enough that the training outlives the kill by a wide margin
 _FOREIGN = ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "BAKEOFF_ROOT", "PREFECT_HOME")
-
-
-class MlflowServer:
-    """`mlflow server` on a PostgreSQL database, killed and restarted on the same store."""
-
-    def __init__(self, folder: Path, pg: Cluster) -> None:
-        self.folder, self.port = folder, procs.free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.cmd = [
-            str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
-            "--port", str(self.port), "--workers", "1", "--backend-store-uri", pg.url("mlflow"),
-            "--artifacts-destination", str(folder / "artifacts"),
-        ]  # fmt: skip
-        self.pid: int | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        log = self.folder / "mlflow.log"
-        self.pid = procs.spawn(self.cmd, log, env)
-        procs.wait_until(lambda: procs.http_ok(f"{self.uri}/health"), "mlflow server", log,
-                         self.pid, self.cmd, timeout=180)  # fmt: skip
-
-    def kill(self) -> None:
-        """kill -9 of the server and its workers; returns once the port is closed."""
-        os.killpg(self.pid, signal.SIGKILL)
-        while procs.port_in_use(self.port):
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.pid is not None:
-            procs.stop([(self.pid, self.cmd)])
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +45,7 @@ def services():
     pg = Cluster(folder / "pg", procs.free_port())
     pg.init()
     pg.start()
-    server = MlflowServer(folder, pg)
+    server = MlflowServer(folder, pg.url("mlflow"))
     try:
         pg.create_database("mlflow")
         server.start()

@@ -393,27 +393,15 @@ def test_tuning_trials_never_wait_for_the_server_and_arrive_once(params, root, t
 @pytest.fixture()
 def mlflow_server(tmp_path, monkeypatch):
     """A real `mlflow server` on a sqlite store, as MLFLOW_TRACKING_URI."""
-    import os
-    import sys
+    from tests.conftest import MlflowServer
 
-    from bakeoff.stack import procs
-
-    port = procs.free_port()
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1",
-           "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "--artifacts-destination", str(tmp_path / "artifacts")]  # fmt: skip
-    log = tmp_path / "mlflow.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    pid = procs.spawn(cmd, log, env)
+    server = MlflowServer(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
-        uri = f"http://127.0.0.1:{port}"
-        procs.wait_until(lambda: procs.http_ok(f"{uri}/health"), "mlflow server", log, pid, cmd,
-                         timeout=180)  # fmt: skip
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        yield uri
+        server.start()
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+        yield server.uri
     finally:
-        procs.stop([(pid, cmd)])
+        server.stop()
 
 
 @pytest.mark.filterwarnings("ignore:The specified dataset source can be interpreted")
