@@ -95,7 +95,7 @@ lock:
 # open the link printed first (bakeoff's saved runs view: tracking.store.runs_page).
 ui: setup
 	@MLFLOW_TRACKING_URI=sqlite:///mlruns/mlflow.db python -c "from bakeoff import tracking; \
-	from bakeoff.config import load_params; from bakeoff.paths import project_paths; \
+	from bakeoff.config.params import load_params; from bakeoff.config.layout import project_paths; \
 	p = project_paths(); e = tracking.configure(load_params(p.params_file).tracking, p.root); \
 	print('open the runs table:', tracking.runs_page('http://127.0.0.1:5000', e))"
 	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000

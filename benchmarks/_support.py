@@ -62,7 +62,7 @@ def fake_imagenet(keras_home: Path, backbones: list[str], size: int) -> None:
     import keras
     import numpy as np
 
-    from bakeoff.train.model import build_base, get_backbone, preprocessing
+    from bakeoff.backbone.build import build_base, get_backbone, preprocessing
 
     (keras_home / "models").mkdir(parents=True, exist_ok=True)
     for name in backbones:

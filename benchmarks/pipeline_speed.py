@@ -46,8 +46,8 @@ import json, resource, sys, time
 import numpy as np
 t0 = resource.getrusage(resource.RUSAGE_SELF)
 import keras
-from bakeoff.inference import measure_latency
-from bakeoff.train.features import build_extractor
+from bakeoff.model.inference import measure_latency
+from bakeoff.backbone.features import build_extractor
 name, cache = sys.argv[1], sys.argv[3]
 size, warmup, repeats = int(sys.argv[2]), int(sys.argv[4]), int(sys.argv[5])
 def cpu():

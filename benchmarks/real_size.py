@@ -43,7 +43,7 @@ BIN = Path(sys.executable).parent
 
 FLOOR = """
 import sys, numpy as np
-from bakeoff.train.features import build_extractor
+from bakeoff.backbone.features import build_extractor
 n, size = int(sys.argv[1]), int(sys.argv[2])
 extractor = build_extractor("MobileNet", size, "imagenet")
 batch = np.random.default_rng(0).integers(0, 255, (32, size, size, 3)).astype("float32")

@@ -76,7 +76,7 @@ def train_tiny_model(store: Path, n: int = 2000, epochs: int = 2) -> tuple[str, 
     import mlflow
 
     from bakeoff import tracking
-    from bakeoff.train.model import build_model
+    from bakeoff.backbone.build import build_model
 
     uri = f"sqlite:///{store / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri

@@ -90,7 +90,7 @@ def newcomer(
     """(a): the recipe as a tutorial writes it; (wall seconds: load + build + fit, val acc)."""
     import keras
 
-    from bakeoff.backbones import REGISTRY
+    from bakeoff.backbone.registry import REGISTRY
 
     start = time.perf_counter()
     load = dict(image_size=(size, size), batch_size=batch, label_mode="categorical", seed=42)
@@ -165,9 +165,9 @@ def pipeline_check(
     import keras
     import tensorflow as tf
 
+    from bakeoff.backbone.build import build_model
     from bakeoff.data.dataset import stream
     from bakeoff.data.pixels import split_pixels
-    from bakeoff.train.model import build_model
 
     recipe = params.train
     cache = Path(tempfile.mkdtemp(prefix="bakeoff-pipeline-"))
@@ -215,7 +215,7 @@ def latencies_ms(names: list[str], size: int, repeats: int) -> dict[str, float]:
     """
     import tensorflow as tf
 
-    from bakeoff.train.model import build_model
+    from bakeoff.backbone.build import build_model
 
     x = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)), tf.float32)
     forwards = {}
@@ -305,8 +305,8 @@ def main() -> None:
         raw, split = make_images(work, args.train_per_class, args.val_per_class, args.size)
 
         from bakeoff import tracking
-        from bakeoff.config import load_params
-        from bakeoff.train.model import build_base
+        from bakeoff.backbone.build import build_base
+        from bakeoff.config.params import load_params
 
         weights = work / f"{args.backbone}.weights.h5"
         build_base(args.backbone, args.size).save_weights(weights)

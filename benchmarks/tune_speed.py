@@ -8,7 +8,7 @@ backbone's frozen base (random weights: ImageNet cannot download here, and this 
 speed, not accuracy). For each backbone:
   (a) one feature pass: the base over the train and val images once (after a warm-up batch),
       what `train` pays anyway with the feature cache;
-  (b) tuning: `bakeoff.train.tune.tune` on those features with the pipeline's defaults
+  (b) tuning: `bakeoff.head.tune.tune` on those features with the pipeline's defaults
       (the untuned head plus `--trials` Optuna trials, early stopping on val loss).
 Target: (b) takes less than (a), i.e. 20 trials cost less than one feature pass at 224 px.
 The CPU is usually shared: absolute times are noisy, compare the ratio of one run.
@@ -56,10 +56,10 @@ def measure(backbone: str, data: dict, size: int, trials: int) -> dict:
     """(a) the feature pass and (b) the tuning, for one backbone."""
     import keras
 
-    from bakeoff.config import TrainParams
-    from bakeoff.train.head_trainer import HeadParams
-    from bakeoff.train.model import build_model
-    from bakeoff.train.tune import tune
+    from bakeoff.backbone.build import build_model
+    from bakeoff.config.params import TrainParams
+    from bakeoff.head.trainer import HeadParams
+    from bakeoff.head.tune import tune
 
     tp = TrainParams(overrides={})
     keras.utils.set_random_seed(0)

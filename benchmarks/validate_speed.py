@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bakeoff.config import DataParams, ValidateParams
+from bakeoff.config.params import DataParams, ValidateParams
 from bakeoff.data.ingest import ingest
 from bakeoff.data.validate import _inspect_all, _scan, validate
 

@@ -1,7 +1,7 @@
 """Prefect flow `bakeoff-pipeline`: the DVC pipeline as Prefect tasks, backbones in parallel.
 
 Each task is a thin adapter around the stage function the CLI calls, with the same
-arguments (`bakeoff.paths.stage_kwargs`, for the project at `root`). The backbones train
+arguments (`bakeoff.config.wiring.stage_kwargs`, for the project at `root`). The backbones train
 concurrently on the task runner params.yaml `orchestration` names (threads, processes or a
 Dask cluster); then each is evaluated in turn in the flow's own process, so latencies are
 measured alike and unloaded. When every stage has succeeded, one `dvc commit` records the
@@ -26,13 +26,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 
 from bakeoff import tracking
-from bakeoff.config import Params, load_params
+from bakeoff.config.layout import ProjectPaths, project_paths
+from bakeoff.config.params import Params, load_params
+from bakeoff.config.wiring import stage_kwargs
 from bakeoff.console import set_tensorflow_env
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import data_version
 from bakeoff.orchestration import dvc as pipeline_dvc
 from bakeoff.orchestration import processes, runners
-from bakeoff.paths import ProjectPaths, project_paths, stage_kwargs
 
 # Before TensorFlow starts (nothing above imports it; evaluate runs in this process): as the
 # `bakeoff` CLI runs it.
@@ -111,7 +112,7 @@ def train_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
 @task(name="evaluate", task_run_name="evaluate-{backbone}", **_TASK)
 def evaluate_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
     """Measure one trained backbone: test accuracy, F1, size, latency."""
-    from bakeoff.evaluate import evaluate
+    from bakeoff.evaluate.stage import evaluate
 
     runners.route_logs_to_prefect()
     result = evaluate(backbone, **stage_kwargs(paths, backbone, params)["evaluate"])
@@ -122,7 +123,7 @@ def evaluate_task(backbone: str, params: Params, paths: ProjectPaths) -> str:
 @task(name="register", task_run_name="register", **_TASK)
 def register_task(params: Params, paths: ProjectPaths) -> str:
     """Register the best backbone; `champion` moves only when it beats the current one."""
-    from bakeoff.register import register
+    from bakeoff.register.stage import register
 
     runners.route_logs_to_prefect()
     decision = register(**stage_kwargs(paths, params=params)["register"])
@@ -174,7 +175,7 @@ def bakeoff_pipeline(root: str | None = None, data_ready: bool = False) -> dict[
     """
     paths = project_paths(root)
     params = load_params(paths.params_file)
-    stages = pipeline_dvc.pipeline_stages(params.backbones)
+    stages = pipeline_dvc.pipeline_stages(paths.root)
     if data_ready:
         version = data_version(paths.accepted_manifest)
     else:

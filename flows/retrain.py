@@ -37,9 +37,9 @@ from prefect.states import Completed, State
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # flows/ itself, for `pipeline`
 from pipeline import ingest_task, run_pipeline, validate_task
 
-from bakeoff.config import Params, load_params
+from bakeoff.config.layout import project_paths
+from bakeoff.config.params import Params, load_params
 from bakeoff.orchestration import runners
-from bakeoff.paths import project_paths
 from bakeoff.retrain_summary import (
     NO_NEW_DATA,
     MlflowLinks,

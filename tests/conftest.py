@@ -90,7 +90,7 @@ no_bakeoff_env = benchmark_module("_support").no_bakeoff_env
 @pytest.fixture
 def params():
     """The project's real params.yaml, shrunk: tiny images, one epoch, tracking in tmp."""
-    from bakeoff.config import load_params
+    from bakeoff.config.params import load_params
 
     real = load_params(REPO / "params.yaml")
     train = dataclasses.replace(

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from bakeoff import paths
+from bakeoff.config import layout, wiring
 from bakeoff.errors import BakeoffError
 
 app = typer.Typer(
@@ -28,23 +28,23 @@ ParamsOption = Annotated[
 
 
 def _params(path: Path | None):
-    from bakeoff.config import load_params
+    from bakeoff.config.params import load_params
 
     return load_params(path)
 
 
 def _stage(name: str, params_file: Path | None, backbone: str | None = None) -> dict:
-    """The stage function's arguments (its params sections and paths, `paths.stage_kwargs`)
-    for the project bakeoff runs in (`paths.find_root`)."""
-    project = paths.project_paths()
-    paths.stage_kwargs(project, backbone)  # an unknown backbone fails before anything is read
-    return paths.stage_kwargs(project, backbone, _params(params_file))[name]
+    """The stage function's arguments (its params sections and paths, `wiring.stage_kwargs`)
+    for the project bakeoff runs in (`layout.find_root`)."""
+    project = layout.project_paths()
+    wiring.stage_kwargs(project, backbone)  # an unknown backbone fails before anything is read
+    return wiring.stage_kwargs(project, backbone, _params(params_file))[name]
 
 
 @app.command()
 def backbones() -> None:
     """List the registry: parameters, default size, ImageNet top-1 and weights file."""
-    from bakeoff.backbones import format_registry
+    from bakeoff.backbone.registry import format_registry
 
     typer.echo(format_registry())
 
@@ -62,7 +62,7 @@ def init(
     from bakeoff.init_project import init_project
 
     names = [b.strip() for b in backbones.split(",") if b.strip()] if backbones else None
-    target = params_file or paths.project_paths().params_file
+    target = params_file or layout.project_paths().params_file
     typer.echo(init_project(folder, target, names, force=force))
 
 
@@ -112,7 +112,7 @@ def evaluate(
 ) -> None:
     """Test accuracy, per-class scores, confusion matrix, size and latency of one backbone."""
     kwargs = _stage("evaluate", params_file, backbone)
-    from bakeoff.evaluate import evaluate as run
+    from bakeoff.evaluate.stage import evaluate as run
 
     typer.echo(run(backbone, **kwargs))
 
@@ -121,7 +121,7 @@ def evaluate(
 def register(params_file: ParamsOption = None) -> None:
     """Register the best backbone; move `champion` only when it beats the current one."""
     kwargs = _stage("register", params_file)
-    from bakeoff.register import register as run
+    from bakeoff.register.stage import register as run
 
     typer.echo(run(**kwargs))
 
@@ -164,7 +164,7 @@ def predict(
     from bakeoff.predict import format_predictions
     from bakeoff.predict import predict as run
 
-    results = run(images, params, top_k=top_k, model_uri=model_uri, root=paths.find_root())
+    results = run(images, params, top_k=top_k, model_uri=model_uri, root=layout.find_root())
     typer.echo(format_predictions(results, as_json=as_json))
 
 

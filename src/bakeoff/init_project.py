@@ -16,8 +16,8 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
-from bakeoff.backbones import cached_weights, get_backbone
-from bakeoff.config import ValidateParams, parse_params
+from bakeoff.backbone.registry import cached_weights, get_backbone
+from bakeoff.config.params import ValidateParams, parse_params
 from bakeoff.errors import BakeoffError
 
 # One per family, spanning speed and accuracy (the README says why).
@@ -190,7 +190,7 @@ def _missing_weights(backbones: list[str]) -> list[tuple[str, str, Path]]:
         target, url = cached_weights(name, get_backbone(name).default_size)
         if target.is_file():
             continue
-        from bakeoff.train.model import imagenet_weights  # imports TF: only when needed
+        from bakeoff.backbone.build import imagenet_weights  # imports TF: only when needed
 
         try:
             imagenet_weights(name, get_backbone(name).default_size)

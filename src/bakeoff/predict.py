@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bakeoff import tracking
-from bakeoff.config import Params
+from bakeoff.config.params import Params
 from bakeoff.errors import BakeoffError
 
 CHUNK = 64  # images decoded and classified at a time: memory is flat in the folder's size

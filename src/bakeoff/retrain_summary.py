@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bakeoff.decision_text import retrain_headline
+from bakeoff.register.description import retrain_headline
 
 # register's decision -> (the final state's name, the flow run's tag)
 _OUTCOMES = {

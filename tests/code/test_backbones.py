@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from bakeoff import saved_models
-from bakeoff.backbones import REGISTRY, cached_weights, get_backbone
+from bakeoff.backbone.registry import REGISTRY, cached_weights, get_backbone
 from bakeoff.errors import BakeoffError
-from bakeoff.train import model as backbones
+from bakeoff.model import loading
+from bakeoff.backbone import build as backbones
 
 MOBILENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"  # Keras's name for any non-listed size
 # The smallest of most families builds in the default suite (~35 s on 2 cores); the rest,
@@ -183,10 +183,10 @@ def _check_saved_models_load_without_bakeoff(tmp_path, cases: dict[str, str | No
 
 def test_models_with_the_old_preprocess_layer_still_load_in_bakeoff(tmp_path):
     inputs = keras.Input((32, 32, 3))
-    x = saved_models.Preprocess("vgg16", name="preprocess")(inputs)
+    x = loading.Preprocess("vgg16", name="preprocess")(inputs)
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
     keras.Model(inputs, outputs).save(tmp_path / "old.keras")
-    loaded = saved_models.load_trained(tmp_path / "old.keras")
+    loaded = loading.load_trained(tmp_path / "old.keras")
     assert loaded.get_layer("preprocess").mode == "vgg16"
 
 

@@ -16,8 +16,8 @@ from bakeoff.compare import (
     mcnemar_p,
     paired_difference,
 )
-from bakeoff.crossval import make_folds
 from bakeoff.errors import BakeoffError
+from bakeoff.evaluate.crossval import make_folds
 from bakeoff.report.stats import CV, TEST, Evidence, rank
 
 
@@ -126,7 +126,7 @@ def test_ranking_says_why_cv_is_off_and_refuses_different_folds():
 def test_the_report_recommends_on_cross_validation(tmp_path, monkeypatch):
     """The report's hand-made inputs plus out-of-fold predictions: Small is 7 pt below Big
     on 300 images (not tied under CV, unlike on the test split), so Big is recommended."""
-    from bakeoff.config import load_params
+    from bakeoff.config.params import load_params
     from bakeoff.report.stage import report
     from tests.code.test_report import REPO, SPECS, make_inputs, with_training_runs
 

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import yaml
 
-from bakeoff.config import Params, load_params, parse_params
+from bakeoff.config.params import Params, load_params, parse_params
+from bakeoff.config.shared import SHARED
 from bakeoff.errors import BakeoffError
-from bakeoff.params_shared import SHARED
 from tests.conftest import REPO
 
 

@@ -25,14 +25,14 @@ from typing import Any
 import pytest
 import yaml
 
-from bakeoff import config
-from bakeoff.config import Params
-from bakeoff.params_shared import SHARED
+from bakeoff.config import params as config
+from bakeoff.config.params import Params
+from bakeoff.config.shared import SHARED
 from tests.code import import_graph
 from tests.conftest import REPO
 
 CLI = import_graph.PACKAGE / "cli.py"
-PATHS = import_graph.PACKAGE / "paths.py"
+PATHS = import_graph.PACKAGE / "config" / "wiring.py"
 SOURCE = "src/bakeoff"
 
 
@@ -118,9 +118,9 @@ def _whole_params_chains(module: str) -> list[list[str]]:
     stage given all of params.yaml reads (evaluate: its cross-validation reads train, tune,
     seed, bootstrap and report.confidence besides its own section)."""
     chains = []
-    # bakeoff.paths hands each stage its part of params (`params_kwargs`): it reads for
+    # bakeoff.config.wiring hands each stage its part of params (`params_kwargs`): it reads for
     # all stages, not for this one.
-    for name in import_graph.closure(module) - {"bakeoff.paths"}:
+    for name in import_graph.closure(module) - {"bakeoff.config.wiring"}:
         tree = ast.parse(import_graph.modules()[name].read_text())
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -215,12 +215,12 @@ def test_dvc_yaml_lists_exactly_each_stages_code_and_params(dvc):
 
 
 def test_removing_a_dep_is_reported(dvc):
-    """The check fails when dvc.yaml forgets code: evaluate without the shared inference code."""
+    """The check fails when dvc.yaml forgets code: evaluate without the shared statistics."""
     broken = copy.deepcopy(dvc)
     deps = broken["stages"]["evaluate"]["deps"]
-    deps.remove("src/bakeoff/inference.py")
+    deps.remove("src/bakeoff/compare.py")
     assert problems(broken) == [
-        "evaluate: missing dep src/bakeoff/inference.py (imported by bakeoff.evaluate)"
+        "evaluate: missing dep src/bakeoff/compare.py (imported by bakeoff.evaluate.stage)"
     ]
 
 

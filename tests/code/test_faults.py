@@ -190,8 +190,8 @@ def test_beyond_the_window_the_rerun_uploads_without_training(services, tmp_path
 def trained(services, tmp_path_factory):
     """A project whose SimpleCNN learnt the stripes and whose MobileNet always answers class
     0 (tiny hand-made models, logged to the server), both evaluated."""
-    from bakeoff.config import load_params
-    from bakeoff.evaluate import evaluate
+    from bakeoff.config.params import load_params
+    from bakeoff.evaluate.stage import evaluate
     from tests.model.tiny_models import make_trained
 
     _, server = services

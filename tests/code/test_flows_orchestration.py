@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.config import OrchestrationParams
+from bakeoff.config.params import OrchestrationParams
 from bakeoff.errors import BakeoffError, TransientError
 from bakeoff.orchestration import dvc as pipeline_dvc
 from bakeoff.orchestration import runners
@@ -28,12 +28,15 @@ def _dvc(root: Path, *args: str) -> str:
 
 
 def test_pipeline_stages_are_the_stages_of_dvc_yaml():
-    """The names the flow commits are exactly the stages `dvc repro` would run."""
-    from bakeoff.config import load_params
+    """The names the flow commits are exactly the stages `dvc repro` would run, in order."""
+    from bakeoff.config.params import load_params
 
     listed = [line.split()[0] for line in _dvc(REPO, "stage", "list").splitlines() if line]
+    stages = pipeline_dvc.pipeline_stages(REPO)
+    assert stages == listed
     backbones = load_params(REPO / "params.yaml").backbones
-    assert sorted(pipeline_dvc.pipeline_stages(backbones)) == sorted(listed)
+    assert stages[3 : 3 + len(backbones)] == [f"train@{b}" for b in backbones]
+    assert stages.index("register") > max(stages.index(f"evaluate@{b}") for b in backbones)
 
 
 @pytest.fixture
@@ -97,7 +100,8 @@ def test_local_dask_cluster_listens_on_loopback_only():
 def test_stage_kwargs_put_every_stage_under_the_given_root(tmp_path):
     """The one place the CLI and the flow get their stage paths from: every path is under
     the project root passed in (never the checkout's), laid out as dvc.yaml expects."""
-    from bakeoff.paths import ProjectPaths, stage_kwargs
+    from bakeoff.config.layout import ProjectPaths
+    from bakeoff.config.wiring import stage_kwargs
 
     root = tmp_path / "project"
     kwargs = stage_kwargs(ProjectPaths(root), "MobileNet")
@@ -161,8 +165,9 @@ def test_stage_kwargs_put_every_stage_under_the_given_root(tmp_path):
 
 @pytest.mark.parametrize("name", ["../x", "MobileNet/../../etc", "mobilenet"])
 def test_stage_kwargs_refuse_a_backbone_name_not_in_the_registry(tmp_path, name):
+    from bakeoff.config.layout import ProjectPaths
+    from bakeoff.config.wiring import stage_kwargs
     from bakeoff.errors import BakeoffError
-    from bakeoff.paths import ProjectPaths, stage_kwargs
 
     with pytest.raises(BakeoffError, match="unknown backbone"):
         stage_kwargs(ProjectPaths(tmp_path), name)
@@ -173,20 +178,21 @@ def test_stage_kwargs_match_the_stage_functions_signatures(tmp_path):
     params sections and its paths, as the CLI and the flow pass them."""
     import inspect
 
+    from bakeoff.config.layout import ProjectPaths
+    from bakeoff.config.wiring import stage_kwargs
     from bakeoff.data.ingest import ingest
     from bakeoff.data.split import split
     from bakeoff.data.validate import validate
-    from bakeoff.evaluate import evaluate
+    from bakeoff.evaluate.stage import evaluate
     from bakeoff.export.stage import export
-    from bakeoff.paths import ProjectPaths, stage_kwargs
-    from bakeoff.register import register
+    from bakeoff.register.stage import register
     from bakeoff.report.stage import report
     from bakeoff.train.stage import train
 
     functions = {"ingest": ingest, "validate": validate, "split": split, "train": train,
                  "evaluate": evaluate, "register": register, "export": export,
                  "report": report}  # fmt: skip
-    from bakeoff.config import load_params
+    from bakeoff.config.params import load_params
 
     params = load_params(REPO / "params.yaml")
     leading = {"backbone"}
@@ -291,8 +297,9 @@ def test_the_error_record_says_which_kind_of_failure(tmp_path, monkeypatch, erro
 
 
 def test_each_stage_gets_its_own_params_section_and_what_it_reads_of_tracking(tmp_path):
-    from bakeoff.config import load_params
-    from bakeoff.paths import ProjectPaths, stage_kwargs
+    from bakeoff.config.layout import ProjectPaths
+    from bakeoff.config.params import load_params
+    from bakeoff.config.wiring import stage_kwargs
 
     params = load_params(REPO / "params.yaml")
     kwargs = stage_kwargs(ProjectPaths(tmp_path), "SimpleCNN", params)

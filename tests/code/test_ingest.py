@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bakeoff.config import DataParams
+from bakeoff.config.params import DataParams
 from bakeoff.data.ingest import FASHION_MNIST_CLASSES, ingest
 from bakeoff.errors import BakeoffError
 from tests.data import imagegen as gen

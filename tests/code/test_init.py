@@ -10,8 +10,8 @@ import sys
 import pytest
 import yaml
 
-from bakeoff.backbones import REGISTRY, get_backbone
-from bakeoff.config import load_params
+from bakeoff.backbone.registry import REGISTRY, get_backbone
+from bakeoff.config.params import load_params
 from bakeoff.errors import BakeoffError
 from bakeoff.init_project import DEFAULT_BACKBONES, init_project
 from tests.conftest import REPO, make_image_folder

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bakeoff.promotion import decide, mcnemar_p, paired_test
+from bakeoff.register.promotion import mcnemar_p, outcome, paired_test
 from bakeoff.retrain_summary import _paired_test_line
 
 N, CLASSES = 600, 10
@@ -36,7 +36,7 @@ def test_the_issue_case_a_six_image_gain_on_600_images_is_not_promoted():
     assert low < test["lower_bound"] < test["difference"] < high
     assert test["discordant"] == {"challenger_only_right": 66, "champion_only_right": 60}
     assert test["mcnemar_p"] > 0.5
-    decision, reason = decide(test, 0.0, "champion v1")
+    decision, reason = outcome(test, 0.0, "champion v1")
     assert decision == "challenger"
     assert "gain +0.0100" in reason and "McNemar" in reason and "600 test images" in reason
 
@@ -47,19 +47,19 @@ def test_a_real_gain_is_promoted_and_min_improvement_is_on_the_lower_bound():
     test = _test(new, old, y)
     assert test["discordant"] == {"challenger_only_right": 60, "champion_only_right": 0}
     assert 0.07 < test["lower_bound"] < 0.1 and test["mcnemar_p"] < 1e-10
-    assert decide(test, 0.0, "champion v1")[0] == "promoted"
-    assert decide(test, 0.05, "champion v1")[0] == "promoted"
+    assert outcome(test, 0.0, "champion v1")[0] == "promoted"
+    assert outcome(test, 0.05, "champion v1")[0] == "promoted"
     # The observed gain (0.10) exceeds 0.09, but its lower bound does not: not shown.
-    assert decide(test, 0.09, "champion v1")[0] == "challenger"
+    assert outcome(test, 0.09, "champion v1")[0] == "challenger"
 
 
 def test_identical_or_worse_models_are_never_promoted():
     y, old = _predictions(500)
     same = _test(old, old, y)
     assert same["difference"] == 0 and same["lower_bound"] == 0 and same["mcnemar_p"] == 1.0
-    assert decide(same, 0.0, "champion v1")[0] == "challenger"
+    assert outcome(same, 0.0, "champion v1")[0] == "challenger"
     _, worse = _predictions(400)
-    assert decide(_test(worse, old, y), -0.5, "champion v1")[0] == "challenger"
+    assert outcome(_test(worse, old, y), -0.5, "champion v1")[0] == "challenger"
 
 
 def test_the_test_is_reproducible_and_works_on_macro_f1():

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bakeoff.config import Budget, load_params
+from bakeoff.config.params import Budget, load_params
 from bakeoff.errors import BakeoffError
-from bakeoff.report.choice import Candidate, pareto_front, recommend
+from bakeoff.report.pick import Candidate, pareto_front, pick
 from bakeoff.report.stage import report
 from bakeoff.report.stats import bootstrap_interval
 
@@ -313,7 +313,7 @@ def test_seeds_spread_ties_backbones_the_bootstrap_alone_separates():
     assert not tied_by_seeds((0.90, 0.01, 3), (0.87, 0.01, 3))
     assert not tied_by_seeds((0.90, 0.02, 3), (0.89, 0.0, 1)), "one seed measures no spread"
     candidates = [Candidate("A", 0.90, 50.0, 100.0), Candidate("B", 0.87, 5.0, 10.0)]
-    name, reason = recommend(candidates, {"B": (0.03, 0.01, 0.05)})
+    name, reason = pick(candidates, {"B": (0.03, 0.01, 0.05)})
     assert name == "B" and "within the seeds' spread" in reason
 
 
@@ -423,9 +423,9 @@ def test_incomplete_metrics_is_a_clear_error(tmp_path, report_params):
 
 def test_recommendation_keeps_the_best_when_no_tied_backbone_is_faster():
     candidates = [Candidate("A", 0.90, 5.0, 10.0), Candidate("B", 0.89, 50.0, 100.0)]
-    name, reason = recommend(candidates, {"B": (0.01, -0.01, 0.03)})
+    name, reason = pick(candidates, {"B": (0.01, -0.01, 0.03)})
     assert name == "A" and "tied with it (B) are not faster" in reason
-    name, reason = recommend(candidates, {})
+    name, reason = pick(candidates, {})
     assert name == "A" and "no other backbone is statistically tied" in reason
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bakeoff.decision_text import retrain_headline, rounded, version_description
+from bakeoff.register.description import retrain_headline, rounded, version_description
 from bakeoff.retrain_summary import MlflowLinks, outcome, retrain_summary_markdown, run_name
 
 TEST = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.config import SplitParams
+from bakeoff.config.params import SplitParams
 from bakeoff.data.split import split
 from bakeoff.errors import BakeoffError
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bakeoff import timing
-from bakeoff.timing import time_call
+from bakeoff.model import timing
+from bakeoff.model.timing import time_call
 
 
 def test_warmup_is_untimed_and_the_median_ignores_one_slow_call(monkeypatch):

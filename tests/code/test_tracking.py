@@ -228,15 +228,15 @@ class _FlakyClient:
     """The real MLflow client, whose `log_batch` first fails with the given errors."""
 
     def __init__(self, client, errors: list[Exception]):
-        self._client, self._errors = client, list(errors)
+        self.mlflow_client, self._errors = client, list(errors)
 
     def log_batch(self, *args, **kwargs):
         if self._errors:
             raise self._errors.pop(0)
-        return self._client.log_batch(*args, **kwargs)
+        return self.mlflow_client.log_batch(*args, **kwargs)
 
     def __getattr__(self, name):
-        return getattr(self._client, name)
+        return getattr(self.mlflow_client, name)
 
 
 def _refused():
@@ -271,15 +271,15 @@ def test_epoch_logging_failures_fail_the_training(params, root, monkeypatch, err
     model = _keras_model()
     x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3)).astype("float32")
     y = np.arange(8) % 3
-    flaky = _FlakyClient(store._client(), errors)
-    real = store._client
+    flaky = _FlakyClient(store.mlflow_client(), errors)
+    real = store.mlflow_client
     with (
         contextlib.nullcontext() if logged else pytest.raises(Exception, match="bad metric"),
         tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id,
     ):
-        monkeypatch.setattr(store, "_client", lambda: flaky)
+        monkeypatch.setattr(store, "mlflow_client", lambda: flaky)
         model.fit(x, y, epochs=1, verbose=0, callbacks=[tracking.epoch_callback()])
-    monkeypatch.setattr(store, "_client", real)
+    monkeypatch.setattr(store, "mlflow_client", real)
     info = tracking.run_info(run_id)
     assert ("loss" in info["metrics"]) is logged
     assert info["status"] == ("FINISHED" if logged else "FAILED")
@@ -333,7 +333,7 @@ def test_journaled_metrics_outlive_an_outage_beyond_the_window(params, root, tmp
     monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
     tracking.configure(params.tracking, root)  # the client below needs the store
     book = tmp_path / "journal.jsonl"
-    real = store._client
+    real = store.mlflow_client
     down = _FlakyClient(real(), [ConnectionRefusedError(111, "refused")] * 10_000)
     with (
         pytest.raises(tracking.TrackingUnavailable, match=r"outage_timeout=0\.5 s") as failed,
@@ -341,11 +341,11 @@ def test_journaled_metrics_outlive_an_outage_beyond_the_window(params, root, tmp
             run_sections(_short_window(params)), "SimpleCNN", None, {}, root, book
         ) as run,
     ):
-        monkeypatch.setattr(store, "_client", lambda: down)
+        monkeypatch.setattr(store, "mlflow_client", lambda: down)
         for step in range(3):
             tracking.log_metrics({"journaled_loss": 3.0 - step}, run, step=step)
     assert "\n" not in str(failed.value) and tracking.tracking_uri() in str(failed.value)
-    monkeypatch.setattr(store, "_client", real)
+    monkeypatch.setattr(store, "mlflow_client", real)
     assert tracking.run_info(run)["status"] == "RUNNING"
     assert len(book.read_text().splitlines()) == 3
     with tracking.training_run(run_sections(params), "SimpleCNN", run, {}, root, book) as again:
@@ -365,12 +365,12 @@ def test_tuning_trials_never_wait_for_the_server_and_arrive_once(params, root, t
 
     monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
     tracking.configure(params.tracking, root)  # the client below needs the store
-    real = store._client
+    real = store.mlflow_client
     # Every log_batch fails 3 times: trial-0 is created, then its numbers fail to arrive.
     flaky = _FlakyClient(real(), [ConnectionResetError(104, "reset")] * 3)
     book = tmp_path / "journal.jsonl"
     with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root, book) as run:
-        monkeypatch.setattr(store, "_client", lambda: flaky)
+        monkeypatch.setattr(store, "mlflow_client", lambda: flaky)
         start = time.monotonic()
         for i in range(3):
             tracking.log_child_run(
@@ -378,7 +378,7 @@ def test_tuning_trials_never_wait_for_the_server_and_arrive_once(params, root, t
                 {"val_accuracy": 0.5 + i / 10}, {"tuning_trial": str(i)},
             )  # fmt: skip
         assert time.monotonic() - start < 1.0, "the trials waited for the server"
-    monkeypatch.setattr(store, "_client", real)
+    monkeypatch.setattr(store, "mlflow_client", real)
     experiment = real().get_run(run).info.experiment_id
     children = real().search_runs([experiment], f"tags.`mlflow.parentRunId` = '{run}'")
     assert sorted(c.info.run_name for c in children) == ["trial-0", "trial-1", "trial-2"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bakeoff.config import DataParams, SplitParams, ValidateParams
+from bakeoff.config.params import DataParams, SplitParams, ValidateParams
 from bakeoff.data.ingest import ingest
 from bakeoff.data.split import split
 from bakeoff.data.validate import ValidationFailed, validate
@@ -253,7 +253,7 @@ def handler(signum, frame):  # what Prefect installs in a task's process
     raise SystemExit("TerminationSignal")
 
 signal.signal(signal.SIGTERM, handler)
-from bakeoff.config import ValidateParams
+from bakeoff.config.params import ValidateParams
 from bakeoff.data.validate import validate
 root = Path(sys.argv[1])
 result = validate(ValidateParams(workers=2, min_size=16), root / "raw", root / "v", root / "r")

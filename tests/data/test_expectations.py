@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bakeoff.config import ValidateParams
+from bakeoff.config.params import ValidateParams
 from bakeoff.data.expectations import COLUMNS, run_suites
 
 PARAMS = ValidateParams(min_size=16, min_images_per_class=3, max_class_imbalance=2.0)

@@ -25,7 +25,7 @@ BUDGET_KB_PER_IMAGE = 6
 _WORK = """
 import sys
 from pathlib import Path
-from bakeoff.config import DataParams, SplitParams, ValidateParams
+from bakeoff.config.params import DataParams, SplitParams, ValidateParams
 from bakeoff.data.images import load_array
 from bakeoff.data.ingest import ingest
 from bakeoff.data.split import split

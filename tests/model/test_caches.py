@@ -9,13 +9,13 @@ import dataclasses
 import numpy as np
 import pytest
 
+from bakeoff.backbone.features import load_features
 from bakeoff.data import pixels as pixels_module
 from bakeoff.data.dataset import stream
 from bakeoff.data.images import load_array
 from bakeoff.data.pixels import split_pixels
 from bakeoff.lineage import file_sha256
-from bakeoff.train import features as features_module
-from bakeoff.train.features import load_features
+from bakeoff.backbone import features as features_module
 
 
 def _count_decodes(monkeypatch) -> list[str]:
@@ -102,7 +102,7 @@ def test_decode_cache_is_reused_and_rebuilt_when_data_or_size_change(
 def _weights(tmp_path, seed: int):
     import keras
 
-    from bakeoff.train.model import build_base
+    from bakeoff.backbone.build import build_base
 
     keras.utils.set_random_seed(seed)
     path = tmp_path / f"w{seed}.weights.h5"

@@ -50,9 +50,9 @@ def _accepted(raw, path):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """SimpleCNN with a frozen weights file, trained and evaluated with 5-fold CV."""
+    from bakeoff.backbone.build import build_base
     from bakeoff.data.split import split
-    from bakeoff.evaluate import evaluate
-    from bakeoff.train.model import build_base
+    from bakeoff.evaluate.stage import evaluate
     from bakeoff.train.stage import train
 
     with pytest.MonkeyPatch.context() as mp:
@@ -112,10 +112,10 @@ def test_every_image_has_one_out_of_fold_prediction(project):
 def test_test_predictions_from_the_cache_equal_the_full_models(project, monkeypatch):
     """evaluate never ran the base on the test images: the head on cached features gives the
     full model's probabilities."""
+    from bakeoff.backbone.features import load_features
     from bakeoff.data.pixels import split_pixels
-    from bakeoff.frozen_eval import head_proba
-    from bakeoff.inference import predict_proba
-    from bakeoff.train.features import load_features
+    from bakeoff.evaluate.frozen import head_proba
+    from bakeoff.model.inference import predict_proba
 
     root, params, raw, m = project
     model = keras.saving.load_model(root / "models" / "SimpleCNN" / "model.keras")
@@ -130,7 +130,7 @@ def test_test_predictions_from_the_cache_equal_the_full_models(project, monkeypa
 
 
 def test_cv_off_is_recorded_with_its_reason(project, tmp_path):
-    from bakeoff.frozen_eval import cv_off_reason
+    from bakeoff.evaluate.frozen import cv_off_reason
 
     _, params, _, _ = project
     assert cv_off_reason(params.train, 5) is None

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from bakeoff import resources
+from bakeoff.backbone.features import load_features
 from bakeoff.data import pixels as pixels_module
 from bakeoff.data.images import load_array
 from bakeoff.data.pixels import split_pixels
 from bakeoff.errors import BakeoffError
-from bakeoff.train import features as features_module
-from bakeoff.train.features import load_features
+from bakeoff.backbone import features as features_module
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,7 @@ def test_pixel_cache_on_a_disk_that_fills_up(tiny_data, small_disk, monkeypatch)
 
 def test_feature_cache_on_a_disk_that_fills_up(params, tiny_data, small_disk, tmp_path,
                                                monkeypatch):  # fmt: skip
-    from bakeoff.train.model import build_base
+    from bakeoff.backbone.build import build_base
 
     raw, split = tiny_data
     cache = small_disk / "cache"

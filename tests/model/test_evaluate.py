@@ -97,7 +97,7 @@ def test_real_training_run_gets_the_evaluation_too(evaluated):
 
 
 def test_missing_model_says_to_train(tmp_path, params):
-    from bakeoff.evaluate import evaluate
+    from bakeoff.evaluate.stage import evaluate
 
     with pytest.raises(BakeoffError, match="bakeoff train MobileNet"):
         evaluate(
@@ -115,7 +115,7 @@ def test_missing_model_says_to_train(tmp_path, params):
 def test_a_training_run_missing_from_the_store_fails_naming_run_and_store(evaluated, tmp_path):
     """A model whose run is not in the store (models/ copied, store moved) is an error, not
     metrics that only metrics/<b>.json would ever see."""
-    from bakeoff.evaluate import evaluate
+    from bakeoff.evaluate.stage import evaluate
 
     root = evaluated[0]
     params = shrunk_params()
@@ -141,7 +141,7 @@ def test_a_training_run_missing_from_the_store_fails_naming_run_and_store(evalua
 def test_diverged_model_scores_nan_not_a_lucky_argmax():
     import numpy as np
 
-    from bakeoff.inference import scores
+    from bakeoff.model.inference import scores
 
     proba = np.full((3, 3), np.nan)
     result = scores(np.array([0, 0, 0]), proba, ["a", "b", "c"])  # argmax of NaN is 0

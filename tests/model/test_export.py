@@ -80,7 +80,7 @@ def test_every_variant_of_a_trained_model_stays_within_the_threshold(project):
 
 def test_default_is_the_champion(project):
     """StripeNet learnt the data: the int8 variant keeps its accuracy on the test images."""
-    from bakeoff.register import register
+    from bakeoff.register.stage import register
 
     root, params, raw, split = project
     params = dataclasses.replace(

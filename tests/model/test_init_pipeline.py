@@ -22,7 +22,7 @@ WEIGHTS = "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
 def test_init_then_dvc_repro_trains_a_frozen_base_on_cached_features_with_tuning(tmp_path):
     import keras
 
-    from bakeoff.train.model import build_base
+    from bakeoff.backbone.build import build_base
 
     images = make_image_folder(tmp_path / "my_images", per_class=12)
     root = init_project(tmp_path / "project", yaml.safe_load((REPO / "params.yaml").read_text()))

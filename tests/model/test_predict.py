@@ -17,7 +17,7 @@ from tests.model.tiny_models import shared_project
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
     """The shared StripeNet registered as champion under params.yaml's model name."""
-    from bakeoff.register import register
+    from bakeoff.register.stage import register
 
     with pytest.MonkeyPatch.context() as mp:
         root, params, raw, split = shared_project(tmp_path_factory, mp)

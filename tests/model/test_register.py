@@ -10,8 +10,8 @@ import shutil
 import pytest
 
 from bakeoff import tracking
-from bakeoff.config import Budget
-from bakeoff.register import register
+from bakeoff.config.params import Budget
+from bakeoff.register.stage import register
 from tests.model.tiny_models import make_trained, shared_project
 
 
@@ -98,7 +98,7 @@ def test_a_better_candidate_needs_a_gain_shown_beyond_min_improvement(project):
 
 
 def test_a_reseeded_retrain_on_unchanged_data_is_not_promoted_on_noise(project):
-    from bakeoff.evaluate import evaluate
+    from bakeoff.evaluate.stage import evaluate
 
     root, params, raw, split = project
     # The same recipe and data, another seed: a new run whose test accuracy may differ by

@@ -13,8 +13,8 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
 ):
     from mlflow import MlflowClient
 
-    from bakeoff.evaluate import evaluate
-    from bakeoff.register import register
+    from bakeoff.evaluate.stage import evaluate
+    from bakeoff.register.stage import register
     from bakeoff.train.stage import train
 
     raw, split = tiny_data

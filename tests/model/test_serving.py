@@ -20,7 +20,7 @@ from tests.model.tiny_models import shared_project
 
 
 def _register(project, backbone: str, model_name: str) -> str:
-    from bakeoff.register import register
+    from bakeoff.register.stage import register
 
     root, params, raw, split = project
     params = dataclasses.replace(

@@ -126,7 +126,7 @@ def _size(path: Path) -> int:
 
 def resume_params(epochs: int):
     """The real params, tiny and without early stopping (the driver and the test share it)."""
-    from bakeoff.config import load_params
+    from bakeoff.config.params import load_params
 
     real = load_params(REPO / "params.yaml")
     recipe = dataclasses.replace(
@@ -170,7 +170,7 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
 
 
 def test_fine_tune_phase_continues_the_history(params, tiny_data, tmp_path, tracking_uri, capsys):
-    from bakeoff.train.model import build_base
+    from bakeoff.backbone.build import build_base
 
     weights = tmp_path / "pretrained.weights.h5"
     build_base("SimpleCNN", 32).save_weights(weights)
@@ -198,8 +198,8 @@ def test_fine_tuning_trains_only_the_unfrozen_top_of_the_base(
     nothing below them; BatchNorm stays frozen, its statistics included."""
     import numpy as np
 
+    from bakeoff.backbone.build import base_layer, build_base
     from bakeoff.train import run
-    from bakeoff.train.model import base_layer, build_base
 
     def snapshot(model) -> dict[str, list[np.ndarray]]:
         return {lyr.name: [w.copy() for w in lyr.get_weights()] for lyr in base_layer(model).layers}

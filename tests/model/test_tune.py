@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bakeoff.train.head_trainer import HeadParams, HeadTrainer, predict_head
-from bakeoff.train.tune import tune
+from bakeoff.head.trainer import HeadParams, HeadTrainer, predict_head
+from bakeoff.head.tune import tune
 
 N_CLASSES = 4
 
@@ -96,8 +96,8 @@ def test_train_tunes_the_head_logs_each_trial_as_a_child_run_and_keeps_the_winne
 
     from mlflow import MlflowClient
 
-    from bakeoff.evaluate import evaluate
-    from bakeoff.train.model import build_base
+    from bakeoff.backbone.build import build_base
+    from bakeoff.evaluate.stage import evaluate
     from bakeoff.train.stage import train
 
     raw, split = tiny_data

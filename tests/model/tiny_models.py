@@ -104,7 +104,7 @@ def shrunk_params():
     """The real params shrunk as in tests/conftest.py `params`, for module-scoped fixtures."""
     import dataclasses
 
-    from bakeoff.config import load_params
+    from bakeoff.config.params import load_params
     from tests.conftest import REPO
 
     real = load_params(REPO / "params.yaml")
@@ -137,8 +137,8 @@ def shared_project(tmp_path_factory, monkeypatch) -> tuple:
     """
     import dataclasses
 
-    from bakeoff.evaluate import evaluate
-    from bakeoff.train.model import build_base
+    from bakeoff.backbone.build import build_base
+    from bakeoff.evaluate.stage import evaluate
     from bakeoff.train.stage import train
 
     if "project" not in _SHARED:

@@ -1,7 +1,7 @@
 """The input pipeline: split manifests, and batches streamed from an on-disk `.npy`.
 
 Pixels come from the decode cache (`bakeoff.data.pixels`) and features from the feature
-cache (`bakeoff.train.features`), both row-major `.npy` files. `stream` reads one batch of
+cache (`bakeoff.backbone.features`), both row-major `.npy` files. `stream` reads one batch of
 rows at a time (shuffled by index, seeded), so memory is flat in the number of images.
 """
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config import ValidateParams
+from bakeoff.config.params import ValidateParams
 from bakeoff.data.docs_offline import make_offline
 
 COLUMNS = [

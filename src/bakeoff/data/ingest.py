@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bakeoff.config import DataParams
+from bakeoff.config.params import DataParams
 from bakeoff.data.folders import INGEST_REPORT, walk_class_folders
 from bakeoff.errors import BakeoffError
 from bakeoff.resources import ensure_free_disk

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bakeoff.config import SplitParams
+from bakeoff.config.params import SplitParams
 from bakeoff.data.manifests import COLUMNS, read_manifest_csv
 from bakeoff.errors import BakeoffError
 

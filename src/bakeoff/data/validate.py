@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bakeoff.config import ValidateParams
+from bakeoff.config.params import ValidateParams
 from bakeoff.data.folders import EMPTY_FOLDER, read_ingest_report, walk_class_folders
 from bakeoff.data.images import open_rgb_described
 from bakeoff.data.validation_report import ValidationResult

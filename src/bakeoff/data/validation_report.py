@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from bakeoff.config import ValidateParams
+from bakeoff.config.params import ValidateParams
 from bakeoff.data.expectations import SuiteOutcome
 
 _MAX_LISTED = 50  # problems listed in the Markdown summary; validation.json has them all

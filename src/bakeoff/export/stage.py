@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bakeoff import tracking
-from bakeoff.config import ExportParams, TrackingParams
+from bakeoff.config.params import ExportParams, TrackingParams
 from bakeoff.errors import BakeoffError
 
 
@@ -42,8 +42,8 @@ class Exported:
 
 def _source(model_name: str, backbone: str | None, models_dir: Path) -> tuple[Any, dict]:
     """The Keras model to export and where it comes from (champion, or models/<backbone>)."""
-    from bakeoff.inference import read_train_info
-    from bakeoff.saved_models import load_trained
+    from bakeoff.model.inference import read_train_info
+    from bakeoff.model.loading import load_trained
 
     if backbone is None:
         name = model_name
@@ -178,7 +178,7 @@ def _keras_reference(model: Any, test_px: Any, x_test: np.ndarray) -> tuple[np.n
     """The Keras model's test probabilities, and the model to convert (its head's
     BatchNorm folded into the Dense layer), checked to give the same probabilities."""
     from bakeoff.export import tflite
-    from bakeoff.inference import predict_proba
+    from bakeoff.model.inference import predict_proba
 
     keras_proba = predict_proba(model, test_px)
     inference = tflite.fold_head_bn(model)

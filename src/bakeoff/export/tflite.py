@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bakeoff.timing import time_call
+from bakeoff.model.timing import time_call
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 _BATCH = 32  # accuracy runs in batches; latency is measured at batch 1

@@ -16,33 +16,28 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def pipeline_stages(backbones: Iterable[str]) -> list[str]:
-    """The dvc.yaml stage names of a full pipeline run, in order (matrix stages as `name@item`).
+def pipeline_stages(root: Path) -> list[str]:
+    """The stages of a full pipeline run, as dvc.yaml orders them (read by DVC's own API).
+
+    dvc.yaml is the one place the stage order is written: matrix stages come expanded
+    (`train@<backbone>`, one per entry of params.yaml `backbones`), as `dvc commit` takes them.
 
     Args:
-        backbones: The backbones of the run (params.yaml `backbones`).
+        root: The project directory (with dvc.yaml and params.yaml).
 
     Returns:
-        The stage names `dvc commit` takes.
+        The stage names, in dvc.yaml's order.
     """
-    backbones = list(backbones)
-    return [
-        "ingest",
-        "validate",
-        "split",
-        *(f"train@{b}" for b in backbones),
-        *(f"evaluate@{b}" for b in backbones),
-        "register",
-        "export",
-        "report",
-    ]
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return [stage.addressing for stage in repo.index.stages]
 
 
 def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

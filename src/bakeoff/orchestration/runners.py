@@ -10,7 +10,7 @@ import contextlib
 import logging
 from typing import Any
 
-from bakeoff.config import OrchestrationParams
+from bakeoff.config.params import OrchestrationParams
 from bakeoff.errors import is_transient
 
 # The global concurrency limit that keeps two retrain runs from overlapping.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config import ReportParams
+from bakeoff.config.params import ReportParams
 from bakeoff.report import gallery
 from bakeoff.report.render import COLUMN_NOTES, TIE_NOTE, limit
 from bakeoff.report.table import missing

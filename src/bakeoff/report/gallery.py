@@ -16,7 +16,7 @@ from pathlib import Path
 from bakeoff.data.dataset import manifest_file
 from bakeoff.data.images import open_rgb
 from bakeoff.errors import BakeoffError
-from bakeoff.outcomes import read_mistakes
+from bakeoff.evaluate.predictions import read_mistakes
 
 THUMB_PX = 112  # the longest side of a thumbnail, in pixels
 MAX_SHOWN = 24  # thumbnails per backbone: the most confident mistakes

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bakeoff.config import ReportParams, TrackingParams
+from bakeoff.config.params import ReportParams, TrackingParams
 from bakeoff.errors import BakeoffError
 from bakeoff.report import context, per_class
 from bakeoff.report import figures as report_figures
-from bakeoff.report.decision import decide
+from bakeoff.report.answer import answer
 from bakeoff.report.render import FIGURES, export_section, render_markdown
 from bakeoff.report.table import REQUIRED, build_table, sections
 
@@ -115,7 +115,7 @@ def _page(
 ) -> dict[str, Any]:
     """Everything both pages show, built once."""
     table = build_table(params, data)
-    ctx = decide(params, table, data, register)
+    ctx = answer(params, table, data, register)
     roles = {ctx["pick"]: "the recommendation"}
     if ctx["champion"]:
         both = ctx["champion"] == ctx["pick"]

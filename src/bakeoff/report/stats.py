@@ -11,7 +11,7 @@ t-test over the folds are reported next to it; the README says why the bootstrap
 
 Pure functions on arrays (numpy, scipy via `bakeoff.compare`), so the report's reasoning
 is tested without models, images or MLflow. Which of the tied backbones to pick (speed,
-size, the Pareto front, budgets) is `bakeoff.report.choice`.
+size, the Pareto front, budgets) is `bakeoff.report.pick`.
 """
 
 from __future__ import annotations

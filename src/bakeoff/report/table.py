@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config import ReportParams
+from bakeoff.config.params import ReportParams
 from bakeoff.report import stats as report_stats
 
 Column = tuple[str, str, str]  # (title, key in the table, format)

@@ -15,7 +15,6 @@ absent (MLflow's RESOURCE_DOES_NOT_EXIST), refused, or away (waited for within
 mlflow themselves.
 """
 
-from bakeoff.tracking.children import log_child_run, log_report
 from bakeoff.tracking.datasets import log_split
 from bakeoff.tracking.epochs import epoch_callback, log_history
 from bakeoff.tracking.models import log_keras_model, png_base64
@@ -40,6 +39,7 @@ from bakeoff.tracking.runs import (
     training_run,
 )
 from bakeoff.tracking.store import configure, flatten, runs_page, tracking_uri, ui_url
+from bakeoff.tracking.whole_runs import log_child_run, log_report
 
 __all__ = [
     "TrackingUnavailable",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bakeoff.tracking.store import _client
+from bakeoff.tracking.store import mlflow_client
 
 
 def create_child_run(
@@ -28,7 +28,7 @@ def create_child_run(
     from mlflow.entities import Metric, Param
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-    client = _client()
+    client = mlflow_client()
     parent = client.get_run(parent_run_id)
     experiment_id = parent.info.experiment_id
     found = client.search_runs(

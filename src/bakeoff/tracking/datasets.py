@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bakeoff.errors import BakeoffError
 from bakeoff.tracking import outage
-from bakeoff.tracking.store import _client
+from bakeoff.tracking.store import mlflow_client
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def log_split(run_id: str, split_dir: Path, data_version: str) -> None:
         # What `mlflow.log_inputs` sends, without needing the run active in this thread.
         context_tag = InputTag(key=MLFLOW_DATASET_CONTEXT, value=context)
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context_tag]))
-    client = _client()
+    client = mlflow_client()
     what = f"log the split as datasets of run {run_id}"
     for attempt in range(1, _CLASH_ATTEMPTS + 1):
         try:

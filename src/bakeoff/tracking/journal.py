@@ -153,7 +153,7 @@ class Journal:
     def _send(self, batch: list[dict[str, Any]]) -> None:
         from mlflow.entities import Metric, RunTag
 
-        from bakeoff.tracking.store import _client
+        from bakeoff.tracking.store import mlflow_client
 
         metrics = [
             Metric(k, float(v), e["time"], e["step"], model_id=e.get("model_id"))
@@ -161,7 +161,7 @@ class Journal:
             for k, v in e.get("metrics", {}).items()
         ]
         tags = [RunTag(k, v) for e in batch for k, v in e.get("tags", {}).items()]
-        client = _client()
+        client = mlflow_client()
         for start in range(0, len(metrics), _BATCH):
             client.log_batch(self.run_id, metrics=metrics[start : start + _BATCH])
         for start in range(0, len(tags), 100):

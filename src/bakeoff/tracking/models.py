@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff.tracking import outage
-from bakeoff.tracking.store import _client
+from bakeoff.tracking.store import mlflow_client
 
 PACKAGE = "bakeoff_serving"  # the code's name inside a logged model, distinct from bakeoff
 _SRC = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def log_keras_model(
     import pandas as pd
     from mlflow.models import Model
 
-    _client()
+    mlflow_client()
     if getattr(model, "optimizer", None) is not None:
         # An inference copy: the optimizer's slots would double or triple the artifact.
         model = keras.Model(model.inputs, model.outputs, name=model.name)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bakeoff.errors import BakeoffError
 from bakeoff.tracking import outage
-from bakeoff.tracking.store import _client, tracking_uri
+from bakeoff.tracking.store import mlflow_client, tracking_uri
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -23,9 +23,9 @@ def load_keras_model(model_uri: str) -> Any:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from bakeoff.saved_models import LEGACY_OBJECTS
+    from bakeoff.model.loading import LEGACY_OBJECTS
 
-    _client()
+    mlflow_client()
     try:
         return outage.call(
             lambda: mlflow.keras.load_model(model_uri, custom_objects=LEGACY_OBJECTS),
@@ -49,7 +49,7 @@ def model_classes(model_uri: str) -> list[str] | None:
     version = version_for_uri(model_uri)
     if version is not None and "classes" in version.tags:
         return json.loads(version.tags["classes"])
-    _client()
+    mlflow_client()
     info = outage.read(
         lambda: mlflow.models.get_model_info(model_uri), f"read the class names of {model_uri}"
     )
@@ -67,7 +67,7 @@ def version_for_uri(model_uri: str) -> ModelVersion | None:
     if not model_uri.startswith("models:/"):
         return None
     ref = model_uri[len("models:/") :]
-    client = _client()
+    client = mlflow_client()
     if "@" in ref:
         name, alias = ref.split("@", 1)
         return get_version_by_alias(name, alias)
@@ -91,7 +91,7 @@ def register_version(
     """
     import mlflow
 
-    client = _client()
+    client = mlflow_client()
     tags = {k: str(v) for k, v in tags.items()}
 
     def find_or_register() -> str:
@@ -134,7 +134,7 @@ def get_version_by_alias(name: str, alias: str) -> ModelVersion | None:
     Raises:
         TrackingUnavailable: The server stayed away longer than `tracking.outage_timeout`.
     """
-    client = _client()
+    client = mlflow_client()
     return outage.read(
         lambda: client.get_model_version_by_alias(name, alias),
         f"read {name}@{alias}",
@@ -145,7 +145,7 @@ def get_version_by_alias(name: str, alias: str) -> ModelVersion | None:
 
 def set_alias(name: str, alias: str, version: str) -> None:
     """Point `alias` of registered model `name` at `version` (moving it if set elsewhere)."""
-    client = _client()
+    client = mlflow_client()
     outage.call(
         lambda: client.set_registered_model_alias(name, alias, str(version)),
         f"set {name}@{alias} to version {version}",
@@ -155,7 +155,7 @@ def set_alias(name: str, alias: str, version: str) -> None:
 def delete_alias(name: str, alias: str) -> None:
     """Remove `alias` from registered model `name` (no error when it is not set)."""
     if get_version_by_alias(name, alias) is not None:
-        client = _client()
+        client = mlflow_client()
         outage.call(
             lambda: client.delete_registered_model_alias(name, alias), f"delete {name}@{alias}"
         )
@@ -163,7 +163,7 @@ def delete_alias(name: str, alias: str) -> None:
 
 def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
     """Tag a model version (decision, reason, ...)."""
-    client = _client()
+    client = mlflow_client()
     for key, value in tags.items():
         outage.call(
             lambda k=key, v=value: client.set_model_version_tag(name, str(version), k, str(v)),

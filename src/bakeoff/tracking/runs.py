@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from bakeoff.errors import BakeoffError
 from bakeoff.tracking import outage
 from bakeoff.tracking.journal import Journal
-from bakeoff.tracking.store import _client, configure, flatten, tracking_uri
+from bakeoff.tracking.store import configure, flatten, mlflow_client, tracking_uri
 
 if TYPE_CHECKING:
-    from bakeoff.config import TrackingParams
+    from bakeoff.config.params import TrackingParams
 
 # run id -> the journal of a training run in progress (its metrics and tags go there).
 JOURNALS: dict[str, Journal] = {}
@@ -36,7 +36,7 @@ def run_exists(run_id: str | None) -> bool:
     """
     if not run_id:
         return False
-    client = _client()
+    client = mlflow_client()
     run = outage.read(lambda: client.get_run(run_id), f"read run {run_id}")
     return run is not None and run.info.lifecycle_stage == "active"
 
@@ -51,7 +51,7 @@ def _start(
     """Resume `run_id` (status RUNNING again), or create the run and log its params."""
     from mlflow.entities import Param, RunTag
 
-    client = _client()
+    client = mlflow_client()
     if run_exists(run_id):
         outage.call(lambda: client.update_run(run_id, status="RUNNING"), f"resume run {run_id}")
         items = [RunTag(k, str(v)) for k, v in tags.items()]
@@ -72,7 +72,7 @@ def _start(
 
 
 def _terminate(run_id: str, status: str) -> None:
-    client = _client()
+    client = mlflow_client()
     outage.call(lambda: client.set_terminated(run_id, status=status), f"end run {run_id}")
 
 
@@ -166,13 +166,13 @@ def log_metrics(
         return
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, step or 0, model_id=model_id) for k, v in metrics.items()]
-    client = _client()
+    client = mlflow_client()
     outage.call(lambda: client.log_batch(run_id, metrics=items), f"log metrics to run {run_id}")
 
 
 def log_artifacts(paths: list[Path], run_id: str, artifact_path: str | None = None) -> None:
     """Upload files (and folders, by name) to a run, active or finished."""
-    client = _client()
+    client = mlflow_client()
     for path in map(Path, paths):
         if path.is_dir():
             sub = f"{artifact_path}/{path.name}" if artifact_path else path.name
@@ -187,7 +187,7 @@ def log_artifacts(paths: list[Path], run_id: str, artifact_path: str | None = No
 
 def run_info(run_id: str) -> dict[str, Any]:
     """A run's status, params, metrics and tags, as plain dicts."""
-    client = _client()
+    client = mlflow_client()
     run = outage.read(lambda: client.get_run(run_id), f"read run {run_id}")
     if run is None:
         raise BakeoffError(f"MLflow run {run_id} not found in {tracking_uri()}")
@@ -233,5 +233,5 @@ def set_tags(tags: dict[str, str], run_id: str) -> None:
         JOURNALS[run_id].tags(tags)
         return
     items = [RunTag(k, str(v)) for k, v in tags.items()]
-    client = _client()
+    client = mlflow_client()
     outage.call(lambda: client.log_batch(run_id, tags=items), f"tag run {run_id}")

@@ -14,7 +14,7 @@ from bakeoff.tracking import outage
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from bakeoff.config import TrackingParams
+    from bakeoff.config.params import TrackingParams
 
 _ENV = "MLFLOW_TRACKING_URI"
 _SQLITE = "sqlite:///"
@@ -87,7 +87,7 @@ def _artifact_location(uri: str) -> str | None:
     return None
 
 
-def _client() -> MlflowClient:
+def mlflow_client() -> MlflowClient:
     import mlflow
 
     uri = tracking_uri()
@@ -114,7 +114,7 @@ def configure(params: TrackingParams, root: Path) -> str:
     outage.set_timeout(params.outage_timeout)
     outage.set_server(tracking_uri)
     outage.limit_http_retries()
-    client = _client()
+    client = mlflow_client()
     what = f"read experiment {params.experiment}"
     experiment = outage.call(lambda: client.get_experiment_by_name(params.experiment), what)
     if experiment is None:

@@ -1,9 +1,9 @@
 """Phase 1 with a frozen pretrained base: features once, then the head tuned and converged.
 
 The base runs once per image; the head then trains on the cached features with
-`bakeoff.train.head_trainer` (early stopping on val loss, best epoch restored, `train.head_epochs`
+`bakeoff.head.trainer` (early stopping on val loss, best epoch restored, `train.head_epochs`
 cap), after `tune.trials` Optuna trials chose its hyper-parameters on the validation split
-(`bakeoff.train.tune`). Each trial is an MLflow child run of the backbone's run. The
+(`bakeoff.head.tune`). Each trial is an MLflow child run of the backbone's run. The
 result is written like a Keras phase (history_phase1.csv, best.keras) so that phase 2,
 the history plots and a resumed run read it as they read any phase.
 """
@@ -20,12 +20,12 @@ import keras
 import numpy as np
 
 from bakeoff import tracking
-from bakeoff.config import TrainParams
+from bakeoff.backbone.features import Features
+from bakeoff.config.params import TrainParams
 from bakeoff.errors import BakeoffError
-from bakeoff.train.features import Features
-from bakeoff.train.head_trainer import HeadParams, set_head_weights
+from bakeoff.head.trainer import HeadParams, set_head_weights
+from bakeoff.head.tune import tune
 from bakeoff.train.inputs import TrainInputs
-from bakeoff.train.tune import tune
 
 # build(l2) -> the full model with that head's L2 (fresh base weights from the file).
 Builder = Callable[[float], keras.Model]
@@ -54,7 +54,7 @@ def cached_head(recipe: TrainParams) -> bool:
 
 def extract_features(model: keras.Model, data: TrainInputs) -> Features:
     """What the frozen base gives the head: computed once per image, ever, into the feature
-    cache (`bakeoff.train.features`), and read from there by every later run."""
+    cache (`bakeoff.backbone.features`), and read from there by every later run."""
     extractor = keras.Model(model.inputs, model.get_layer("head_bn").input)
     return data.features(extractor)
 

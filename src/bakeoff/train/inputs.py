@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bakeoff.config import TrainParams
+from bakeoff.backbone.features import Features, load_features
+from bakeoff.config.params import TrainParams
 from bakeoff.data.dataset import read_manifest
 from bakeoff.data.images import load_array
 from bakeoff.data.pixels import PixelSplit, split_pixels
-from bakeoff.train.features import Features, load_features
 
 if TYPE_CHECKING:
     import keras

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 
 from bakeoff import tracking
-from bakeoff.config import TrainParams
+from bakeoff.config.params import TrainParams
 from bakeoff.console import keras_verbose
 from bakeoff.data.dataset import stream
 from bakeoff.errors import BakeoffError

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bakeoff import tracking
-from bakeoff.config import TrainParams
+from bakeoff.config.params import TrainParams
 from bakeoff.train.history import best_row, write_history
 from bakeoff.train.trained import Trained
 

@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from bakeoff.config import TrainParams
+from bakeoff.config.params import TrainParams
 
 
 def fingerprint(backbone: str, recipe: TrainParams, trials: int, version: str) -> str:

@@ -19,7 +19,8 @@ import keras
 import tensorflow as tf
 
 from bakeoff import tracking
-from bakeoff.config import TrackingParams, TrainParams
+from bakeoff.backbone.build import base_layer, build_model
+from bakeoff.config.params import TrackingParams, TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import file_sha256
 from bakeoff.train.frozen_phase import (
@@ -32,7 +33,6 @@ from bakeoff.train.frozen_phase import (
 from bakeoff.train.history import read_history
 from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.keras_phase import Phase, fit_phase
-from bakeoff.train.model import base_layer, build_model
 from bakeoff.train.outputs import RunRecord, TrainResult, write_outputs
 from bakeoff.train.resume import fingerprint, resume_state, save_run_state
 from bakeoff.train.trained import kept_for_rerun, train_once

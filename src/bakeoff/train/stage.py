@@ -14,12 +14,12 @@ import json
 import shutil
 from pathlib import Path
 
-from bakeoff.config import TrackingParams, TrainParams, TuneParams
+from bakeoff.backbone.build import get_backbone, resolve_weights
+from bakeoff.config.params import TrackingParams, TrainParams, TuneParams
 from bakeoff.data.dataset import read_classes
 from bakeoff.data.pixels import default_cache_dir
 from bakeoff.lineage import data_version
 from bakeoff.train.inputs import TrainInputs
-from bakeoff.train.model import get_backbone, resolve_weights
 from bakeoff.train.outputs import RunRecord, TrainResult
 from bakeoff.train.run import SeedInputs, train_seed
 

@@ -17,10 +17,10 @@ import numpy as np
 
 from bakeoff import tracking
 from bakeoff.compare import accuracy_interval
-from bakeoff.config import Params
+from bakeoff.config.params import Params
 from bakeoff.errors import BakeoffError
-from bakeoff.inference import measure_latency, predict_proba, read_train_info, scores
-from bakeoff.seeds import seed_scores
+from bakeoff.evaluate.seeds import seed_scores
+from bakeoff.model.inference import measure_latency, predict_proba, read_train_info, scores
 
 if TYPE_CHECKING:
     from bakeoff.data.pixels import PixelSplit
@@ -72,7 +72,7 @@ def evaluate(
         The metrics and the path they were written to.
     """
     from bakeoff.data.pixels import default_cache_dir, split_pixels
-    from bakeoff.saved_models import load_trained
+    from bakeoff.model.loading import load_trained
 
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
 
@@ -89,7 +89,7 @@ def evaluate(
             f"{backbone} was trained on classes {info['classes']} but the split has {classes}: "
             f"re-run `bakeoff train {backbone}`"
         )
-    from bakeoff.frozen_eval import frozen_evaluation, head_proba
+    from bakeoff.evaluate.frozen import frozen_evaluation, head_proba
 
     where = {"split_dir": split_dir, "image_root": image_root, "cache_dir": cache_dir,
              "oof_path": Path(plots_dir) / "oof.csv"}  # fmt: skip
@@ -166,7 +166,7 @@ def _write_predictions(
     """plots/<b>/predictions.csv: each test image's path, classes and confidence (the
     report shows the mistakes as thumbnails)."""
     from bakeoff.data.dataset import read_manifest
-    from bakeoff.outcomes import write_predictions
+    from bakeoff.evaluate.predictions import write_predictions
 
     files = [row["path"] for row in read_manifest(split_dir, "test")]
     return write_predictions(plots_dir / "predictions.csv", files, y, proba, classes)

@@ -3,7 +3,7 @@
 Selection uses the validation metric (`register.metric`), so the test split stays an
 unbiased judge. The champion comparison re-scores the current champion and the candidate
 on the current test split, so both are measured on the same images, and promotes only
-when a paired test shows the gain (`bakeoff.promotion`).
+when a paired test shows the gain (`bakeoff.register.promotion`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff import tracking
-from bakeoff.candidates import eligible, summary
-from bakeoff.config import REGISTER_METRICS, RegisterParams, TrackingParams
-from bakeoff.decision_text import rounded, version_description
+from bakeoff.config.params import REGISTER_METRICS, RegisterParams, TrackingParams
 from bakeoff.errors import BakeoffError
-from bakeoff.promotion import decide
+from bakeoff.register.candidates import eligible, summary
+from bakeoff.register.description import rounded, version_description
+from bakeoff.register.promotion import outcome
 
 METRICS = REGISTER_METRICS
 
@@ -39,7 +39,7 @@ class Decision:
 def _test_predictions(model_uri: str, split_dir, image_root, cache_dir) -> tuple[Any, Any]:
     """(true labels, predicted labels) of a logged model on the current test split."""
     from bakeoff.data.pixels import split_pixels
-    from bakeoff.inference import predict_proba
+    from bakeoff.model.inference import predict_proba
 
     model = tracking.load_keras_model(model_uri)
     pixels = split_pixels(split_dir, "test", image_root, int(model.input_shape[1]), cache_dir)
@@ -60,7 +60,7 @@ def _champion_test(
     Returns:
         (the test, or None when there is no champion or it is incomparable; a note why).
     """
-    from bakeoff.promotion import paired_test
+    from bakeoff.register.promotion import paired_test
 
     if champion is None:
         return None, "no champion yet"
@@ -134,8 +134,8 @@ def register(
             return _write(out_path, report | _already_champion(best, champion))
     _check_logged(best)
     scored_on = (split_dir, image_root, cache_dir)
-    outcome = _decide(params, report, best, champion, classes, scored_on)  # adds the test
-    return _write(out_path, report | outcome)
+    decided = _decide(params, report, best, champion, classes, scored_on)  # adds the test
+    return _write(out_path, report | decided)
 
 
 def _decide(
@@ -157,7 +157,7 @@ def _decide(
         report["champion"][report["compared_on"]] = test["champion"]
     decision, reason = (
         ("promoted", f"{note}: promoted") if test is None
-        else decide(test, params.min_improvement, note)
+        else outcome(test, params.min_improvement, note)
     )  # fmt: skip
     old = None if champion is None else str(champion.version)
     report["description"] = version_description(

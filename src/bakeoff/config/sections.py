@@ -1,6 +1,6 @@
 """One frozen dataclass per params.yaml section, with the ranges its values must be in.
 
-Pydantic checks them when params.yaml is loaded (`bakeoff.config.parse_params`): a value
+Pydantic checks them when params.yaml is loaded (`bakeoff.config.params.parse_params`): a value
 out of range (`train.batch_size: 0`, a fraction of 1.5) is an error that names the key,
 not a traceback hours later.
 """
@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from bakeoff.backbones import REGISTRY
+from bakeoff.backbone.registry import REGISTRY
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 # What register may rank the backbones by (its `test_` twin is what it compares them on).

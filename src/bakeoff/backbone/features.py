@@ -8,7 +8,7 @@ size and the split's content (its pixel-cache key: manifest with every file's sh
 classes, decode code), so a rerun, a second stage or a hyper-parameter search reads the
 file instead of recomputing it, and any change of data, size or weights recomputes it.
 
-    from bakeoff.train.features import load_features
+    from bakeoff.backbone.features import load_features
     f = load_features("MobileNet", params.for_backbone("MobileNet"), split_dir, raw_dir, cache_dir)
     f.x_train, f.y_train, f.x_val, f.y_val   # (N, D) float32 memmaps, (N,) int64 labels
 """
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bakeoff.config import TrainParams
+from bakeoff.config.params import TrainParams
 from bakeoff.data.pixels import file_lock, split_key, split_labels, split_pixels
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import file_sha256
@@ -92,7 +92,7 @@ def build_extractor(backbone: str, image_size: int, weights: str) -> keras.Model
     """0..255 RGB -> the backbone's preprocessing -> the frozen base, in inference mode."""
     import keras
 
-    from bakeoff.train.model import base_layer, build_model
+    from bakeoff.backbone.build import base_layer, build_model
 
     model = build_model(backbone, 2, image_size, weights)
     bn = model.get_layer("head_bn")
@@ -128,7 +128,7 @@ def load_features(
         BakeoffError: `train.weights` is none (the base trains, so there is nothing to
             cache), the weights are missing, or the disk is too full.
     """
-    from bakeoff.train.model import get_backbone, resolve_weights
+    from bakeoff.backbone.build import get_backbone, resolve_weights
 
     if recipe.weights == "none":
         raise BakeoffError(

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from bakeoff.backbones import (
+from bakeoff.backbone.registry import (
     PREPROCESS_MODES,
     cached_weights,
     check_image_size,
@@ -107,7 +107,7 @@ def resolve_weights(name: str, weights: str, image_size: int) -> Path | None:
 
 
 def _load_into(base: keras.Model, path: Path, name: str, imagenet: bool) -> None:
-    from bakeoff.train.weights_file import check_weights_file, is_legacy_h5
+    from bakeoff.backbone.weights_file import check_weights_file, is_legacy_h5
 
     if not imagenet:
         check_weights_file(base, path, name)  # every layer filled, or the layers named

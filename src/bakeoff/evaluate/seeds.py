@@ -36,8 +36,8 @@ def seed_scores(
     Returns:
         {"seeds": [...], "test_accuracy_mean": m, "test_accuracy_std": s, "n_seeds": n}.
     """
-    from bakeoff.inference import predict_proba, scores
-    from bakeoff.saved_models import load_trained
+    from bakeoff.model.inference import predict_proba, scores
+    from bakeoff.model.loading import load_trained
 
     keys = ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")
     seeds = []

@@ -17,16 +17,16 @@ from bakeoff.tracking.runs import (
     log_metrics,
     run_exists,
 )
-from bakeoff.tracking.store import _client, configure, flatten, tracking_uri
+from bakeoff.tracking.store import configure, flatten, mlflow_client, tracking_uri
 
 if TYPE_CHECKING:
-    from bakeoff.config import ReportParams, TrackingParams
+    from bakeoff.config.params import ReportParams, TrackingParams
 
 
 def _finish(run_id: str, *steps: Callable[[], Any]) -> None:
     """Run `steps` (each waited for within the outage window), then end the run FINISHED;
     FAILED when a step fails."""
-    client = _client()
+    client = mlflow_client()
     with ended_failed_on_error(run_id):
         for step in steps:
             outage.call(step, f"log to run {run_id}")
@@ -59,7 +59,7 @@ def log_report(
     from bakeoff.lineage import run_lineage
 
     experiment_id = configure(settings, root)
-    client = _client()
+    client = mlflow_client()
     for backbone_run, numbers in per_run.items():
         if not run_exists(backbone_run):
             raise BakeoffError(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff import tracking
-from bakeoff.config import Budget, RegisterParams
+from bakeoff.config.params import Budget, RegisterParams
 
 
 def _finite(value: Any) -> bool:

@@ -62,7 +62,7 @@ def _compare(mine: float, theirs: float, better: str, worse: str, same: str) -> 
     return f"{_times(mine / theirs)} {worse}"
 
 
-def recommend(
+def pick(
     candidates: Sequence[Candidate],
     tied: Mapping[str, tuple[float, float, float]],
     measure: str = "test accuracy",

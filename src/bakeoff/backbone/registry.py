@@ -18,7 +18,7 @@ from bakeoff.errors import BakeoffError
 
 _KA = "https://storage.googleapis.com/tensorflow/keras-applications/"
 _KA1 = "https://storage.googleapis.com/keras-applications/"  # EfficientNet B0-B7's folder
-# Preprocessing modes, as built-in layers inside the saved model (bakeoff.train.model):
+# Preprocessing modes, as built-in layers inside the saved model (bakeoff.backbone.build):
 # tf: -1..1; caffe: BGR, ImageNet mean subtracted; torch: ImageNet mean/std;
 # none: the network rescales 0..255 itself (EfficientNet, EfficientNetV2, ConvNeXt, MobileNetV3).
 PREPROCESS_MODES = ("tf", "caffe", "torch", "none")

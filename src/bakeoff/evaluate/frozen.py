@@ -2,10 +2,10 @@
 
 When the model is a frozen pretrained base and a head trained on cached features, the
 base's output for every accepted image (train, val and test) is already in (or goes once
-into) the feature cache, `bakeoff.train.features`. `evaluate` then applies the trained
+into) the feature cache, `bakeoff.backbone.features`. `evaluate` then applies the trained
 model's own head to the cached val and test features instead of running the base again
 (latency is still measured on the full model), and cross-validates the head on all images
-(`bakeoff.crossval`). Otherwise (weights none, augmentation, fine-tuning) the features do
+(`bakeoff.evaluate.crossval`). Otherwise (weights none, augmentation, fine-tuning) the features do
 not describe the model: the full model predicts, and the reason CV is off is recorded.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from bakeoff.config import Params, TrainParams
-from bakeoff.crossval import SPLITS, cross_validate, write_oof
+from bakeoff.config.params import Params, TrainParams
 from bakeoff.errors import BakeoffError
+from bakeoff.evaluate.crossval import SPLITS, cross_validate, write_oof
 
 
 def cache_off_reason(recipe: TrainParams) -> str | None:
@@ -86,7 +86,7 @@ def frozen_evaluation(
         when they do not describe the model; the cross-validation metrics, or
         cv_off_reason when it is off).
     """
-    from bakeoff.train.features import load_features
+    from bakeoff.backbone.features import load_features
 
     recipe = params.for_backbone(backbone)
     off = cache_off_reason(recipe)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config import ReportParams
+from bakeoff.config.params import ReportParams
 from bakeoff.errors import BakeoffError
-from bakeoff.report import choice, context, trained
+from bakeoff.report import context, pick, trained
 from bakeoff.report import stats as report_stats
 
 
@@ -51,15 +51,15 @@ def analyse(params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any]) 
         for key, value in pair.items():
             table.loc[name, key] = value
     candidates = [
-        choice.Candidate(n, ranking.accuracy[n], float(r.latency_ms_b1), float(r.size_mb))
+        pick.Candidate(n, ranking.accuracy[n], float(r.latency_ms_b1), float(r.size_mb))
         for n, r in table.iterrows()
     ]
-    pick, reason = choice.recommend(candidates, ranking.tied, ranking.measure)
-    front = choice.pareto_front(
+    choice, reason = pick.pick(candidates, ranking.tied, ranking.measure)
+    front = pick.pareto_front(
         {c.name: (float(table.loc[c.name, "test_accuracy"]), c.latency_ms) for c in candidates}
     )
     budgets = {
-        label: choice.within_budget(candidates, b.max_latency_ms, b.max_size_mb)
+        label: pick.within_budget(candidates, b.max_latency_ms, b.max_size_mb)
         for label, b in (params.budgets or {}).items()
     }
     return {
@@ -67,14 +67,14 @@ def analyse(params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any]) 
         "basis": ranking.basis,
         "basis_note": ranking.note,
         "tied": sorted(ranking.tied),
-        "pick": pick,
+        "pick": choice,
         "reason": f"{reason} {ranking.note}",
         "front": front,
         "budgets": budgets,
     }
 
 
-def decide(
+def answer(
     params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any], register: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The first screen: how the backbones trained, the recommendation and the champion.
@@ -90,14 +90,14 @@ def decide(
     """
     found = analyse(params, table, data)
     name, version, champion_text = context.champion(register)
-    pick = data[found["pick"]].train
+    picked = data[found["pick"]].train
     held = data.get(name) if name else None
     return {
         **found,
         "budgets": context.budgets(params, table, found["budgets"]),
         "recipe": trained.recipe({n: b.train for n, b in data.items()}),
-        "pick_outcome": trained.outcome(pick),
-        "scratch_note": trained.scratch_note(pick) if trained.from_scratch(pick) else "",
+        "pick_outcome": trained.outcome(picked),
+        "scratch_note": trained.scratch_note(picked) if trained.from_scratch(picked) else "",
         "champion": name if held else None,
         "champion_version": version,
         "champion_text": champion_text,

@@ -1,10 +1,10 @@
 """params.yaml, loaded once into frozen dataclasses.
 
-Every section of params.yaml is a frozen dataclass of `bakeoff.sections` (re-exported
+Every section of params.yaml is a frozen dataclass of `bakeoff.config.sections` (re-exported
 here), with the ranges its values must be in. Unknown keys and values of
 the wrong type are errors that name the key, so a typo never silently falls back to a
 default. A setting several stages use is written once and copied into each section that
-uses it (`bakeoff.params_shared`), so every stage still reads only its own section. A key's
+uses it (`bakeoff.config.shared`), so every stage still reads only its own section. A key's
 code default equals its value in the shipped params.yaml (a test checks); the keys whose
 shipped value is the demo's own choice (the data source, per-backbone overrides, budgets)
 have no default: params.yaml must set them.
@@ -19,10 +19,8 @@ from typing import Any
 from pydantic import ConfigDict, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
-from bakeoff.errors import BakeoffError
-from bakeoff.params_shared import share_settings
-from bakeoff.paths import project_paths
-from bakeoff.sections import (  # noqa: F401  (re-exported: every section is importable from here)
+from bakeoff.config.layout import project_paths
+from bakeoff.config.sections import (  # noqa: F401  (re-exported: every section is importable from here)
     REGISTER_METRICS,
     SELECTION_METRICS,
     BackboneOverride,
@@ -41,6 +39,8 @@ from bakeoff.sections import (  # noqa: F401  (re-exported: every section is imp
     ValidateParams,
     _known_backbones,
 )
+from bakeoff.config.shared import share_settings
+from bakeoff.errors import BakeoffError
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -76,7 +76,7 @@ class Params:
         return _known_backbones(value, "backbone")
 
     def __post_init__(self) -> None:
-        from bakeoff.backbones import check_image_size, get_backbone
+        from bakeoff.backbone.registry import check_image_size, get_backbone
 
         for name in self.backbones:  # a size a backbone cannot take fails now, not hours later
             recipe = self.for_backbone(name)
@@ -130,7 +130,7 @@ def load_params(path: Path | None = None) -> Params:
     """Read and validate params.yaml (the project's own by default) through `dvc.api`.
 
     Args:
-        path: A params file; default the params.yaml of `bakeoff.paths.find_root()`.
+        path: A params file; default the params.yaml of `bakeoff.config.layout.find_root()`.
 
     Returns:
         The frozen params.

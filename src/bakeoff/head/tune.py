@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bakeoff.train.head_trainer import HeadFit, HeadParams, HeadTrainer
+from bakeoff.head.trainer import HeadFit, HeadParams, HeadTrainer
 
 # What a trial searches. L2 regularises the linear head (as C does a logistic regression:
 # up to very strong, which small data sets need); label smoothing calibrates it; the batch

@@ -12,7 +12,7 @@ image thus gets one out-of-fold prediction per backbone, and backbones are compa
 same images (`bakeoff.compare`).
 
 Without a feature cache (weights none, augmentation, fine-tuning) a fold would be a full
-training: cross-validation is off and `bakeoff.frozen_eval.cv_off_reason` says why.
+training: cross-validation is off and `bakeoff.evaluate.frozen.cv_off_reason` says why.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bakeoff.config import Params, TrainParams
+from bakeoff.config.params import Params, TrainParams
 from bakeoff.errors import BakeoffError
 
 if TYPE_CHECKING:
-    from bakeoff.train.features import Features
+    from bakeoff.backbone.features import Features
 
 SPLITS = ("train", "val", "test")
 OOF_COLUMNS = ["path", "label", "fold", "predicted"]
@@ -106,8 +106,8 @@ def out_of_fold(
     Raises:
         BakeoffError: A fold's head diverged (NaN) even with the default settings.
     """
-    from bakeoff.train.head_trainer import HeadParams, predict_head
-    from bakeoff.train.tune import tune
+    from bakeoff.head.trainer import HeadParams, predict_head
+    from bakeoff.head.tune import tune
 
     k = int(fold.max()) + 1
     pred = np.empty(len(fold), dtype=np.int64)

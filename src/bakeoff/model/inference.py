@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bakeoff.errors import BakeoffError
-from bakeoff.timing import time_call
+from bakeoff.model.timing import time_call
 
 if TYPE_CHECKING:
     from bakeoff.data.pixels import PixelSplit

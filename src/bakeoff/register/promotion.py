@@ -18,7 +18,7 @@ import numpy as np
 
 from bakeoff.compare import bootstrap, mcnemar_p
 
-__all__ = ["decide", "mcnemar_p", "paired_test"]
+__all__ = ["mcnemar_p", "outcome", "paired_test"]
 
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -103,7 +103,7 @@ def paired_test(
     }
 
 
-def decide(test: dict[str, Any], min_improvement: float, champion: str) -> tuple[str, str]:
+def outcome(test: dict[str, Any], min_improvement: float, champion: str) -> tuple[str, str]:
     """`promoted` when the gain's lower bound exceeds `min_improvement`, else `challenger`.
 
     Args:

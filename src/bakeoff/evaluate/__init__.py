@@ -1,0 +1,2 @@
+"""Stage `evaluate` (stage): test scores, cross-validation, seeds' spread and latency of one
+backbone."""

@@ -1,0 +1,2 @@
+"""The recipe's head on cached features: its trainer and its equal-budget tuning, for training and
+cross-validation alike."""

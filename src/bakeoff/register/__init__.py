@@ -1,0 +1,1 @@
+"""Stage `register` (stage): the candidates, the paired promotion test and what a decision says."""
