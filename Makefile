@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Keep TensorFlow's C++ start-up chatter out of the logs.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-all test-slow lint format lock ui prefect-server retrain bench \
+.PHONY: setup demo test test-all test-slow lint format docs lock ui prefect-server retrain bench \
 	clean stack stack-down pull
 
 # GPU hosts: `make setup GPU=1` installs requirements-gpu.lock (tensorflow[and-cuda] instead of
@@ -84,6 +84,11 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link fails.
+# `mkdocs serve` previews it on http://127.0.0.1:8000.
+docs: setup
+	$(BIN)/mkdocs build --strict
+
 LOCK := $(BIN)/uv pip compile pyproject.toml -q --no-header --generate-hashes \
 	--python-version 3.11 --python-platform x86_64-manylinux_2_28
 lock:
@@ -106,7 +111,7 @@ prefect-server: setup
 retrain: setup
 	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_API_URL=http://127.0.0.1:4200/api python flows/retrain.py
 
-# The scale-out stack on 127.0.0.1, state in $(STACK_DIR)/ (README "Scaling out").
+# The scale-out stack on 127.0.0.1, state in $(STACK_DIR)/ (docs/scale-out.md).
 STACK_DIR ?= .stack
 stack: setup
 	python -m bakeoff.stack up --dir $(STACK_DIR) $(STACK_ARGS)
