@@ -16,7 +16,7 @@ is issue 10's `tune` benchmark). Then, each command under `/usr/bin/time -v`:
   - the floor: Python + TensorFlow start-up and one forward pass of the same base over as
     many images as train+val hold, from memory;
   - a no-op `dvc repro train@MobileNet` after `dvc commit` (DVC's state cache at work).
-Prints peak RSS, wall and CPU time, images/s and the ratios the README quotes. On a shared
+Prints peak RSS, wall and CPU time, images/s and the ratios docs/benchmarks.md quotes. On a shared
 machine the CPU-seconds ratio (user + system) is the steadier of the two speed ratios.
 """
 

@@ -11,7 +11,7 @@ the flow holds the global concurrency limit `bakeoff-retrain`, also when called 
     make retrain          # python flows/retrain.py: serve the deployment on its schedule
     prefect deployment run retrain/scheduled-retrain   # a run now
 
-On several machines (`make stack`, README "Scaling out") the deployment goes to the
+On several machines (`make stack`, docs/scale-out.md) the deployment goes to the
 `process` work pool `bakeoff` instead, and `prefect worker start --pool bakeoff` runs it:
 
     python flows/retrain.py --deploy   # create or update the deployment on the pool

@@ -53,7 +53,10 @@ def backbones() -> None:
 def init(
     folder: Annotated[Path, typer.Argument(help="your images: one sub-folder per class")],
     backbones: Annotated[
-        str | None, typer.Option(help="comma-separated registry names (default: five, see README)")
+        str | None,
+        typer.Option(
+            help="comma-separated registry names (default: five; docs/backbones.md says why)"
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="overwrite a project already set up")] = False,
     params_file: ParamsOption = None,

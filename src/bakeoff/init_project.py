@@ -20,7 +20,7 @@ from bakeoff.backbone.registry import cached_weights, get_backbone
 from bakeoff.config.params import ValidateParams, parse_params
 from bakeoff.errors import BakeoffError
 
-# One per family, spanning speed and accuracy (the README says why).
+# One per family, spanning speed and accuracy (docs/backbones.md says why).
 DEFAULT_BACKBONES = ["MobileNetV3Small", "MobileNetV2", "EfficientNetV2B0", "ConvNeXtTiny",
                      "ResNet50V2"]  # fmt: skip
 # A frozen pretrained base; `epochs` etc. act only when the feature cache is off (the head

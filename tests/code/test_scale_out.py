@@ -233,7 +233,7 @@ def test_deployment_runs_on_pool_workers_one_retrain_at_a_time(stack, source, se
         while len(client.read_workers_for_work_pool("bakeoff")) < 2:
             assert time.monotonic() < deadline, "the second worker did not join the pool"
             time.sleep(0.5)
-        # One run as the README triggers it, one with `run_deployment`, back to back.
+        # One run as docs/scale-out.md triggers it, one with `run_deployment`, back to back.
         out = _run(["prefect", "deployment", "run", "retrain/scheduled-retrain"], project, env)
         by_cli = re.search(r"UUID: ([0-9a-f-]{36})", out)
         assert by_cli, out

@@ -56,7 +56,7 @@ def test_configure_puts_artifacts_next_to_the_env_store(params, tmp_path, monkey
     assert tracking.configure(params.tracking, tmp_path / "project") == experiment_id  # idempotent
     tags = MlflowClient(uri).get_experiment(experiment_id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
-    # The saved runs view the README's and the retrain artifact's links open.
+    # The saved runs view the docs' and the retrain artifact's links open.
     view = json.loads(tags["mlflow.sharedViewState.bakeoff"])
     assert view["orderByKey"] == "metrics.`test_accuracy`" and not view["orderByAsc"]
     assert {"metrics.`test_macro_f1`", "metrics.`latency_ms_b1`", "metrics.`size_mb`"} <= set(

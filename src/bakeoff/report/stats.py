@@ -7,7 +7,7 @@ On either basis, "statistically tied with the best" means the paired bootstrap i
 the accuracy difference over the same images contains 0 (on the test split also when the
 seeds' spreads of test accuracy overlap).
 Under cross-validation McNemar's exact test and Nadeau and Bengio's corrected resampled
-t-test over the folds are reported next to it; the README says why the bootstrap decides.
+t-test over the folds are reported next to it; docs/backbones.md says why the bootstrap decides.
 
 Pure functions on arrays (numpy, scipy via `bakeoff.compare`), so the report's reasoning
 is tested without models, images or MLflow. Which of the tied backbones to pick (speed,
