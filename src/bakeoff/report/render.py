@@ -34,7 +34,7 @@ def _verdict(v: dict[str, Any], pick: dict[str, Any] | None) -> str:
     if not v["recommended"]:
         return v["note"]
     if v["size_mb"] <= pick["size_mb"] * (1 + SIZE_TIE):
-        return "accuracy kept; as small, slower"
+        return "accuracy kept; as small, not faster"
     return f"accuracy kept; {v['size_mb'] / pick['size_mb']:.1f}x larger"
 
 
@@ -114,8 +114,8 @@ def _evidence(ctx: dict[str, Any]) -> list[str]:
                 ["Image (under data/raw)", "True", "Predicted", "Confidence"],
                 [[m.path, m.actual, m.predicted, f"{m.confidence:.2f}"] for m in g["shown"]],
             )
-    lines += ["", "## Per-class test accuracy", "", per_class.NOTE, ""]
-    lines += [per_class.markdown(ctx["per_class"])]
+    lines += ["", "## Per-class test accuracy", "", per_class.markdown(ctx["per_class"])]
+    lines += ["", per_class.NOTE]
     lines += ["", "## Details", "", *_table(**_cells(ctx["tables"]["details"])), ""]
     return lines
 
