@@ -150,7 +150,7 @@ def test_the_report_recommends_on_cross_validation(tmp_path, monkeypatch):
            tmp_path / "reports", tracking_params=params.tracking, root=tmp_path)  # fmt: skip
     md = (tmp_path / "reports" / "comparison.md").read_text()
     assert "**Recommendation: Big.**" in md
-    assert "best cross-validated accuracy over 300 images (93.3%)" in md
+    assert "best cross-validated accuracy over 300 images (0.9333)" in md
     assert "out-of-fold predictions of all 300 accepted images" in md
     table = pd.read_csv(tmp_path / "reports" / "comparison.csv", index_col="backbone")
     assert table.loc["Small", "cv_accuracy"] == pytest.approx(259 / 300)

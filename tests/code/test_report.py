@@ -291,7 +291,7 @@ def test_recommends_the_faster_tied_backbone_not_the_worse_one(made):
     root, _, _ = made
     md = (root / "reports" / "comparison.md").read_text()
     assert "**Recommendation: Small.**" in md
-    assert "Small is 1.0 pt below Big, within the interval" in md
+    assert "Small is 0.0100 below Big, within the interval" in md
     assert "10x faster and 33x smaller" in md
     assert "Recommendation: Bad" not in md
     assert "Champion** (reports/register.json): Big (image-classifier version 1" in md
@@ -437,7 +437,10 @@ def test_the_tflite_export_table_and_its_verdicts(made):
     assert list(table) == ["float32", "float16", "int8", "Keras (reference)"]
     assert table["float16"]["Change vs Keras"] == "-0.1000"
     assert table["float16"]["Verdict"].startswith("not recommended: loses 0.1000")
-    assert table["int8"]["Verdict"] == "recommended: smallest within the threshold"
+    # One variant is recommended: of equal sizes and latencies, the first.
+    assert [row["Verdict"] for row in table.values()].count("recommended") == 1
+    assert table["float32"]["Verdict"] == "recommended"
+    assert table["int8"]["Verdict"] == "accuracy kept; as small, not faster"
     assert table["int8"]["Input"] == "uint8"
     assert table["Keras (reference)"]["Size (MB)"] == "6.00"
     assert "not of the current champion" not in md
@@ -483,7 +486,8 @@ def test_mistakes_are_thumbnails_most_confident_first(made):
     assert thumbs[0][1] == "shirt/shirt_299.png"  # confidence 0.89, the highest
     confidences = [float(c) for c in re.findall(r"confidence (0\.\d+)", small)]
     assert confidences == sorted(confidences, reverse=True) and confidences[0] == 0.89
-    assert 'true: shirt<br><span class="pred">predicted: bag' in small
+    assert 'true: <span class="cls" title="shirt">shirt</span><br>' in small
+    assert '<span class="pred">predicted: <span class="cls" title="bag">bag</span>' in small
     assert "30 misclassified" in page.split("Mistakes of Big")[1]
 
 
@@ -492,20 +496,20 @@ def test_per_class_accuracy_is_a_heat_map(made):
 
     md = (made[0] / "reports" / "comparison.md").read_text()
     table = _table(md, "## Per-class test accuracy")
-    assert table["coat"] == {"Class": "coat", "Test images": "100", "Big": "0.90",
-                             "Small": "0.89", "Bad": "0.60"}  # fmt: skip
+    assert table["coat"] == {"Class": "coat", "Test images": "100", "Big": "0.9000",
+                             "Small": "0.8900", "Bad": "0.6000"}  # fmt: skip
     page = (made[0] / "reports" / "comparison.html").read_text()
     row = re.search(r"<tr><td>coat</td><td>100</td>(.*?)</tr>", page, re.S).group(1)
     cells = re.findall(r'background:(#[0-9a-f]{6})">([\d.]+)<', row)
-    assert cells == [(colour(0.9, 0.6, 0.9), "0.90"), (colour(0.89, 0.6, 0.9), "0.89"),
-                     (colour(0.6, 0.6, 0.9), "0.60")]  # fmt: skip
+    assert cells == [(colour(0.9, 0.6, 0.9), "0.9000"), (colour(0.89, 0.6, 0.9), "0.8900"),
+                     (colour(0.6, 0.6, 0.9), "0.6000")]  # fmt: skip
     assert colour(0.6, 0.6, 0.9) == "#f4a582" and colour(0.9, 0.6, 0.9) == "#91cf60"
 
 
 def test_cross_validation_columns_are_shown_when_evaluate_wrote_them(report_params):
     from types import SimpleNamespace
 
-    from bakeoff.report.context import notes
+    from bakeoff.report.context import definitions
     from bakeoff.report.table import build_table, sections
 
     def backbone(cv: dict) -> SimpleNamespace:
@@ -525,13 +529,13 @@ def test_cross_validation_columns_are_shown_when_evaluate_wrote_them(report_para
     assert len(main["header"]) == 7
     assert main["rows"][0][:5] == ["A", "0.9100", "[0.8800, 0.9300]", "0.9000", "[0.8000, 0.9700]"]
     assert main["rows"][1][1:3] == ["-", "-"]
-    assert "over all 300 accepted images" in notes(report_params.report, table, 10)[0]
+    assert (
+        "over all 300 accepted images"
+        in definitions(report_params.report, table, 10)["cv_accuracy"]
+    )
     off = {"cv_off_reason": "train.weights is none: no feature cache"}
     table = build_table(report_params.report, {"A": backbone(off), "B": backbone(off)})
     assert "CV accuracy" not in sections(table, "95")["main"]["header"]
-    assert notes(report_params.report, table, 10)[0] == (
-        "Cross-validation is off: train.weights is none: no feature cache."
-    )
 
 
 def test_missing_or_broken_predictions_say_to_rerun_evaluate(tmp_path, report_params):

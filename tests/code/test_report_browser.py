@@ -2,12 +2,14 @@
 
 The fixture is the longest first screen the report has: every backbone trained from scratch
 (the recommendation then says which question it answers) and a champion other than the
-recommendation (two mistake galleries). The screenshots are kept as test artefacts: under
-tmp_path, and in $BAKEOFF_ARTIFACTS when it is set.
+recommendation (two mistake galleries). Its backbones are listed least accurate first, so
+the table's order shows whether rows are ranked or follow params. The screenshots are kept
+as test artefacts: under tmp_path, and in $BAKEOFF_ARTIFACTS when it is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -32,8 +34,8 @@ def scratch_report(tmp_path_factory) -> Path:
         params = shrunk_params()
         with_training_runs(params, root, metrics)  # the report logs intervals there
         return report(
-            params.report, list(SPECS), root / "metrics", root / "models", root / "reports",
-            tracking_params=params.tracking, root=root,
+            params.report, list(SPECS)[::-1], root / "metrics", root / "models",
+            root / "reports", tracking_params=params.tracking, root=root,
         )  # fmt: skip
 
 
@@ -59,7 +61,9 @@ def test_from_scratch_recommendation_says_which_question_it_answers(scratch_repo
     assert "Val acc. tuned head" not in md and "Val acc. default head" not in md
 
 
-def test_report_in_chromium_at_1024_px(scratch_report, tmp_path):
+@contextlib.contextmanager
+def _page(viewport: dict[str, int]):
+    """A chromium page at `viewport`, closed on exit."""
     from playwright import sync_api
 
     assert CHROMIUM.is_file(), f"no {CHROMIUM}: install Debian's chromium (`make setup`)"
@@ -69,23 +73,25 @@ def test_report_in_chromium_at_1024_px(scratch_report, tmp_path):
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.goto(scratch_report.as_uri(), wait_until="load")
-            first = tmp_path / "comparison-1024x768.png"
-            page.screenshot(path=first)
-            page.screenshot(path=tmp_path / "comparison-full.png", full_page=True)
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])"
-            )
-            boxes = {
-                key: page.locator(key).bounding_box() for key in ("#recommendation", "#champion")
-            }
-            widths = page.evaluate(
-                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-            )
-            main_columns = page.locator("table").first.locator("th").count()
+            yield browser.new_page(viewport=viewport)
         finally:
             browser.close()
+
+
+def test_report_in_chromium_at_1024_px(scratch_report, tmp_path):
+    with _page(VIEWPORT) as page:
+        page.goto(scratch_report.as_uri(), wait_until="load")
+        first = tmp_path / "comparison-1024x768.png"
+        page.screenshot(path=first)
+        page.screenshot(path=tmp_path / "comparison-full.png", full_page=True)
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])"
+        )
+        boxes = {key: page.locator(key).bounding_box() for key in ("#recommendation", "#champion")}
+        widths = page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        main_columns = page.locator("table").first.locator("th").count()
     for path in (first, tmp_path / "comparison-full.png"):
         _keep(path)
     broken = [alt for alt, complete, width in images if not (complete and width > 0)]
@@ -97,3 +103,89 @@ def test_report_in_chromium_at_1024_px(scratch_report, tmp_path):
     scroll_width, client_width = widths
     assert scroll_width <= client_width, "the page scrolls horizontally at 1024 px"
     assert main_columns <= 7
+
+
+# The visible text of the blocks that start within the first `height` px (tables excluded:
+# their cells are numbers, not sentences).
+_FIRST_SCREEN = """height => [...document.body.children]
+    .filter(e => e.getBoundingClientRect().top < height && !e.matches('.scroll, style'))
+    .map(e => e.innerText)"""
+_SENTENCE = re.compile(r"(?<=[.!?:;])\s+(?=[A-Z])")
+
+
+def _sentences(text: str) -> list[str]:
+    """The sentences of each line (a heading is a line), of at least four words, with
+    whitespace collapsed."""
+    flat = [" ".join(line.split()) for line in text.splitlines()]
+    return [s for line in flat for s in _SENTENCE.split(line) if len(s.split()) >= 4]
+
+
+def _markdown_text(md: str) -> str:
+    """The markdown's prose as a reader sees it: no tables, images or markup."""
+    keep = [line for line in md.splitlines() if not line.startswith(("|", "!["))]
+    text = "\n".join(keep)
+    for mark in ("**", "`", "## ", "# "):
+        text = text.replace(mark, "")
+    return "\n".join(re.sub(r"^- ", "", line) for line in text.splitlines())
+
+
+def test_first_screen_says_each_thing_once_and_ranks_the_rows(scratch_report, tmp_path):
+    with _page(VIEWPORT) as page:
+        page.goto(scratch_report.as_uri(), wait_until="load")
+        blocks = page.evaluate(_FIRST_SCREEN, VIEWPORT["height"])
+        header = page.locator("#main th").all_inner_texts()
+        rows = [r.split("\t") for r in page.locator("#main tr").all_inner_texts()[1:]]
+        tips = page.eval_on_selector_all("#main th", "els => els.map(e => e.title)")
+        page.screenshot(path=tmp_path / "first-screen-1024.png")
+    _keep(tmp_path / "first-screen-1024.png")
+    sentences = _sentences("\n".join(blocks))
+    assert len(sentences) >= 5, blocks
+    twice = {s for s in sentences if sentences.count(s) > 1}
+    assert not twice, f"said twice on the first screen: {twice}"
+    # Ranked by the measure that decides (CV accuracy when shown, else test accuracy).
+    column = header.index("CV accuracy" if "CV accuracy" in header else "Test accuracy")
+    accuracy = [float(r[column]) for r in rows]
+    assert accuracy == sorted(accuracy, reverse=True) and len(rows) == len(SPECS)
+    assert [r[0] for r in rows] != list(SPECS)[::-1], "rows follow the params order"
+    # The definitions are the column titles' tooltips, not footnotes under the table.
+    assert all(tips[1:]) and "bootstrap" in tips[header.index("95% interval")]
+    assert sum("How to read this" in b for b in blocks) == 1
+
+
+def test_html_and_markdown_say_the_same(scratch_report):
+    md_lines = _markdown_text(scratch_report.with_suffix(".md").read_text())
+    md_text = " ".join(md_lines.split())
+    with _page({"width": 1440, "height": 900}) as page:
+        page.goto(scratch_report.as_uri(), wait_until="load")
+        html_text = " ".join(page.inner_text("body").split())
+        prose = page.eval_on_selector_all(
+            "h1, h2, p, li, .card", "els => els.map(e => e.innerText)"
+        )
+    missing_in_html = [s for s in _sentences(md_lines) if s not in html_text]
+    assert not missing_in_html, missing_in_html
+    # The HTML's colour scale has no counterpart in the (colourless) markdown.
+    html_only = [
+        s
+        for s in _sentences("\n".join(prose))
+        if s not in md_text and not s.startswith("Colour from the lowest")
+    ]
+    assert not html_only, html_only
+
+
+def test_gallery_captions_keep_class_names_whole(scratch_report, tmp_path):
+    with _page({"width": 1440, "height": 900}) as page:
+        page.goto(scratch_report.as_uri(), wait_until="load")
+        # The fixture's classes are short: give the captions the longest demo class names.
+        page.eval_on_selector_all(
+            ".gallery .cls", "els => els.forEach(e => { e.textContent = 'T-shirt_top' })"
+        )
+        names = page.eval_on_selector_all(
+            ".gallery .cls",
+            "els => els.map(e => [e.textContent, e.getClientRects().length,"
+            " e.scrollWidth <= e.clientWidth])",
+        )
+        page.screenshot(path=tmp_path / "comparison-1440.png", full_page=True)
+    _keep(tmp_path / "comparison-1440.png")
+    assert len(names) == 2 * 2 * 24  # true and predicted class of every thumbnail
+    broken = [name for name, lines, fits in names if lines != 1 or not fits]
+    assert not broken, f"class names broken or cut in captions: {broken}"

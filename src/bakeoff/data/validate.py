@@ -216,9 +216,10 @@ def validate(
         import shutil
 
         shutil.rmtree(docs)
-    outcomes = run_suites(manifest, params, classes, docs)
+    version = data_version(out_dir / "accepted.csv")
+    outcomes = run_suites(manifest, params, classes, docs, run_name=version)
     result = ValidationResult.build(rows, classes, params, outcomes, notes)
-    result = dataclasses.replace(result, data_version=data_version(out_dir / "accepted.csv"))
+    result = dataclasses.replace(result, data_version=version)
     reports_dir.mkdir(parents=True, exist_ok=True)
     (reports_dir / "validation.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     if result.failures:

@@ -19,6 +19,7 @@ import numpy as np
 from bakeoff import tracking
 from bakeoff.config.params import ExportParams, TrackingParams
 from bakeoff.errors import BakeoffError
+from bakeoff.export.choice import pick_variant
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def export(
         _variant(name, content, paths[name], x_test, y_test, keras_proba, keras_accuracy, params)
         for name, content in contents.items()
     ]
-    pick = _pick(variants)
+    pick = pick_variant(variants)
     report = {
         **{k: v for k, v in source.items() if k != "classes"},
         "image_size": size, "n_test": len(y_test), "threads": params.threads,
@@ -153,12 +154,6 @@ def export(
     _write(report, Path(out_path))
     _log(report, [*paths.values(), Path(out_path)])
     return Exported(report, Path(out_path))
-
-
-def _pick(variants: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The smallest (then fastest) variant that keeps the accuracy."""
-    ok = [v for v in variants if v["recommended"]]
-    return min(ok, key=lambda v: (v["size_mb"], v["latency_ms_b1"]), default=None)
 
 
 def _write(report: dict[str, Any], out_path: Path) -> None:

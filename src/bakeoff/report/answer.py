@@ -50,10 +50,15 @@ def analyse(params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any]) 
     for name, pair in ranking.pairs.items():
         for key, value in pair.items():
             table.loc[name, key] = value
+    # Best first on the measure that decides; the table's order breaks its ties.
+    order = sorted(ranking.accuracy, key=lambda n: -ranking.accuracy[n])
     candidates = [
-        pick.Candidate(n, ranking.accuracy[n], float(r.latency_ms_b1), float(r.size_mb))
-        for n, r in table.iterrows()
-    ]
+        pick.Candidate(
+            n, ranking.accuracy[n], float(table.loc[n, "latency_ms_b1"]),
+            float(table.loc[n, "size_mb"]),
+        )
+        for n in order
+    ]  # fmt: skip
     choice, reason = pick.pick(candidates, ranking.tied, ranking.measure)
     front = pick.pareto_front(
         {c.name: (float(table.loc[c.name, "test_accuracy"]), c.latency_ms) for c in candidates}
@@ -64,11 +69,13 @@ def analyse(params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any]) 
     }
     return {
         "best": ranking.best,
+        "order": order,
         "basis": ranking.basis,
         "basis_note": ranking.note,
         "tied": sorted(ranking.tied),
         "pick": choice,
         "reason": f"{reason} {ranking.note}",
+        "measure": ranking.measure,
         "front": front,
         "budgets": budgets,
     }
@@ -78,6 +85,10 @@ def answer(
     params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any], register: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The first screen: how the backbones trained, the recommendation and the champion.
+
+    Each backbone's training outcome (epochs run, best epoch, the tuning's gain) is said once,
+    in its row of the details table; the first screen only warns when a training was still
+    improving at its epoch cap.
 
     Args:
         params: The report section.
@@ -91,15 +102,14 @@ def answer(
     found = analyse(params, table, data)
     name, version, champion_text = context.champion(register)
     picked = data[found["pick"]].train
-    held = data.get(name) if name else None
+    trains = {n: b.train for n, b in data.items()}
     return {
         **found,
         "budgets": context.budgets(params, table, found["budgets"]),
-        "recipe": trained.recipe({n: b.train for n, b in data.items()}),
-        "pick_outcome": trained.outcome(picked),
+        "recipe": trained.recipe(trains),
+        "improving": trained.still_improving(trains),
         "scratch_note": trained.scratch_note(picked) if trained.from_scratch(picked) else "",
-        "champion": name if held else None,
+        "champion": name if name in data else None,
         "champion_version": version,
         "champion_text": champion_text,
-        "champion_outcome": trained.outcome(held.train) if held else "",
     }

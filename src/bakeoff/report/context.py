@@ -1,4 +1,4 @@
-"""The sentences around the report's tables: champion, budgets, notes and mistake galleries.
+"""The sentences around the report's tables: champion, budgets, definitions and galleries.
 
 Built once and shown by both pages (markdown and HTML), so they cannot disagree.
 """
@@ -13,20 +13,22 @@ import pandas as pd
 
 from bakeoff.config.params import ReportParams
 from bakeoff.report import gallery
-from bakeoff.report.render import COLUMN_NOTES, TIE_NOTE, limit
-from bakeoff.report.table import missing
+from bakeoff.report.render import limit
+from bakeoff.report.stats import CV
 
 
 def champion(register: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
     """(backbone, version) holding the `champion` alias after the register stage, and a
     sentence about it."""
-    decision, reason = register.get("decision"), register.get("reason", "")
+    decision, reason = register.get("decision"), str(register.get("reason", ""))
+    # The register's reason may end on the decision itself ("no champion yet: promoted").
+    reason = reason.removesuffix(f": {decision}")
+    last = f"Last register decision: {decision}" + (f", {reason}." if reason else ".")
     held = register if decision == "promoted" else (register.get("champion") or {})
     name, version = held.get("backbone"), held.get("version")
     if not name:
-        return None, None, f"none yet (last register decision: {decision}; {reason})."
-    model = f"{register.get('model_name')} version {version}, alias champion"
-    return name, version, f"{name} ({model}; last register decision: {decision}, {reason})."
+        return None, None, f"none yet. {last}"
+    return name, version, f"{name} ({register.get('model_name')} version {version}). {last}"
 
 
 def budgets(
@@ -49,28 +51,61 @@ def budgets(
     return out
 
 
-def notes(params: ReportParams, table: pd.DataFrame, n_test: int) -> list[str]:
-    """What the main table's numbers are: intervals, cross-validation, latency, seeds."""
-    conf = f"{100 * params.confidence:g}"
-    out = []
+TIED = (
+    "a backbone is statistically tied with the most accurate one when the paired "
+    "bootstrap interval of their difference contains 0 or, with several seeds, their means "
+    "differ by no more than the sum of their standard deviations."
+)
+
+
+def definitions(params: ReportParams, table: pd.DataFrame, n_test: int) -> dict[str, str]:
+    """What each column of the main and details tables measures, by its key in the table.
+
+    The HTML shows them as the column titles' tooltips; both pages list them once, under
+    "How the numbers were measured".
+    """
+    conf = f"{100 * params.confidence:g}%"
     cv_n = table["cv_n"].dropna()
-    if len(cv_n):
-        out.append(
-            f"CV accuracy: out-of-fold predictions of k-fold cross-validation over all "
-            f"{int(cv_n.max())} accepted images (the same folds for every backbone), with its "
-            f"{conf}% interval."
-        )
-    reasons = sorted({str(r) for r in table.get("cv_off_reason", pd.Series()).dropna()})
-    if reasons:
-        out.append("Cross-validation is off: " + "; ".join(reasons) + ".")
-    out.append(
-        f"Test accuracy on the {n_test} held-out test images; the interval is a {conf}% "
-        f"percentile bootstrap over them ({params.bootstrap} resamples, seed "
-        f"{params.seed}). Latency is measured on the evaluation machine: ms per image "
-        "at batch 1, and per image within a batch of 32."
+    over = f"all {int(cv_n.max())} accepted images" if len(cv_n) else "all accepted images"
+    return {
+        "cv_accuracy": f"out-of-fold predictions of k-fold cross-validation over {over} "
+        "(the same folds for every backbone).",
+        "cv_interval_text": f"the {conf} percentile bootstrap interval of the CV accuracy.",
+        "test_accuracy": f"on the {n_test} held-out test images.",
+        "interval": f"the {conf} percentile bootstrap interval of the test accuracy over the "
+        f"test images ({params.bootstrap} resamples, seed {params.seed}).",
+        "latency_ms_b1": "ms per image at batch 1, measured on the evaluation machine.",
+        "size_mb": "the saved model file, in MB.",
+        "test_macro_f1": "the unweighted mean of the classes' F1 on the test images.",
+        "cv_macro_f1": "the same on the out-of-fold predictions.",
+        "seeds_text": "mean ± standard deviation over `train.seeds` (the other columns show "
+        "the seed with the best validation accuracy).",
+        "default_val_accuracy": "validation accuracy of the head before tuning on cached "
+        "features; - without a feature cache, where tuning is off.",
+        "tuned_val_accuracy": "the same after tuning (the same number of trials for every "
+        "backbone, selected on validation only).",
+        "latency_ms_b32": "ms per image within a batch of 32, measured on the evaluation machine.",
+        "throughput_ips": "images per second at batch 32.",
+        "params": "the parameters of the whole model, frozen ones included.",
+        "train_seconds": "wall-clock time of the training.",
+        "epochs_text": "epochs run, and the epoch whose weights were kept.",
+    }
+
+
+def front_text(front: list[str]) -> str:
+    """The Pareto front, fastest first; a front of one is the fastest and most accurate."""
+    if len(front) == 1:
+        return f"{front[0]} alone (the most accurate backbone is also the fastest)"
+    return ", ".join(front)
+
+
+def how_to_read(basis: str) -> str:
+    """The one line under the main table: its order, and where the columns are explained."""
+    measure = "CV accuracy" if basis == CV else "test accuracy"
+    return (
+        f"How to read this: rows are ranked by {measure}, the measure that decides; what "
+        "“tied” and each column mean is under “How the numbers were measured” at the end."
     )
-    shown = [note for key, note in COLUMN_NOTES.items() if not table[key].map(missing).all()]
-    return [*out, " ".join([TIE_NOTE, *shown])]
 
 
 def galleries(

@@ -65,15 +65,17 @@ def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -
             textcoords="offset points",
             fontsize=9,
         )
-    ax.plot(
-        table.loc[list(front), "latency_ms_b1"],
-        table.loc[list(front), "test_accuracy"],
-        "--",
-        color="#d8543b",
-        drawstyle="steps-post",
-        label="Pareto front",
-        zorder=3,
-    )
+    if len(front) >= 2:  # one point is no line: neither drawn nor in the legend
+        ax.plot(
+            table.loc[list(front), "latency_ms_b1"],
+            table.loc[list(front), "test_accuracy"],
+            "--",
+            color="#d8543b",
+            drawstyle="steps-post",
+            label="Pareto front",
+            zorder=3,
+        )
+        ax.legend(loc="lower right")
     _latency_axes(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)
@@ -82,7 +84,7 @@ def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -
 
 
 def _latency_axes(ax) -> None:
-    """A log latency axis in plain numbers, labels, grid and legend."""
+    """A log latency axis in plain numbers, labels and grid."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     ax.set_xscale("log")
@@ -95,7 +97,6 @@ def _latency_axes(ax) -> None:
     ax.set_ylabel("test accuracy")
     ax.set_title("Accuracy vs latency (bubble area = parameters, bars = interval)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
 
 
 def training_curves(histories: Mapping[str, pd.DataFrame], path: Path) -> Path:

@@ -13,6 +13,7 @@ import pandas as pd
 
 # Light red -> pale yellow -> light green (ColorBrewer RdYlGn's inner stops): dark text
 # stays readable on every cell.
+NOTE = "The share of each class's test images predicted right, for every backbone."
 _STOPS = np.array([[244, 165, 130], [255, 255, 191], [145, 207, 96]], dtype=float)
 
 
@@ -59,7 +60,7 @@ def heat_cells(frame: pd.DataFrame) -> dict:
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     rows = []
     for cls, row in frame.iterrows():
-        cells = [(f"{v:.2f}" if v == v else "-", colour(v, low, high)) for v in row.iloc[1:]]
+        cells = [(f"{v:.4f}" if v == v else "-", colour(v, low, high)) for v in row.iloc[1:]]
         rows.append({"cls": str(cls), "images": int(row["images"]), "cells": cells})
     return {"backbones": list(frame.columns[1:]), "rows": rows, "low": low, "high": high}
 
@@ -69,6 +70,6 @@ def markdown(frame: pd.DataFrame) -> str:
     head = ["Class", "Test images", *frame.columns[1:]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cls, row in frame.iterrows():
-        values = [f"{v:.2f}" if v == v else "-" for v in row.iloc[1:]]
+        values = [f"{v:.4f}" if v == v else "-" for v in row.iloc[1:]]
         lines.append("| " + " | ".join([str(cls), str(int(row["images"])), *values]) + " |")
     return "\n".join(lines)

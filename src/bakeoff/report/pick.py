@@ -82,17 +82,17 @@ def pick(
     pool = [c for c in candidates if c.name == best.name or c.name in tied]
     pick = min(pool, key=lambda c: (c.latency_ms, c.size_mb, -c.accuracy))
     if pick.name == best.name:
-        lead = f"{pick.name} has the best {measure} ({100 * best.accuracy:.1f}%)"
+        lead = f"{pick.name} has the best {measure} ({best.accuracy:.4f})"
         if not tied:
             return pick.name, f"{lead}; no other backbone is statistically tied with it."
         return pick.name, (
             f"{lead}; the backbones tied with it ({', '.join(sorted(tied))}) are not faster."
         )
     diff, low, high = tied[pick.name]
-    gap = f"{100 * diff:.1f} pt below {best.name}" if diff > 0 else f"level with {best.name}"
+    gap = f"{diff:.4f} below {best.name}" if diff > 0 else f"level with {best.name}"
     speed = _compare(pick.latency_ms, best.latency_ms, "faster", "slower", "as fast")
     size = _compare(pick.size_mb, best.size_mb, "smaller", "larger", "about the same size")
-    interval = f"[{100 * low:+.1f}, {100 * high:+.1f}] pt"
+    interval = f"[{low:+.4f}, {high:+.4f}]"
     where = (
         f"within the interval (paired bootstrap of the difference: {interval})"
         if low <= 0 <= high

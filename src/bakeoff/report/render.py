@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bakeoff.export.choice import SIZE_TIE, pick_variant, rule
 from bakeoff.report import per_class
 
 FIGURES = ("accuracy_vs_latency.png", "training_curves.png", "champion_confusion.png")
@@ -18,45 +19,46 @@ EXPORT_COLUMNS = [
     ("Variant", "variant", "{}"),
     ("Test accuracy", "test_accuracy", "{:.4f}"),
     ("Change vs Keras", "accuracy_change", "{:+.4f}"),
-    ("Agreement with Keras", "agreement", "{:.1%}"),
+    ("Agreement with Keras", "agreement", "{:.4f}"),
     ("Size (MB)", "size_mb", "{:.2f}"),
     ("Latency b1 (ms)", "latency_ms_b1", "{:.3f}"),
     ("Input", "input_dtype", "{}"),
     ("Verdict", "verdict", "{}"),
 ]
-TIE_NOTE = (
-    "A backbone is statistically tied with the most accurate one when the paired bootstrap "
-    "interval of their difference contains 0 or, with several seeds, their means differ by "
-    "no more than the sum of their standard deviations."
-)
-# Said only when their columns are shown.
-COLUMN_NOTES = {
-    "seeds_text": "Test acc. over seeds: mean ± standard deviation over `train.seeds` (the "
-    "tables show the seed with the best validation accuracy).",
-    "tuned_val_accuracy": "Val acc. default/tuned head: the head before and after tuning on "
-    "cached features (the same number of trials for every backbone, selected on validation "
-    "only); - without a feature cache, where tuning is off.",
-}
+
+
+def _verdict(v: dict[str, Any], pick: dict[str, Any] | None) -> str:
+    """One variant's verdict: exactly one variant (the pick) says "recommended"."""
+    if pick is not None and v["variant"] == pick["variant"]:
+        return "recommended"
+    if not v["recommended"]:
+        return v["note"]
+    if v["size_mb"] <= pick["size_mb"] * (1 + SIZE_TIE):
+        return "accuracy kept; as small, not faster"
+    return f"accuracy kept; {v['size_mb'] / pick['size_mb']:.1f}x larger"
 
 
 def export_section(export: dict[str, Any] | None, champion_version: str | None) -> dict:
-    """The TFLite table of reports/export.json: a title, header, rows and notes."""
+    """The TFLite table of reports/export.json: a title, header, rows and notes.
+
+    The recommended variant is chosen here by `bakeoff.export.choice`, the rule the export
+    stage writes its pick with, and the rule is the first note.
+    """
     if export is None:
         return {"title": "not run (`bakeoff export`, a stage of `dvc repro`)", "rows": []}
-    rows = []
-    for v in export["variants"]:
-        verdict = "recommended" if v["recommended"] else v["note"]
-        if v["variant"] == export.get("pick"):
-            verdict = "recommended: smallest within the threshold"
-        rows.append([fmt.format({**v, "verdict": verdict}[k]) for _, k, fmt in EXPORT_COLUMNS])
+    pick = pick_variant(export["variants"])
+    rows = [
+        [fmt.format({**v, "verdict": _verdict(v, pick)}[k]) for _, k, fmt in EXPORT_COLUMNS]
+        for v in export["variants"]
+    ]
     keras = export["keras"]
     rows.append(["Keras (reference)", f"{keras['test_accuracy']:.4f}", "-", "-",
                  f"{keras['size_mb']:.2f}", "-", "float32", "-"])  # fmt: skip
     notes = [
-        f"On the {export['n_test']} test images at {export['image_size']} px; LiteRT "
-        f"interpreter, {export['threads']} thread(s). A variant losing more than "
-        f"export.max_accuracy_drop = {export['max_accuracy_drop']} is not recommended. "
-        "int8 is calibrated on training images and takes uint8 pixels as they are."
+        rule(export["max_accuracy_drop"]),
+        f"Measured on the {export['n_test']} test images at {export['image_size']} px with "
+        f"the LiteRT interpreter, {export['threads']} thread(s). int8 is calibrated on "
+        "training images and takes uint8 pixels as they are.",
     ]
     notes += [
         f"{v['variant']} ran on LiteRT's {v['kernels']}."
@@ -86,20 +88,19 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _decision(ctx: dict[str, Any]) -> list[str]:
-    lines = [f"**How the backbones were trained:** {'; '.join(ctx['recipe'])}.", ""]
+    how = f"**How the backbones were trained:** {'; '.join(ctx['recipe'])}."
+    if ctx["improving"]:
+        how += f" {ctx['improving']}"
     pick = f"**Recommendation: {ctx['pick']}.** {ctx['reason']}"
     if ctx["scratch_note"]:
         pick += f" {ctx['scratch_note']}"
-    lines += [pick + f" Its training: {ctx['pick_outcome']}.", ""]
     champion = f"**Champion** (reports/register.json): {ctx['champion_text']}"
-    if ctx["champion_outcome"]:
-        champion += f" Its training: {ctx['champion_outcome']}."
-    return [*lines, champion, ""]
+    return [how, "", pick, "", champion, ""]
 
 
 def _evidence(ctx: dict[str, Any]) -> list[str]:
-    lines = ["## Results", "", *_table(**ctx["tables"]["main"]), "", *ctx["notes"], ""]
-    lines += [f"**Accuracy-latency Pareto front** (fastest first): {', '.join(ctx['front'])}", ""]
+    lines = ["## Results", "", *_table(**_cells(ctx["tables"]["main"])), "", ctx["how_to_read"]]
+    lines += ["", f"**Accuracy-latency Pareto front** (fastest first): {ctx['front_text']}", ""]
     lines += ["**Budgets** (batch-1 latency and model size):"]
     lines += [
         f"- {b['label']} ({b['limits']}): {b['fits']}"
@@ -114,8 +115,13 @@ def _evidence(ctx: dict[str, Any]) -> list[str]:
                 [[m.path, m.actual, m.predicted, f"{m.confidence:.2f}"] for m in g["shown"]],
             )
     lines += ["", "## Per-class test accuracy", "", per_class.markdown(ctx["per_class"])]
-    lines += ["", "## Details", "", *_table(**ctx["tables"]["details"]), ""]
+    lines += ["", per_class.NOTE]
+    lines += ["", "## Details", "", *_table(**_cells(ctx["tables"]["details"])), ""]
     return lines
+
+
+def _cells(t: dict[str, list]) -> dict[str, list]:
+    return {"header": t["header"], "rows": t["rows"]}
 
 
 def render_markdown(ctx: dict[str, Any]) -> str:
@@ -126,4 +132,6 @@ def render_markdown(ctx: dict[str, Any]) -> str:
     lines += [f"## Mobile export (TFLite): {export['title']}", ""]
     if export["rows"]:
         lines += [*_table(export["header"], export["rows"]), "", *export["notes"]]
+    lines += ["", "## How the numbers were measured", ""]
+    lines += [f"- {title}: {text}" for title, text in ctx["measured"]]
     return "\n".join(lines) + "\n"

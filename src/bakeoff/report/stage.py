@@ -24,7 +24,7 @@ from bakeoff.report import context, per_class
 from bakeoff.report import figures as report_figures
 from bakeoff.report.answer import answer
 from bakeoff.report.render import FIGURES, export_section, render_markdown
-from bakeoff.report.table import REQUIRED, build_table, sections
+from bakeoff.report.table import REQUIRED, build_table, meanings, sections
 
 
 @dataclass
@@ -116,6 +116,7 @@ def _page(
     """Everything both pages show, built once."""
     table = build_table(params, data)
     ctx = answer(params, table, data, register)
+    table = table.loc[ctx["order"]]  # ranked by the measure that decides
     roles = {ctx["pick"]: "the recommendation"}
     if ctx["champion"]:
         both = ctx["champion"] == ctx["pick"]
@@ -123,14 +124,19 @@ def _page(
     first = next(iter(data.values()))
     classes = first.train.get("classes") or sorted(set(first.actual))
     n_test = len(first.actual)
+    tables = sections(
+        table, f"{100 * params.confidence:g}", context.definitions(params, table, n_test)
+    )
     return {
         **ctx,
         "table": table,
-        "tables": sections(table, f"{100 * params.confidence:g}"),
-        "notes": context.notes(params, table, n_test),
+        "tables": tables,
+        "how_to_read": context.how_to_read(ctx["basis"]),
+        "front_text": context.front_text(ctx["front"]),
+        "measured": [("Tied", context.TIED), *meanings(tables)],
         "galleries": context.galleries(roles, plots_dir, image_root),
         "per_class": per_class.accuracy(
-            {n: (b.actual, b.predicted) for n, b in data.items()}, classes
+            {n: (data[n].actual, data[n].predicted) for n in ctx["order"]}, classes
         ),
         "export": export_section(export, ctx["champion_version"]),
         "n_test": n_test,
@@ -184,7 +190,8 @@ def report(
     figures = _figures(table, ctx["front"], data, shown, out_dir / "figures")
     # The table as data: `dvc plots show` draws it (the top-level plot in dvc.yaml).
     csv = out_dir / "comparison.csv"
-    table.drop(columns=["interval", "cv_interval_text", "cv_off_reason"]).to_csv(csv, index=False)
+    text = ["interval", "cv_interval_text", "cv_off_reason", "epochs_text"]
+    table.drop(columns=text).to_csv(csv, index=False)
     md = out_dir / "comparison.md"
     md.write_text(render_markdown(ctx))
     html = out_dir / "comparison.html"

@@ -37,7 +37,7 @@ DETAILS: list[Column] = [
     ("Throughput (img/s)", "throughput_ips", "{:.1f}"),
     ("Parameters", "params", "{:,}"),
     ("Training (s)", "train_seconds", "{:.1f}"),
-    ("Epochs", "epochs_run", "{}"),
+    ("Epochs (best)", "epochs_text", "{}"),
 ]
 # What every metrics/<backbone>.json must hold (evaluate writes them all); the cv_* keys
 # exist only when cross-validation ran, the rest the report computes or reads from train.json.
@@ -73,7 +73,9 @@ def _row(params: ReportParams, name: str, metrics: Mapping[str, Any], correct, t
     )
     row.update(ci_low=low, ci_high=high, interval=_interval_text((low, high)))
     row["cv_interval_text"] = _interval_text(metrics.get("cv_interval"))
-    row["epochs_run"] = train.get("epochs_run")
+    run, best = train.get("epochs_run"), train.get("best_epoch")
+    row["epochs_run"] = run
+    row["epochs_text"] = (f"{run} (best {best})" if best else str(run)) if run else None
     tuning = train.get("tuning") or {}
     for key in ("default_val_accuracy", "tuned_val_accuracy"):
         row[key] = tuning.get(key) if tuning.get("status") == "on" else None
@@ -122,10 +124,28 @@ def cells(table: pd.DataFrame, columns: Sequence[Column]) -> list[list[str]]:
     ]
 
 
-def sections(table: pd.DataFrame, conf: str) -> dict[str, dict[str, list]]:
-    """The main and details tables as header + rows, shared by the markdown and the HTML."""
+def sections(
+    table: pd.DataFrame, conf: str, meaning: Mapping[str, str] | None = None
+) -> dict[str, dict[str, list]]:
+    """The main and details tables as header, rows and each column's meaning (its tooltip
+    in the HTML), shared by the markdown and the HTML."""
+    meaning = meaning or {}
     out = {}
     for name, columns in (("main", MAIN), ("details", DETAILS)):
         shown = visible(table, columns)
-        out[name] = {"header": header(shown, conf), "rows": cells(table, shown)}
+        out[name] = {
+            "header": header(shown, conf),
+            "rows": cells(table, shown),
+            "tips": [meaning.get(key, "") for _, key, _ in shown],
+        }
     return out
+
+
+def meanings(tables: Mapping[str, Mapping[str, list]]) -> list[tuple[str, str]]:
+    """(column title, what it measures) of every shown column that has a meaning, once."""
+    seen: dict[str, str] = {}
+    for t in tables.values():
+        for title, tip in zip(t["header"], t["tips"], strict=True):
+            if tip and title not in seen:
+                seen[title] = tip
+    return list(seen.items())

@@ -119,20 +119,36 @@ def recipe(trains: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sentences
 
 
-def outcome(train: Mapping[str, Any]) -> str:
-    """How one backbone's training went: epochs run, best epoch, the tuning's gain."""
-    if _cached_head(train):
-        text = f"head converged after {train.get('epochs_run')} epochs"
-    else:
-        text = f"{train.get('epochs_run')} epochs run"
-    text += f", best epoch {train.get('best_epoch')}"
-    tuning = train.get("tuning") or {}
-    if tuning.get("status") == "on":
-        text += (
-            f"; validation accuracy {tuning['default_val_accuracy']:.4f} with the default "
-            f"head, {tuning['tuned_val_accuracy']:.4f} tuned"
-        )
-    return text
+def _epoch_knob(train: Mapping[str, Any]) -> str:
+    """The params key that caps the phase the last epoch belongs to."""
+    p = train.get("params") or {}
+    if train.get("weights") != "none" and p.get("fine_tune_layers"):
+        return "train.fine_tune_epochs"
+    return "train.head_epochs" if _cached_head(train) else "train.epochs"
+
+
+def still_improving(trains: Mapping[str, Mapping[str, Any]]) -> str:
+    """A warning naming the backbones whose best epoch is their last, or "".
+
+    Their validation accuracy was still rising when the epoch cap stopped them, so the
+    comparison may rank them below where more epochs would put them.
+
+    Args:
+        trains: backbone -> its train.json.
+
+    Returns:
+        e.g. "Still improving at the epoch cap (best epoch = last epoch): A (12 of 12),
+        B (12 of 12): raise `train.epochs`." with one clause per params key.
+    """
+    by_knob: dict[str, list[str]] = {}
+    for name, t in trains.items():
+        run, best = t.get("epochs_run"), t.get("best_epoch")
+        if run and best == run:
+            by_knob.setdefault(_epoch_knob(t), []).append(f"{name} ({best} of {run})")
+    if not by_knob:
+        return ""
+    clauses = [f"{', '.join(names)}: raise `{knob}`" for knob, names in by_knob.items()]
+    return f"Still improving at the epoch cap (best epoch = last epoch): {'; '.join(clauses)}."
 
 
 def from_scratch(train: Mapping[str, Any]) -> bool:
