@@ -9,7 +9,7 @@ For each size, in a temporary project (the repository's params.yaml, dvc.yaml an
 content), ImageNet-shaped MobileNet weights written into a temporary Keras cache (the
 machine is offline; `_support.fake_imagenet`'s stand-in), `train.weights: imagenet`,
 `image_size: 224`, feature cache on, the head converged without tuning trials (their cost
-is issue 10's `tune` benchmark). Then, each command under `/usr/bin/time -v`:
+is `benchmarks/tune_speed.py`'s). Then, each command under `/usr/bin/time -v`:
   - `dvc repro split`: ingest, validate, split; `du` of the source, of data/raw + .dvc/cache
     (hardlinks counted once) and of the decode/feature caches;
   - `bakeoff train MobileNet`, cold (decode, one feature pass, head) and warm (features read);
@@ -80,7 +80,7 @@ def make_project(root: Path, source: Path, trials: int, size: int) -> Path:
         weights="imagenet", image_size=size, cache_features=True, augment=False,
         fine_tune_layers=0, overrides={},
     )  # fmt: skip
-    # Head tuning (issue 10) has its own benchmark; 0 trials measures the data path.
+    # Head tuning has its own benchmark (tune_speed.py); 0 trials measures the data path.
     params["tune"]["trials"] = trials
     return dvc_project(root, params, dvc_config=True)
 

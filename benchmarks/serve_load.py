@@ -14,7 +14,7 @@ store; with it, the named model of that store is served. Then:
       4xx count for garbage (all of them), the 5xx count (must be 0), labels that differ
       from the raw model's, and the server's RSS (children included) at start and end;
   (c) one client alone: p50/p99 of a 4-image request.
-It prints (b)'s throughput as a fraction of (a)'s. Targets (issue 17): >= 25 %, and (c)'s
+It prints (b)'s throughput as a fraction of (a)'s. Targets: >= 25 %, and (c)'s
 p99 <= 50 ms. The CPU is usually shared: the raw model is measured before and after the load
 and the faster figure counts, so the ratio errs against serving.
 """

@@ -1,39 +1,38 @@
-"""Training curves and confusion matrices as PNG files (matplotlib, headless Agg backend)."""
+"""Training curves and confusion matrices as matplotlib figures and PNG files.
+
+The figures are built on `matplotlib.figure.Figure`, not pyplot: no global figure state
+to close (a long run would leak pyplot's), no display needed, and the caller (or a test)
+can read what a figure shows before it is saved.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and CI; must precede the pyplot import
-    import matplotlib.pyplot as plt
-
-    return plt
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def plot_history(history_df: Any, path: Path, title: str) -> Path:
+def history_figure(history_df: Any, title: str) -> Figure:
     """Loss and accuracy per epoch, train vs validation, with the fine-tune phase marked.
 
     Args:
         history_df: A DataFrame (or a list of row dicts) with columns epoch, loss, accuracy,
             val_loss, val_accuracy and optionally phase (1 = frozen backbone, 2 = fine-tuning).
-        path: The PNG to write (parent folders are created).
         title: The figure title (e.g. the backbone name).
 
     Returns:
-        The path written.
+        The figure: two axes (loss, accuracy), each with a train and a val line.
     """
     import pandas as pd
+    from matplotlib.figure import Figure
 
-    plt = _pyplot()
     history_df = pd.DataFrame(history_df)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     epochs = history_df["epoch"].to_numpy()
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for column, label, style in ((metric, "train", "-o"), (f"val_{metric}", "val", "-s")):
@@ -50,29 +49,35 @@ def plot_history(history_df: Any, path: Path, title: str) -> Path:
     axes[1].set_ylim(0, 1.02)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return fig
 
 
-def plot_confusion(cm: Any, classes: list[str], path: Path, title: str) -> Path:
+def plot_history(history_df: Any, path: Path, title: str) -> Path:
+    """`history_figure` written to the PNG `path` (parent folders are created)."""
+    return _save(history_figure(history_df, title), path)
+
+
+def confusion_figure(cm: Any, classes: list[str], title: str) -> Figure:
     """A confusion matrix: counts as text, colour by row-normalised rate (recall per class).
 
     Args:
         cm: Square counts, rows = actual class, columns = predicted class.
         classes: Class names in index order.
-        path: The PNG to write (parent folders are created).
         title: The figure title.
 
     Returns:
-        The path written.
+        The figure: one image of the rates, a count per cell, the classes as tick labels.
     """
-    plt = _pyplot()
+    from matplotlib.figure import Figure
+
     cm = np.asarray(cm)
     n = len(classes)
     totals = cm.sum(axis=1, keepdims=True)
     # Row-normalised so a small class's errors are as visible as a big class's.
     rates = np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
     side = max(4.5, 0.6 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(side + 1, side))
+    fig = Figure(figsize=(side + 1, side))
+    ax = fig.subplots()
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of actual class")
     ax.set_xticks(range(n), labels=classes, rotation=45, ha="right", rotation_mode="anchor")
@@ -86,12 +91,16 @@ def plot_confusion(cm: Any, classes: list[str], path: Path, title: str) -> Path:
             ax.text(j, i, int(cm[i, j]), ha="center", va="center", color=colour, fontsize=fontsize)
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return fig
 
 
-def _save(fig: Any, plt: Any, path: Path) -> Path:
+def plot_confusion(cm: Any, classes: list[str], path: Path, title: str) -> Path:
+    """`confusion_figure` written to the PNG `path` (parent folders are created)."""
+    return _save(confusion_figure(cm, classes, title), path)
+
+
+def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)  # figures are global state in pyplot; long runs would leak them
     return path

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bakeoff.config.sections import test_metric
 from bakeoff.register.description import retrain_headline
 
 # register's decision -> (the final state's name, the flow run's tag)
@@ -132,7 +133,7 @@ def _paired_test_line(test: dict[str, Any] | None) -> str:
         return "**Paired test:** none (no comparable champion)"
     low, high = test["interval"]
     return (
-        f"**Paired test** (test_{test['metric']}, n={test['n']}): challenger "
+        f"**Paired test** ({test_metric(test['metric'])}, n={test['n']}): challenger "
         f"{test['challenger']:.4f} vs champion {test['champion']:.4f}, difference "
         f"{test['difference']:+.4f}, {100 * test['confidence']:g}% interval [{low:+.4f}, "
         f"{high:+.4f}], one-sided lower bound {test['lower_bound']:+.4f}, "

@@ -201,7 +201,7 @@ def _legacy_h5(model: keras.Model, path) -> str:
 
 
 def test_a_weights_file_that_misses_layers_is_refused_naming_them(tmp_path):
-    """By-name loading used to skip what did not match and leave those layers random."""
+    """By-name loading would skip what does not match and leave those layers random."""
     other = tmp_path / "mobilenet.weights.h5"  # another architecture's base
     backbones.build_base("MobileNet", 32).save_weights(other)
     with pytest.raises(BakeoffError) as err:

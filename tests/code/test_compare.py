@@ -128,7 +128,8 @@ def test_the_report_recommends_on_cross_validation(tmp_path, monkeypatch):
     on 300 images (not tied under CV, unlike on the test split), so Big is recommended."""
     from bakeoff.config.params import load_params
     from bakeoff.report.stage import report
-    from tests.code.test_report import REPO, SPECS, make_inputs, with_training_runs
+    from tests.code.report_fixtures import SPECS, make_inputs, with_training_runs
+    from tests.conftest import REPO
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = load_params(REPO / "params.yaml")

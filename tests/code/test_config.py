@@ -81,7 +81,7 @@ def test_missing_params_file_is_clear(tmp_path):
 )  # fmt: skip
 def test_names_are_checked_at_load_with_the_key_named(change, message):
     """A typo in a backbone name or metric fails when params.yaml is read, not hours later
-    at use (or never: an override for `VGG61` used to be silently ignored)."""
+    at use (or never: an override for an unknown `VGG61` would otherwise be ignored)."""
     raw = _raw()
     change(raw)
     with pytest.raises(BakeoffError, match=message):
@@ -193,8 +193,8 @@ def _defaults(section) -> dict:
 
 
 def test_every_code_default_equals_the_shipped_params_yaml():
-    """A key left out of params.yaml gets the value the shipped file has, not another one
-    (per_class was 300 in code and 400 in the file; epochs 10 and 12; augment off and on)."""
+    """A key left out of params.yaml gets the value the shipped file has, not another one:
+    the code's defaults and the shipped file never disagree."""
     shipped = load_params(REPO / "params.yaml")
     # Shared settings are copied into sections from the top level, checked there.
     copied = {(t, s.split(".")[-1]) for s, targets in SHARED.items() for t in targets}

@@ -18,13 +18,13 @@ import yaml
 
 from bakeoff.orchestration import dvc as pipeline_dvc
 from bakeoff.orchestration import runners
-from tests.conftest import REPO, init_project, make_image_folder
+from tests.code.flow_projects import BACKBONES, make_project
+from tests.conftest import REPO, make_image_folder
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]  # CI: `make test-slow`
 
 FLOWS = REPO / "flows"
 sys.path.insert(0, str(FLOWS))
-BACKBONES = ["SimpleCNN", "MobileNetV3Small"]
 
 
 def _free_port() -> int:
@@ -44,22 +44,6 @@ def _wait_for(check, what: str, timeout: float = 90.0, proc=None):
                 return result
         time.sleep(0.5)
     raise TimeoutError(f"{what} did not come up within {timeout} s")
-
-
-def make_project(root: Path, source: Path, **orchestration_params) -> Path:
-    """A bakeoff project in `root`: the real params.yaml shrunk, dvc.yaml, the stage sources
-    dvc.yaml depends on, and `git init` + `dvc init`."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["backbones"] = BACKBONES
-    params["data"]["source"] = str(source)
-    params["validate"]["workers"] = 1
-    params["train"].update(
-        image_size=32, epochs=1, min_epochs=0, batch_size=8, fine_tune_layers=0, patience=1
-    )
-    params["evaluate"].update(latency_repeats=2, latency_warmup=1)
-    params["bootstrap"] = 20
-    params["orchestration"].update(orchestration_params)
-    return init_project(root, params)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bakeoff.report.stage import report
-from tests.code.test_report import SPECS, make_inputs, shrunk_params, with_training_runs
+from tests.code.report_fixtures import SPECS, make_inputs, shrunk_params, with_training_runs
 
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1024, "height": 768}

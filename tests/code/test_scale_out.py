@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from bakeoff.stack import procs
-from tests.code.test_flows import make_project
+from tests.code.flow_projects import make_project
 from tests.conftest import REPO, make_image_folder
 
 pytestmark = pytest.mark.services
@@ -86,7 +86,7 @@ def stack():
 
 
 def _project(root: Path, source: Path, backbones: list[str], **orchestration) -> Path:
-    """test_flows' tiny project, with these backbones and a quick TFLite export."""
+    """The flow tests' tiny project, with these backbones and a quick TFLite export."""
     project = make_project(root, source, **orchestration)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["backbones"] = backbones

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import struct
-import zlib
 
 import keras
 import numpy as np
@@ -15,19 +13,9 @@ from PIL import Image
 
 from bakeoff.data.images import load_array
 from bakeoff.tracking.served import BadInput, ImageClassifier
+from tests.data.imagegen import png_header_only
 
 CLASSES = ["dark", "bright"]
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims width x height pixels: a decompression bomb's header, a few bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 def encoded(img: Image.Image, fmt: str) -> str:

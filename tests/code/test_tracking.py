@@ -138,7 +138,7 @@ def test_failure_while_logging_params_ends_the_run_so_a_retry_can_start(
             raise error
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(outage, "_BACKOFF", (0.01,))
+    monkeypatch.setattr(outage, "BACKOFF", (0.01,))
     monkeypatch.setattr(MlflowClient, "log_batch", flaky)
     with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as first:
         pass  # the connection error was retried
@@ -264,9 +264,9 @@ def test_epoch_logging_failures_fail_the_training(params, root, monkeypatch, err
     """MLflow's own Keras callback turns a logging failure into a warning and the epoch's
     numbers are lost; bakeoff's journals them, sends them again after an outage, and fails
     the training when MLflow refuses them."""
-    from bakeoff.tracking import journal, store
+    from bakeoff.tracking import outage, store
 
-    monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
+    monkeypatch.setattr(outage, "BACKOFF", (0.05,))
     tracking.configure(params.tracking, root)  # the client below needs the store
     model = _keras_model()
     x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3)).astype("float32")
@@ -310,7 +310,7 @@ def test_a_failed_run_read_on_resume_starts_no_second_run(params, root, monkeypa
     def unavailable(self, run_id):
         raise _server_error()
 
-    monkeypatch.setattr(outage, "_BACKOFF", (0.05,))
+    monkeypatch.setattr(outage, "BACKOFF", (0.05,))
     monkeypatch.setattr(MlflowClient, "get_run", unavailable)
     with (
         pytest.raises(tracking.TrackingUnavailable, match=r"MLflow tracking server sqlite:///"),
@@ -328,9 +328,9 @@ def test_journaled_metrics_outlive_an_outage_beyond_the_window(params, root, tmp
     """The server stays away longer than tracking.outage_timeout: the run ends with a
     one-line error naming the server and the window, its metrics stay in the journal, and
     the rerun sends them to the same run, which ends FINISHED with every step."""
-    from bakeoff.tracking import journal, store
+    from bakeoff.tracking import outage, store
 
-    monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
+    monkeypatch.setattr(outage, "BACKOFF", (0.05,))
     tracking.configure(params.tracking, root)  # the client below needs the store
     book = tmp_path / "journal.jsonl"
     real = store.mlflow_client
@@ -361,9 +361,9 @@ def test_tuning_trials_never_wait_for_the_server_and_arrive_once(params, root, t
     logging one while the server is away returns at once, and when the server answers
     again each arrives once, with its numbers, also after a send cut short between
     creating the child and logging to it."""
-    from bakeoff.tracking import journal, store
+    from bakeoff.tracking import outage, store
 
-    monkeypatch.setattr(journal, "_BACKOFF", (0.05,))
+    monkeypatch.setattr(outage, "BACKOFF", (0.05,))
     tracking.configure(params.tracking, root)  # the client below needs the store
     real = store.mlflow_client
     # Every log_batch fails 3 times: trial-0 is created, then its numbers fail to arrive.

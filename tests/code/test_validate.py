@@ -262,8 +262,8 @@ print("ACCEPTED", result.accepted)
 
 
 def test_pool_workers_exit_quietly_under_a_parent_sigterm_handler(tmp_path):
-    """Inside a Prefect task, validate's forked workers used to inherit Prefect's SIGTERM
-    handler and print a TerminationSignal traceback when the pool shut them down."""
+    """Inside a Prefect task, validate's forked workers inherit Prefect's SIGTERM handler:
+    the pool shuts them down without a TerminationSignal traceback."""
     for label, seed in (("a", 1), ("b", 2)):
         gen.good_class(tmp_path / "raw", label, 70, seed=seed)  # > one chunk: the pool runs
     done = subprocess.run(

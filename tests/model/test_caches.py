@@ -54,10 +54,10 @@ def test_stream_feeds_the_batches_of_the_in_memory_pipeline(tiny_data, tmp_path)
     train = split_pixels(split, "train", raw, 32, tmp_path / "cache")
     with open(split / "train.csv", newline="") as fh:
         files = [raw / row["path"] for row in csv.DictReader(fh)]
-    x = np.stack([load_array(f, 32) for f in files])  # what train used to hold in memory
+    x = np.stack([load_array(f, 32) for f in files])  # every image decoded into memory
     assert np.array_equal(train.array(), x), "the cache holds what the one decode gives"
 
-    # The pipeline before streaming: every image in memory, cached as float, shuffled.
+    # The in-memory pipeline: every image in memory, cached as float, shuffled.
     old = (
         tf.data.Dataset.from_tensor_slices((x, train.labels))
         .map(lambda a, b: (tf.cast(a, tf.float32), tf.one_hot(b, 3)))

@@ -3,8 +3,8 @@
 The frozen "pretrained" base is SimpleCNN with a saved random initialisation as its weights
 file, as in test_caches (random ImageNet-shaped MobileNets give collapsed features). The
 test predictions come from the cache (equal to the full model's), every image gets one
-out-of-fold prediction, and the CV interval is at most half as wide as the test split's
-(issue 16's target)."""
+out-of-fold prediction, and the CV interval is at most half as wide as the test split's:
+cross-validation exists to separate backbones the small test split cannot."""
 
 from __future__ import annotations
 

@@ -187,7 +187,7 @@ def _unreadable(monkeypatch, method: str):
     def fail(self, *args, **kwargs):
         raise MlflowException("API request failed: 503", error_code=TEMPORARILY_UNAVAILABLE)
 
-    monkeypatch.setattr(outage, "_BACKOFF", (0.05,))
+    monkeypatch.setattr(outage, "BACKOFF", (0.05,))
     monkeypatch.setattr(MlflowClient, method, fail)
 
 

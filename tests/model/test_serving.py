@@ -4,7 +4,6 @@ in processes that cannot import bakeoff."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import subprocess
 import sys
@@ -14,30 +13,9 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from tests.code.test_served import png_header_only
 from tests.conftest import CLASSES, benchmark_module, no_bakeoff_env
-from tests.model.tiny_models import shared_project
-
-
-def _register(project, backbone: str, model_name: str) -> str:
-    from bakeoff.register.stage import register
-
-    root, params, raw, split = project
-    params = dataclasses.replace(
-        params, register=dataclasses.replace(params.register, model_name=model_name)
-    )
-    out = root / "reports" / f"register_{model_name}.json"
-    decision = register(
-        params.register, [backbone], root / "models", root / "metrics", split, raw, out,
-        tracking_params=params.tracking, root=root,
-    )  # fmt: skip
-    assert decision.report["decision"] == "promoted", decision.report
-    return f"models:/{model_name}@champion"
-
-
-def _store(project) -> str:
-    """The shared project's MLflow store (params.yaml's relative URI under its root)."""
-    return f"sqlite:///{project[0] / 'mlruns' / 'mlflow.db'}"
+from tests.data.imagegen import png_header_only
+from tests.model.tiny_models import project_store, register_champion, shared_project
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +44,8 @@ def _b64(data: bytes) -> str:
 @pytest.fixture(scope="module")
 def server(project, tmp_path_factory):
     """`mlflow models serve` of the champion of a real (shrunk) SimpleCNN training run."""
-    uri = _register(project, "SimpleCNN", "served")
-    env = no_bakeoff_env(tmp_path_factory.mktemp("no_bakeoff"), _store(project))
+    uri = register_champion(project, "SimpleCNN", "served")
+    env = no_bakeoff_env(tmp_path_factory.mktemp("no_bakeoff"), project_store(project))
     with benchmark_module("_support").serve(uri, env, tmp_path_factory.mktemp("serve")) as (
         port, _, log_path,
     ):  # fmt: skip
@@ -120,7 +98,7 @@ def test_bad_payloads_get_400_naming_the_row_and_the_server_stays_up(server, pro
 
 def test_pyfunc_and_keras_flavours_load_without_bakeoff(project, tmp_path):
     """StripeNet (learnt the stripes) as a champion, loaded where bakeoff cannot be imported."""
-    uri = _register(project, "StripeNet", "served-stripes")
+    uri = register_champion(project, "StripeNet", "served-stripes")
     _, _, raw, split = project
     files = [raw / r.split(",")[0] for r in (split / "test.csv").read_text().splitlines()[1:]]
     truth = [f.parent.name for f in files]
@@ -137,7 +115,7 @@ keras_proba = mlflow.keras.load_model(uri).predict(np.asarray(pixels, "float32")
 print(json.dumps({"served": served, "as_pixels": as_pixels, "keras": keras_proba.tolist()}))
 """
     env = no_bakeoff_env(tmp_path / "no_bakeoff")
-    env["MLFLOW_TRACKING_URI"] = _store(project)
+    env["MLFLOW_TRACKING_URI"] = project_store(project)
     done = subprocess.run([sys.executable, "-c", script, uri, *map(str, files)], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=180)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

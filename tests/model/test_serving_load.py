@@ -10,8 +10,7 @@ import json
 import pytest
 
 from tests.conftest import benchmark_module
-from tests.model.test_serving import _register, _store
-from tests.model.tiny_models import shared_project
+from tests.model.tiny_models import project_store, register_champion, shared_project
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def test_served_champion_holds_concurrent_load_with_garbage(project, tmp_path):
     from bakeoff.predict import predict
 
     bench = benchmark_module("serve_load")
-    uri = _register(project, "StripeNet", "served-load")
+    uri = register_champion(project, "StripeNet", "served-load")
     root, params, raw, split = project
     files = [raw / r.split(",")[0] for r in (split / "test.csv").read_text().splitlines()[1:]]
     expected = [r.labels[0] for r in predict(files, params, model_uri=uri, root=root)]
@@ -41,7 +40,7 @@ def test_served_champion_holds_concurrent_load_with_garbage(project, tmp_path):
             rows[i % 4], labels = {"image": "not base64 %%%"}, None
         bodies.append((json.dumps({"dataframe_records": rows}).encode(), labels))
 
-    env = bench.no_bakeoff_env(tmp_path / "no_bakeoff", _store(project))
+    env = bench.no_bakeoff_env(tmp_path / "no_bakeoff", project_store(project))
     with bench.serve(uri, env, tmp_path) as (port, pid, log):
         bench.run_clients(port, bodies[:4], 2, 1.0)  # warm-up: imports, first calls
         rss_start = bench.rss_mb(pid)

@@ -58,8 +58,8 @@ def test_tuned_head_reaches_the_logistic_regression_probe_less_one_image():
     print(f"probe {probe:.4f}, tuned head {tuned:.4f}, default head "
           f"{(predict_head(result.default_fit.weights, x_te) == y_te).mean():.4f}")  # fmt: skip
     assert tuned >= probe - 1 / len(y_te)
-    # The fixture catches an under-trained head: the old recipe's budget (12 epochs at the
-    # default learning rate, the issue's finding) falls well short of the probe.
+    # The fixture catches an under-trained head: 12 epochs at the default learning rate
+    # fall well short of the probe.
     (x_tr, y_tr), (x_va, y_va) = data["train"], data["val"]
     short = HeadTrainer(x_tr, y_tr, x_va, y_va, N_CLASSES).fit(
         HeadParams(0.001, 32), seed=42, max_epochs=12, patience=12
@@ -150,3 +150,31 @@ def test_without_a_feature_cache_tuning_is_off_and_says_why(
     tuning = json.loads((out / "train.json").read_text())["tuning"]
     assert tuning["status"] == "off" and "train.weights is none" in tuning["reason"]
     assert f"head tuning off: {tuning['reason']}" in capsys.readouterr().out
+
+
+def test_trainers_of_one_shape_keep_their_own_fit_when_interleaved():
+    """Two trainers of the same (feature size, classes) share one compiled program; each
+    trainer's weights stay its own fit, whatever the other fitted since."""
+    a, b = _real_features(seed=2), _real_features(seed=3)
+    hp = HeadParams(learning_rate=0.01, batch_size=32)
+
+    def trainer(data):
+        (x_tr, y_tr), (x_va, y_va) = data["train"], data["val"]
+        return HeadTrainer(x_tr, y_tr, x_va, y_va, N_CLASSES)
+
+    alone = trainer(a)
+    alone.fit(hp, seed=5, max_epochs=20, patience=20)
+    expected = alone.weights()
+
+    first, second = trainer(a), trainer(b)
+    fit_a = first.fit(hp, seed=5, max_epochs=20, patience=20)
+    second.fit(hp, seed=6, max_epochs=20, patience=20)
+    got = first.weights()
+    assert set(got) == set(expected)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    # The fit's own copy (its best epoch) is untouched too.
+    x_te, y_te = a["test"]
+    assert (predict_head(fit_a.weights, x_te) == y_te).mean() > 0.5
+    with pytest.raises(RuntimeError, match="fit"):
+        trainer(b).weights()

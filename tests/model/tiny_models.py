@@ -173,3 +173,27 @@ def shared_project(tmp_path_factory, monkeypatch) -> tuple:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     tracking.configure(_SHARED["project"][1].tracking, _SHARED["project"][0])
     return _SHARED["project"]
+
+
+def register_champion(project, backbone: str, model_name: str) -> str:
+    """Register `backbone` of the shared project as `model_name`'s champion; its URI."""
+    import dataclasses
+
+    from bakeoff.register.stage import register
+
+    root, params, raw, split = project
+    params = dataclasses.replace(
+        params, register=dataclasses.replace(params.register, model_name=model_name)
+    )
+    out = root / "reports" / f"register_{model_name}.json"
+    decision = register(
+        params.register, [backbone], root / "models", root / "metrics", split, raw, out,
+        tracking_params=params.tracking, root=root,
+    )  # fmt: skip
+    assert decision.report["decision"] == "promoted", decision.report
+    return f"models:/{model_name}@champion"
+
+
+def project_store(project) -> str:
+    """The shared project's MLflow store (params.yaml's relative URI under its root)."""
+    return f"sqlite:///{project[0] / 'mlruns' / 'mlflow.db'}"

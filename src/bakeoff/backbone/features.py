@@ -82,6 +82,43 @@ class Features:
         return self.y["test"]
 
 
+def cache_off_reason(recipe: TrainParams) -> str | None:
+    """Why the head does not train on cached base features for this recipe, or None.
+
+    A feature cache needs a pretrained base (with `weights: none` the whole network
+    trains), the same images every epoch (no augmentation) and `train.cache_features`.
+    Training tunes its head on the cache and evaluation cross-validates heads on it.
+    """
+    if recipe.weights == "none":
+        return (
+            "train.weights is none: the whole network trains from scratch, so there are no "
+            "cached features and every tuning trial or fold would be a full training"
+        )
+    if recipe.augment:
+        return "train.augment is on: augmented images change every epoch, so no feature cache"
+    if not recipe.cache_features:
+        return "train.cache_features is false: no feature cache to train heads on"
+    return None
+
+
+def cached_head(recipe: TrainParams) -> bool:
+    """Whether phase 1 trains only the head, on features computed once."""
+    return cache_off_reason(recipe) is None
+
+
+def model_off_reason(recipe: TrainParams) -> str | None:
+    """Why cached base features do not describe the trained model, or None when they do:
+    there is no cache, or fine-tuning changed the base after the head trained on it."""
+    if (off := cache_off_reason(recipe)) is not None:
+        return off
+    if recipe.fine_tune_layers > 0:
+        return (
+            "train.fine_tune_layers > 0: fine-tuning changes the base, so the cached "
+            "features are not what the model sees and each fold would be a full training"
+        )
+    return None
+
+
 def feature_key(backbone: str, weights_sha256: str, image_size: int, pixel_key: str) -> str:
     """The cache key of one split's features (see the module docstring)."""
     text = "|".join([_VERSION, backbone, weights_sha256, str(image_size), pixel_key])
@@ -128,14 +165,15 @@ def load_features(
         BakeoffError: `train.weights` is none (the base trains, so there is nothing to
             cache), the weights are missing, or the disk is too full.
     """
-    from bakeoff.backbone.build import get_backbone, resolve_weights
+    from bakeoff.backbone.build import resolve_weights
+    from bakeoff.backbone.registry import input_size
 
     if recipe.weights == "none":
         raise BakeoffError(
             f"{backbone}: features are cached only for a frozen pretrained base, but "
             "train.weights is none (the whole network trains): set train.weights"
         )
-    size = recipe.image_size or get_backbone(backbone).default_size
+    size = input_size(backbone, recipe.image_size)
     weights_sha = file_sha256(resolve_weights(backbone, recipe.weights, size))
     folder = Path(cache_dir) / "features" / backbone
     x, y, paths, computed = {}, {}, {}, []

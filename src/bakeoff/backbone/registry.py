@@ -182,6 +182,12 @@ def get_backbone(name: str) -> Backbone:
     return REGISTRY[name]
 
 
+def input_size(name: str, image_size: int | None) -> int:
+    """The side `name` trains and predicts at: `train.image_size` (after the backbone's
+    overrides), or the backbone's default input size when that is null."""
+    return image_size or get_backbone(name).default_size
+
+
 def check_image_size(name: str, image_size: int, weights: str) -> None:
     """BakeoffError when `name` cannot take `image_size` px with `weights`, saying what to set.
 

@@ -76,12 +76,12 @@ class Params:
         return _known_backbones(value, "backbone")
 
     def __post_init__(self) -> None:
-        from bakeoff.backbone.registry import check_image_size, get_backbone
+        from bakeoff.backbone.registry import check_image_size, input_size
 
         for name in self.backbones:  # a size a backbone cannot take fails now, not hours later
             recipe = self.for_backbone(name)
             try:
-                size = recipe.image_size or get_backbone(name).default_size
+                size = input_size(name, recipe.image_size)
                 check_image_size(name, size, recipe.weights)
             except BakeoffError as exc:
                 raise ValueError(str(exc)) from None

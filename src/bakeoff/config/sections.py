@@ -16,9 +16,21 @@ from pydantic.dataclasses import dataclass
 from bakeoff.backbone.registry import REGISTRY
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def measure_of(metric: str) -> str:
+    """What a split's metric measures: "val_accuracy" -> "accuracy"."""
+    return metric.split("_", 1)[1]
+
+
+def test_metric(measure: str) -> str:
+    """The test split's metric of a measure: "accuracy" -> "test_accuracy"."""
+    return f"test_{measure}"
+
+
 # What register may rank the backbones by (its `test_` twin is what it compares them on).
 SELECTION_METRICS = ("val_accuracy", "val_macro_f1")
-REGISTER_METRICS = (*SELECTION_METRICS, "test_accuracy", "test_macro_f1")  # reported
+REGISTER_METRICS = (*SELECTION_METRICS, *(test_metric(measure_of(m)) for m in SELECTION_METRICS))
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -168,6 +180,16 @@ class RegisterParams:
     bootstrap: PositiveInt = 2000  # from the top-level `bootstrap`
     seed: int = 42  # from the top-level `seed`
     budgets: dict[str, Budget] | None = None  # from the top-level `budgets`
+
+    @property
+    def measure(self) -> str:
+        """What `metric` measures ("accuracy"): the paired test compares it on test."""
+        return measure_of(self.metric)
+
+    @property
+    def test_metric(self) -> str:
+        """`metric`'s twin on the test split ("test_accuracy")."""
+        return test_metric(self.measure)
 
     @field_validator("metric", mode="before")
     @classmethod

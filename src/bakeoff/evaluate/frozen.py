@@ -16,35 +16,17 @@ from typing import Any
 
 import numpy as np
 
+from bakeoff.backbone.features import model_off_reason
 from bakeoff.config.params import Params, TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.evaluate.crossval import SPLITS, cross_validate, write_oof
-
-
-def cache_off_reason(recipe: TrainParams) -> str | None:
-    """Why cached base features do not describe the trained model, or None when they do."""
-    if recipe.weights == "none":
-        return (
-            "train.weights is none: the whole network trains from scratch, so there are no "
-            "cached features and each fold would be a full training"
-        )
-    if recipe.augment:
-        return "train.augment is on: augmented images change every epoch, so no feature cache"
-    if not recipe.cache_features:
-        return "train.cache_features is false: no feature cache to train heads on"
-    if recipe.fine_tune_layers > 0:
-        return (
-            "train.fine_tune_layers > 0: fine-tuning changes the base, so the cached "
-            "features are not what the model sees and each fold would be a full training"
-        )
-    return None
 
 
 def cv_off_reason(recipe: TrainParams, folds: int) -> str | None:
     """Why cross-validation does not run for this recipe, or None when it does."""
     if folds == 0:
         return "evaluate.cv_folds is 0"
-    return cache_off_reason(recipe)
+    return model_off_reason(recipe)
 
 
 def head_proba(model: Any, x: np.ndarray) -> np.ndarray:
@@ -89,7 +71,7 @@ def frozen_evaluation(
     from bakeoff.backbone.features import load_features
 
     recipe = params.for_backbone(backbone)
-    off = cache_off_reason(recipe)
+    off = model_off_reason(recipe)
     if off is not None:
         write_oof(paths["oof_path"], None, np.empty(0), np.empty(0), [])
         return None, {"cv_off_reason": off}

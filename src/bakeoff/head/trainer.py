@@ -11,8 +11,6 @@ pass it is meant to be cheap next to, so the head is two Keras variables with on
 epoch function, reused by every trial (the hyper-parameters are variables too).
 Its update is Keras's own `Adamax` (`apply_gradients` inside the compiled epoch), the
 optimizer the Keras model trains with; `set_head_weights` copies the head into that model.
-Against the hand-written Adamax it replaced, it gives the same fits (weights within 2e-7)
-in 0.98x the time (6 alternating rounds of 3 fits, 1000 x 256 features, 2 shared cores).
 Every random draw is stateless and seeded, so a fit is a pure function of (features,
 hyper-parameters, seed).
 """
@@ -20,6 +18,7 @@ hyper-parameters, seed).
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -61,7 +60,8 @@ class _Program:
 
     Traced once per process and shared by every `HeadTrainer` of that shape (the training's
     tuning, each cross-validation fold): the data are arguments, not constants baked into
-    the graph, so a new fold costs no new trace (about 0.2 s each, twice per trainer before).
+    the graph, so a new fold costs no new trace. Its variables hold the fit in progress
+    only: each trainer keeps its own results, and `lock` lets one fit run at a time.
     """
 
     def __init__(self, dim: int, n_classes: int):
@@ -69,6 +69,7 @@ class _Program:
         import tensorflow as tf
 
         self.n_classes = n_classes
+        self.lock = threading.RLock()
         shapes = {"kernel": (dim, n_classes), "bias": (n_classes,)}
         self.trainable = {k: keras.Variable(np.zeros(s, np.float32), name=k)
                           for k, s in shapes.items()}  # fmt: skip
@@ -81,8 +82,7 @@ class _Program:
         signature = [features, labels, features, labels, tf.TensorSpec([2], tf.int32)]
         epoch = tf.function(self._epoch_fn, input_signature=signature, jit_compile=False)
         # Called as its one concrete function: the tf.function would match the arguments
-        # against its signature on every epoch (0.2-0.3 of the 9 CPU ms an epoch costs:
-        # 3% less CPU over a backbone's six tunings, 28.0 -> 27.3 s).
+        # against its signature on every epoch, a few percent of an epoch's CPU time.
         self.epoch = epoch.get_concrete_function()
 
     def _logits(self, x):
@@ -167,17 +167,28 @@ class HeadTrainer:
 
         self.data = (standardise(x_tr), one_hot(y_tr), standardise(x_va), one_hot(y_va))
         self.program = _program(x_tr.shape[1], n_classes)
+        # This trainer's own copy of where its last fit ended: the program's variables
+        # belong to whichever trainer of this shape fitted last.
+        self._last: dict[str, np.ndarray] | None = None
 
     def weights(self, trained: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The head's weights, BatchNorm's included (scale 1, offset 0, feature statistics):
-        those of a `snapshot`, or the current ones (of the last fit of any trainer of this
-        shape: they share one program)."""
+        those of `trained` (a `snapshot`), or else those this trainer's last fit ended with.
+
+        Raises:
+            RuntimeError: No `trained` given and this trainer has not fitted yet.
+        """
+        if trained is None:
+            if self._last is None:
+                raise RuntimeError("HeadTrainer.weights(): no fit yet, call fit() first")
+            trained = self._last
         dim = self.stats["mean"].shape[0]
         bn = {"gamma": np.ones(dim, np.float32), "beta": np.zeros(dim, np.float32)}
-        return bn | self.stats | (trained or self.snapshot())
+        return bn | self.stats | trained
 
     def snapshot(self) -> dict[str, np.ndarray]:
-        """A copy of the trained variables (kernel, bias): what an improving epoch keeps."""
+        """A copy of the trained variables (kernel, bias) as they are now; they are shared
+        by every trainer of this shape, so only a running `fit` of this trainer reads them."""
         return {k: v.numpy() for k, v in self.program.trainable.items()}
 
     def fit(
@@ -201,6 +212,18 @@ class HeadTrainer:
         Returns:
             The fit, with the weights of the epoch of lowest val loss.
         """
+        with self.program.lock:  # one fit at a time on the shared variables
+            try:
+                history, best = self._epochs(hp, seed, max_epochs, patience, on_epoch)
+            finally:  # also when `on_epoch` stops the fit (a pruned trial)
+                self._last = self.snapshot()
+        if best is None:
+            return HeadFit(self.weights(), history, 1, float("nan"), float("nan"))
+        return HeadFit(self.weights(best[2]), history, best[1], best[3], best[0])
+
+    def _epochs(self, hp, seed, max_epochs, patience, on_epoch):
+        """The epochs of one fit: (history rows, (val loss, epoch, weights, val accuracy) of
+        the best epoch, or None when the first epoch already diverged)."""
         import tensorflow as tf
 
         self.program.reset(hp, seed)
@@ -226,9 +249,7 @@ class HeadTrainer:
                 on_epoch(epoch, row)
             if epoch - best[1] >= patience:
                 break
-        if best is None:
-            return HeadFit(self.weights(), history, 1, float("nan"), float("nan"))
-        return HeadFit(self.weights(best[2]), history, best[1], best[3], best[0])
+        return history, best
 
 
 def set_head_weights(model: Any, weights: dict[str, np.ndarray]) -> None:

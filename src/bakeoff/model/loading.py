@@ -1,7 +1,7 @@
 """Loading a saved bakeoff model, including models saved by older versions of bakeoff.
 
-New models hold only built-in Keras layers. Models saved before that carry the custom
-`Preprocess` layer, so every loader inside bakeoff (evaluate, seeds, export, and
+bakeoff's models hold only built-in Keras layers; models saved by older versions carry the
+custom `Preprocess` layer, so every loader inside bakeoff (evaluate, seeds, export, and
 `tracking.load_keras_model` for the registry) passes `LEGACY_OBJECTS` to Keras explicitly:
 loading never depends on some other module having been imported first. Keras is imported
 at the top: only the functions that load a model import this module.

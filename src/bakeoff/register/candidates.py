@@ -27,7 +27,7 @@ def _why_not(
     train: dict | None, metrics: dict | None, reg: RegisterParams, name: str
 ) -> str | None:
     """Why a backbone may not be registered, or None when it may."""
-    test_metric = "test_" + reg.metric.split("_", 1)[1]
+    test_metric = reg.test_metric
     if train is None:
         return "not trained (no train.json)"
     if train.get("status") != "FINISHED":

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bakeoff.compare import bootstrap, mcnemar_p
+from bakeoff.config.sections import test_metric
 
 __all__ = ["mcnemar_p", "outcome", "paired_test"]
 
@@ -115,8 +116,9 @@ def outcome(test: dict[str, Any], min_improvement: float, champion: str) -> tupl
         (decision, reason): the reason quotes the difference, the bound, the p-value and n.
     """
     conf = f"{100 * test['confidence']:g}%"
+    name = test_metric(test["metric"])
     facts = (
-        f"test_{test['metric']} {test['challenger']:.4f} vs {champion} {test['champion']:.4f}"
+        f"{name} {test['challenger']:.4f} vs {champion} {test['champion']:.4f}"
         f" on the same {test['n']} test images: gain {test['difference']:+.4f}, {conf} lower "
         f"bound {test['lower_bound']:+.4f} (paired bootstrap; McNemar p={test['mcnemar_p']:.3g})"
     )

@@ -71,8 +71,9 @@ def _champion_test(
     y_new, new = _test_predictions(best["model_uri"], split_dir, image_root, cache_dir)
     if (y_new != y).any():  # pragma: no cover - both read the same manifest
         raise BakeoffError("candidate and champion were scored on different test images")
-    metric = reg.metric.split("_", 1)[1]
-    test = paired_test(y, new, old, metric, len(classes), reg.bootstrap, reg.confidence, reg.seed)
+    test = paired_test(
+        y, new, old, reg.measure, len(classes), reg.bootstrap, reg.confidence, reg.seed
+    )
     return test, f"champion v{champion.version}"
 
 
@@ -111,7 +112,7 @@ def register(
     from bakeoff.data.pixels import default_cache_dir
 
     cache_dir = Path(cache_dir or default_cache_dir(split_dir))
-    test_metric = "test_" + params.metric.split("_", 1)[1]
+    test_metric = params.test_metric
     tracking.configure(tracking_params, root)
     candidates, rejected = eligible(params, backbones, models_dir, metrics_dir)
     report = _new_report(params, test_metric, rejected)

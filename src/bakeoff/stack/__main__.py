@@ -28,8 +28,8 @@ POOL = "bakeoff"
 DASK_WORKERS = 2
 _BIN = Path(sys.executable).parent
 # For every process of the stack and its clients (in `<dir>/env`). MLflow's telemetry thread
-# sets and pops an environment variable while other threads read the environment: on this
-# offline host a Dask worker's MLflow request failed with KeyError('_MLFLOW_TELEMETRY_SESSION_ID')
+# sets and pops an environment variable while other threads read the environment: offline,
+# a Dask worker's MLflow request can fail with KeyError('_MLFLOW_TELEMETRY_SESSION_ID')
 # mid-training. A private stack reports nothing anyway.
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true"}
 

@@ -21,7 +21,6 @@ from typing import Any
 from bakeoff.tracking import outage
 
 _BATCH = 1000  # metrics per log_batch (MLflow's limit; tags: 100)
-_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Journal:
@@ -138,7 +137,7 @@ class Journal:
                     return
                 self._last = exc
                 outage.OUTAGE.failed()
-                self._wake.wait(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
+                self._wake.wait(outage.backoff(attempt))
                 self._wake.clear()
                 attempt += 1
                 continue

@@ -29,7 +29,7 @@ from bakeoff.errors import BakeoffError, is_transient
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 900.0  # seconds: tracking.outage_timeout's default
-_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between attempts; the last one repeats
+BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between attempts; the last one repeats
 # MLflow error codes that a retry cannot change (a bad request, no permission, a clash).
 _REFUSED = {
     "INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE", "RESOURCE_ALREADY_EXISTS",
@@ -72,6 +72,12 @@ class _Outage:
 
 
 OUTAGE = _Outage()
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before trying again after `attempt` (0-based) failed attempts in a row:
+    `BACKOFF`, its last wait repeated. Every retry of a call to MLflow waits by this."""
+    return BACKOFF[min(attempt, len(BACKOFF) - 1)]
 
 
 def set_timeout(seconds: float) -> None:
@@ -170,7 +176,7 @@ def call(
             if waited >= OUTAGE.timeout:
                 OUTAGE.passed()  # the next stage in this process gets a window of its own
                 raise unavailable(what, exc, waited) from exc
-            delay = min(_BACKOFF[min(attempt, len(_BACKOFF) - 1)], OUTAGE.timeout - waited)
+            delay = min(backoff(attempt), OUTAGE.timeout - waited)
             log.warning("could not %s on %s (%s); retrying in %.0f s", what, server(), exc, delay)
             time.sleep(delay)
             attempt += 1

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from bakeoff import tracking
-from bakeoff.backbone.features import Features
+from bakeoff.backbone.features import Features, cache_off_reason
 from bakeoff.config.params import TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.head.trainer import HeadParams, set_head_weights
@@ -33,23 +33,9 @@ Builder = Callable[[float], keras.Model]
 
 def tuning_off_reason(recipe: TrainParams, trials: int) -> str | None:
     """Why the head is not tuned for these params, or None when it is."""
-    if recipe.weights == "none":
-        return (
-            "train.weights is none: the whole network trains from scratch, so there are no "
-            "cached features and every trial would be a full training"
-        )
-    if recipe.augment:
-        return "train.augment is on: augmented images change every epoch, so no feature cache"
-    if not recipe.cache_features:
-        return "train.cache_features is false: no feature cache to tune the head on"
-    if trials <= 0:
-        return "tune.trials is 0"
-    return None
-
-
-def cached_head(recipe: TrainParams) -> bool:
-    """Whether phase 1 trains only the head, on features computed once."""
-    return recipe.weights != "none" and recipe.cache_features and not recipe.augment
+    if (off := cache_off_reason(recipe)) is not None:
+        return off
+    return "tune.trials is 0" if trials <= 0 else None
 
 
 def extract_features(model: keras.Model, data: TrainInputs) -> Features:

@@ -20,16 +20,11 @@ import tensorflow as tf
 
 from bakeoff import tracking
 from bakeoff.backbone.build import base_layer, build_model
+from bakeoff.backbone.features import cached_head
 from bakeoff.config.params import TrackingParams, TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import file_sha256
-from bakeoff.train.frozen_phase import (
-    Builder,
-    cached_head,
-    load_phase,
-    train_head,
-    tuning_off_reason,
-)
+from bakeoff.train.frozen_phase import Builder, load_phase, train_head, tuning_off_reason
 from bakeoff.train.history import read_history
 from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.keras_phase import Phase, fit_phase

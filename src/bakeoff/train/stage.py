@@ -14,7 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-from bakeoff.backbone.build import get_backbone, resolve_weights
+from bakeoff.backbone.build import resolve_weights
+from bakeoff.backbone.registry import input_size
 from bakeoff.config.params import TrackingParams, TrainParams, TuneParams
 from bakeoff.data.dataset import read_classes
 from bakeoff.data.pixels import default_cache_dir
@@ -80,7 +81,7 @@ def train(
         BakeoffError: Bad params, missing weights or data, or training diverged (NaN).
     """
     recipe = params.for_backbone(backbone)
-    size = recipe.image_size or get_backbone(backbone).default_size
+    size = input_size(backbone, recipe.image_size)
     weights_file = resolve_weights(backbone, recipe.weights, size)  # fail before loading data
     print(f"{backbone}: {training_mode(recipe, size, tune.trials)}")
     out_dir, state_dir = Path(out_dir), Path(state_dir)
@@ -143,7 +144,8 @@ def _keep_best(results: list[TrainResult], out_dir: Path, plots_dir: Path) -> Tr
 
 def training_mode(recipe: TrainParams, size: int, trials: int) -> str:
     """One line saying how this backbone trains: what the comparison measures."""
-    from bakeoff.train.frozen_phase import cached_head, tuning_off_reason
+    from bakeoff.backbone.features import cached_head
+    from bakeoff.train.frozen_phase import tuning_off_reason
 
     if recipe.weights == "none":
         augmented = ", augmented" if recipe.augment else ""
