@@ -37,7 +37,7 @@ def pipeline_stages(root: Path) -> list[str]:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return [stage.addressing for stage in repo.index.stages]
+        return [stage.name for stage in repo.index.stages]
 
 
 def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
