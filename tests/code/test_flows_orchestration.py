@@ -27,11 +27,13 @@ def _dvc(root: Path, *args: str) -> str:
     return subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True).stdout
 
 
-def test_pipeline_stages_are_the_stages_of_dvc_yaml():
-    """The names the flow commits are exactly the stages `dvc repro` would run, in order."""
+def test_pipeline_stages_are_the_stages_of_dvc_yaml(tmp_path, monkeypatch):
+    """The names the flow commits are exactly the stages `dvc repro` would run, in order,
+    whatever the flow's working directory."""
     from bakeoff.config.params import load_params
 
     listed = [line.split()[0] for line in _dvc(REPO, "stage", "list").splitlines() if line]
+    monkeypatch.chdir(tmp_path)
     stages = pipeline_dvc.pipeline_stages(REPO)
     assert stages == listed
     backbones = load_params(REPO / "params.yaml").backbones
