@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+from bakeoff.backbone import build as backbones
 from bakeoff.backbone.registry import REGISTRY, cached_weights, get_backbone
 from bakeoff.errors import BakeoffError
 from bakeoff.model import loading
-from bakeoff.backbone import build as backbones
 
 MOBILENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"  # Keras's name for any non-listed size
 # The smallest of most families builds in the default suite (~35 s on 2 cores); the rest,

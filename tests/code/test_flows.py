@@ -56,6 +56,8 @@ def make_project(root: Path, source: Path, **orchestration_params) -> Path:
     params["train"].update(
         image_size=32, epochs=1, min_epochs=0, batch_size=8, fine_tune_layers=0, patience=1
     )
+    # One (empty) entry per backbone any test here lists: train@<b> depends on its own.
+    params["train"]["overrides"] = {name: {} for name in (*BACKBONES, *CONCURRENT)}
     params["evaluate"].update(latency_repeats=2, latency_warmup=1)
     params["bootstrap"] = 20
     params["orchestration"].update(orchestration_params)

@@ -9,13 +9,13 @@ import dataclasses
 import numpy as np
 import pytest
 
+from bakeoff.backbone import features as features_module
 from bakeoff.backbone.features import load_features
 from bakeoff.data import pixels as pixels_module
 from bakeoff.data.dataset import stream
 from bakeoff.data.images import load_array
 from bakeoff.data.pixels import split_pixels
 from bakeoff.lineage import file_sha256
-from bakeoff.backbone import features as features_module
 
 
 def _count_decodes(monkeypatch) -> list[str]:

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from bakeoff import resources
+from bakeoff.backbone import features as features_module
 from bakeoff.backbone.features import load_features
 from bakeoff.data import pixels as pixels_module
 from bakeoff.data.images import load_array
 from bakeoff.data.pixels import split_pixels
 from bakeoff.errors import BakeoffError
-from bakeoff.backbone import features as features_module
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,8 @@ def _register(project, backbone: str, model_name: str) -> str:
     out = root / "reports" / f"register_{model_name}.json"
     decision = register(
         params.register, [backbone], root / "models", root / "metrics", split, raw, out,
-        tracking_params=params.tracking, root=root,
+        seed=params.seed, bootstrap=params.bootstrap, budgets=params.budgets,
+        tracking_params=params.tracking, cache_dir=root / "cache", root=root,
     )  # fmt: skip
     assert decision.report["decision"] == "promoted", decision.report
     return f"models:/{model_name}@champion"

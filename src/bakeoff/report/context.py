@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config.params import ReportParams
 from bakeoff.report import gallery
 from bakeoff.report.render import COLUMN_NOTES, TIE_NOTE, limit
+from bakeoff.report.settings import ReportSettings
 from bakeoff.report.table import missing
 
 
@@ -30,7 +30,7 @@ def champion(register: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
 
 
 def budgets(
-    params: ReportParams, table: pd.DataFrame, found: Mapping[str, list[str]]
+    params: ReportSettings, table: pd.DataFrame, found: Mapping[str, list[str]]
 ) -> list[dict]:
     """Each budget: its limits, the backbones that fit and the most accurate of them."""
     out = []
@@ -49,7 +49,7 @@ def budgets(
     return out
 
 
-def notes(params: ReportParams, table: pd.DataFrame, n_test: int) -> list[str]:
+def notes(params: ReportSettings, table: pd.DataFrame, n_test: int) -> list[str]:
     """What the main table's numbers are: intervals, cross-validation, latency, seeds."""
     conf = f"{100 * params.confidence:g}"
     out = []
