@@ -119,8 +119,11 @@ class TrainParams:
 
     def for_backbone(self, name: str) -> TrainParams:
         """This section with the per-backbone overrides of `name` applied, keeping only
-        `name`'s own entry in `overrides`: what one backbone's training depends on."""
-        override = (self.overrides or {}).get(name) or BackboneOverride()
+        `name`'s own entry in `overrides` (none when it has none): what one backbone's
+        training depends on."""
+        override = (self.overrides or {}).get(name)
+        if override is None:
+            return dataclasses.replace(self, overrides={})
         changes = {k: v for k, v in dataclasses.asdict(override).items() if v is not None}
         return dataclasses.replace(self, **changes, overrides={name: override})
 
