@@ -218,26 +218,11 @@ def verdict(accuracy: float, keras_accuracy: float, max_drop: float) -> tuple[bo
     )
 
 
-def _variant(
-    name: str,
-    content: bytes,
-    path: Path,
-    test: tuple[np.ndarray, np.ndarray],
-    keras: tuple[np.ndarray, float],
-    ep: ExportParams,
-    timing: tuple[int, int],
-) -> dict[str, Any]:
+def _variant(name: str, content: bytes, path: Path, test: tuple, keras: tuple,
+             ep: ExportParams, timing: tuple[int, int]) -> dict[str, Any]:  # fmt: skip
     """One variant's row: accuracy and its change against Keras, size, latency, verdict.
-
-    Args:
-        name: The variant.
-        content: Its flatbuffer.
-        path: Where it was written.
-        test: (images, labels) of the test split.
-        keras: (the Keras model's probabilities on them, its accuracy).
-        ep: The export section.
-        timing: (warm-up calls, timed calls) of the latency, `evaluate`'s.
-    """
+    `test` is (images, labels), `keras` (the Keras model's probabilities, its accuracy),
+    `timing` (warm-up calls, timed calls) of the latency: `evaluate`'s."""
     from bakeoff.export import tflite
 
     (x, y), (keras_proba, keras_accuracy) = test, keras
