@@ -131,7 +131,7 @@ def make_project(
     params["backbones"] = backbones
     params["data"]["source"] = str(images)
     params["train"].update(weights="imagenet", image_size=size, augment=False, seeds=[42])
-    params["train"]["overrides"] = {}
+    params["train"]["overrides"] = {name: {} for name in backbones}  # one (empty) per backbone
     dvc_project(root, params)
     return params
 

@@ -78,7 +78,7 @@ def make_project(root: Path, source: Path, trials: int, size: int) -> Path:
     params["data"]["source"] = str(source)
     params["train"].update(
         weights="imagenet", image_size=size, cache_features=True, augment=False,
-        fine_tune_layers=0, overrides={},
+        fine_tune_layers=0, overrides={"MobileNet": {}},
     )  # fmt: skip
     # Head tuning has its own benchmark (tune_speed.py); 0 trials measures the data path.
     params["tune"]["trials"] = trials

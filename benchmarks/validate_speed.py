@@ -63,7 +63,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ingest(DataParams(source="fashion-mnist", per_class=args.per_class), tmp / "demo", root=tmp)
+        source = DataParams(source="fashion-mnist", per_class=args.per_class)
+        ingest(source, tmp / "demo", root=tmp, seed=42)
         rows.append(("fashion-mnist demo (28 px PNG)", *time_validate(tmp / "demo", tmp / "d")))
         for n in (args.small, args.big):
             raw = make_pngs(tmp / f"png{n}", n)

@@ -128,7 +128,8 @@ def _set(section: Any, key: str, value: Any, note: str | None = None) -> None:
     """`section[key] = value`; with `note`, its end-of-line comment becomes the note.
 
     ruamel keeps the comment lines that follow a value in that value's end-of-line
-    comment (the next section's heading included), so they are carried over.
+    comment (the next section's heading included), so they are carried over: onto the
+    new value's last line (the last entry of a block mapping).
     """
     old = section.get(key)
     holder, last = (old, list(old)[-1]) if hasattr(old, "ca") and old else (section, key)
@@ -138,8 +139,10 @@ def _set(section: Any, key: str, value: Any, note: str | None = None) -> None:
         return
     tail = token.value.split("\n", 1)[1] if token is not None and "\n" in token.value else ""
     column = token.column if token is not None and holder is section else 26
-    section.yaml_add_eol_comment(f"# {note}", key, column=column)
-    new = section.ca.items[key][2]
+    block = hasattr(value, "ca") and value and not value.fa.flow_style()
+    target, line = (value, list(value)[-1]) if block else (section, key)
+    target.yaml_add_eol_comment(f"# {note}", line, column=column)
+    new = target.ca.items[line][2]
     new.value = new.value.rstrip("\n") + "\n" + tail
 
 
@@ -170,14 +173,16 @@ def _apply(doc: Any, folder: Path, backbones: list[str]) -> dict[str, Any]:
     for key, value in _TRAIN.items():
         _set(train, key, value, _NOTES.get(key))
         changes[f"train.{key}"] = "null (each backbone's default)" if value is None else value
-    if train.get("overrides"):
-        # The demo's overrides tune from-scratch runs at 32 px; they do not carry over.
-        empty = CommentedMap()
-        empty.fa.set_flow_style()
-        _set(train, "overrides", empty, "the demo's from-scratch overrides, removed by init")
-        changes["train.overrides"] = "{} (the demo's from-scratch overrides removed)"
+    # The demo's overrides tune from-scratch runs at 32 px; they do not carry over. Each
+    # backbone keeps an entry of its own (empty): train@<backbone> depends on it alone.
+    overrides = CommentedMap()
+    for name in backbones:
+        overrides[name] = CommentedMap()
+        overrides[name].fa.set_flow_style()
+    _set(train, "overrides", overrides, "no override: the demo's removed by init")
+    changes["train.overrides"] = "an empty entry per backbone (the demo's overrides removed)"
     tune = doc.setdefault("tune", CommentedMap())
-    if not tune.get("trials"):
+    if "trials" not in tune:  # a value the user set, 0 included, is theirs
         tune["trials"] = 20
     changes["tune.trials"] = tune["trials"]
     return changes

@@ -10,6 +10,8 @@ import yaml
 from tests.conftest import REPO, init_project
 
 BACKBONES = ["SimpleCNN", "MobileNetV3Small"]
+# Two quick backbones test_flows trains at once (MobileNetV3Small takes far longer per epoch).
+CONCURRENT = ["SimpleCNN", "MobileNet"]
 
 
 def make_project(root: Path, source: Path, **orchestration_params) -> Path:
@@ -22,6 +24,8 @@ def make_project(root: Path, source: Path, **orchestration_params) -> Path:
     params["train"].update(
         image_size=32, epochs=1, min_epochs=0, batch_size=8, fine_tune_layers=0, patience=1
     )
+    # One (empty) entry per backbone any test lists: train@<b> depends on its own.
+    params["train"]["overrides"] = {name: {} for name in (*BACKBONES, *CONCURRENT)}
     params["evaluate"].update(latency_repeats=2, latency_warmup=1)
     params["bootstrap"] = 20
     params["orchestration"].update(orchestration_params)

@@ -202,9 +202,17 @@ def shrunk_params():
         "tiny": Budget(max_latency_ms=None, max_size_mb=10.0),
         "server": Budget(max_latency_ms=100.0, max_size_mb=None),
     }
-    return dataclasses.replace(
-        real, report=dataclasses.replace(real.report, bootstrap=500, budgets=budgets)
-    )
+    return dataclasses.replace(real, bootstrap=500, budgets=budgets)
+
+
+def run_report(params, root: Path, backbones: list[str] | None = None) -> Path:
+    """The report stage on the project at `root`, its arguments as the CLI passes them."""
+    from bakeoff.config.layout import ProjectPaths
+    from bakeoff.config.wiring import stage_kwargs
+    from bakeoff.report.stage import report
+
+    kwargs = stage_kwargs(ProjectPaths(root), params=params)["report"]
+    return report(**kwargs | {"backbones": backbones or list(SPECS)})
 
 
 def with_training_runs(params, root: Path, metrics: dict[str, dict]) -> None:

@@ -127,8 +127,7 @@ def test_the_report_recommends_on_cross_validation(tmp_path, monkeypatch):
     """The report's hand-made inputs plus out-of-fold predictions: Small is 7 pt below Big
     on 300 images (not tied under CV, unlike on the test split), so Big is recommended."""
     from bakeoff.config.params import load_params
-    from bakeoff.report.stage import report
-    from tests.code.report_fixtures import SPECS, make_inputs, with_training_runs
+    from tests.code.report_fixtures import SPECS, make_inputs, run_report, with_training_runs
     from tests.conftest import REPO
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -145,10 +144,9 @@ def test_the_report_recommends_on_cross_validation(tmp_path, monkeypatch):
                             "fold": np.arange(300) % 5, "predicted": predicted})  # fmt: skip
         oof.to_csv(tmp_path / "plots" / name / "oof.csv", index=False)
         m = metrics[name] | {"cv_accuracy": right[name] / 300, "cv_n": 300,
-                             "cv_interval": [0.8, 0.9], "cv_macro_f1": 0.8}  # fmt: skip
+                             "cv_macro_f1": 0.8}  # fmt: skip
         (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps(m))
-    report(params.report, list(SPECS), tmp_path / "metrics", tmp_path / "models",
-           tmp_path / "reports", tracking_params=params.tracking, root=tmp_path)  # fmt: skip
+    run_report(params, tmp_path)
     md = (tmp_path / "reports" / "comparison.md").read_text()
     assert "**Recommendation: Big.**" in md
     assert "best cross-validated accuracy over 300 images (0.9333)" in md

@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from bakeoff.config.params import Params, load_params, parse_params
-from bakeoff.config.shared import SHARED
 from bakeoff.errors import BakeoffError
 from tests.conftest import REPO
 
@@ -48,11 +47,27 @@ def test_unknown_top_level_section():
 
 def test_per_backbone_override_applies_to_that_backbone_only():
     raw = _raw()
-    raw["train"]["overrides"] = {"VGG16": {"batch_size": 8, "learning_rate": 0.01}}
+    raw["train"]["overrides"]["VGG16"] = {"batch_size": 8, "learning_rate": 0.01}
     params = parse_params(raw)
     assert params.for_backbone("VGG16").batch_size == 8
     assert params.for_backbone("VGG16").learning_rate == 0.01
     assert params.for_backbone("MobileNet").batch_size == raw["train"]["batch_size"]
+    # A backbone's recipe (train.json records it) holds its own override entry only.
+    assert list(params.for_backbone("VGG16").overrides) == ["VGG16"]
+    mobilenet = params.train.overrides["MobileNet"]
+    assert params.for_backbone("MobileNet").overrides == {"MobileNet": mobilenet}
+
+
+def test_a_backbone_without_its_override_entry_is_an_error_saying_what_to_add():
+    """dvc.yaml's train@<b> depends on `train.overrides.<b>`, which DVC refuses when absent:
+    the loader says so at once, not `dvc repro` halfway."""
+    raw = _raw()
+    del raw["train"]["overrides"]["MobileNet"], raw["train"]["overrides"]["SimpleCNN"]
+    with pytest.raises(BakeoffError, match=r"train\.overrides has no entry for SimpleCNN, "
+                       r"MobileNet: add `SimpleCNN: \{\}`, `MobileNet: \{\}`"):  # fmt: skip
+        parse_params(raw)
+    raw["backbones"] = ["MobileNetV2", "VGG16"]  # the others need none
+    assert parse_params(raw).backbones == ["MobileNetV2", "VGG16"]
 
 
 def test_params_are_frozen():
@@ -89,32 +104,42 @@ def test_names_are_checked_at_load_with_the_key_named(change, message):
 
 
 def test_shared_settings_are_written_once_and_reach_every_stage_that_uses_them():
+    """Each stage gets the one top-level value as an argument of its own (the DVC key is
+    `seed`, not a copy in its section)."""
+    from bakeoff.config.wiring import params_kwargs
+
     raw = _raw()
     raw.update(seed=7, bootstrap=99, budgets={"edge": {"max_latency_ms": 5.0}})
     raw["evaluate"].update(latency_repeats=11, latency_warmup=2)
     raw["register"]["budget"] = "edge"
-    params = parse_params(raw)
-    sections = (params.data, params.split, params.register, params.export, params.report)
-    assert {s.seed for s in sections} == {7}
-    assert params.register.bootstrap == params.report.bootstrap == 99
-    assert params.register.budgets == params.report.budgets == params.budgets
-    assert (params.export.latency_repeats, params.export.latency_warmup) == (11, 2)
+    kwargs = params_kwargs(parse_params(raw), "SimpleCNN")
+    seeded = {stage for stage, args in kwargs.items() if args.get("seed") == 7}
+    assert seeded == {"ingest", "split", "evaluate", "register", "export", "report"}
+    assert kwargs["register"]["bootstrap"] == kwargs["report"]["bootstrap"] == 99
+    assert kwargs["register"]["budgets"] == kwargs["report"]["budgets"]
+    assert kwargs["report"]["budgets"]["edge"].max_latency_ms == 5.0
+    timing = (kwargs["export"]["latency_repeats"], kwargs["export"]["latency_warmup"])
+    assert timing == (11, 2) == (kwargs["evaluate"]["params"].latency_repeats,
+                                 kwargs["evaluate"]["params"].latency_warmup)  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("section", "key", "message"),
-    [
-        ("split", "seed", r"unknown key 'split\.seed': set `seed`"),
-        ("report", "bootstrap", r"unknown key 'report\.bootstrap': set `bootstrap`"),
-        ("export", "latency_repeats",
-         r"unknown key 'export\.latency_repeats': set `evaluate\.latency_repeats`"),
-    ],
+    ("section", "key"),
+    [("split", "seed"), ("report", "bootstrap"), ("register", "budgets"),
+     ("export", "latency_repeats")],
 )  # fmt: skip
-def test_a_shared_setting_inside_a_section_is_an_error_naming_where_it_belongs(
-    section, key, message
-):
+def test_a_shared_setting_has_no_second_place_in_a_section(section, key):
     raw = _raw()
     raw[section][key] = 3
+    with pytest.raises(BakeoffError, match=rf"unknown key '{section}\.{key}'"):
+        parse_params(raw)
+
+
+def test_a_negative_min_improvement_is_refused_at_load():
+    """It would promote a challenger that tests worse than the champion; not clamped to 0."""
+    raw = _raw()
+    raw["register"]["min_improvement"] = -0.01
+    message = r"'register\.min_improvement': Input should be greater than or equal to 0"
     with pytest.raises(BakeoffError, match=message):
         parse_params(raw)
 
@@ -166,7 +191,7 @@ def test_settings_that_would_cancel_or_break_each_other_are_rejected(change, mes
 def test_register_budget_names_a_budget():
     raw = _raw()
     raw["register"]["budget"] = "egde"
-    with pytest.raises(BakeoffError, match=r"'register': budget 'egde' is not in `budgets`"):
+    with pytest.raises(BakeoffError, match=r"register\.budget 'egde' is not in `budgets` \(edge, "):
         parse_params(raw)
 
 
@@ -196,8 +221,6 @@ def test_every_code_default_equals_the_shipped_params_yaml():
     """A key left out of params.yaml gets the value the shipped file has, not another one:
     the code's defaults and the shipped file never disagree."""
     shipped = load_params(REPO / "params.yaml")
-    # Shared settings are copied into sections from the top level, checked there.
-    copied = {(t, s.split(".")[-1]) for s, targets in SHARED.items() for t in targets}
     differ = []
     for key, default in _defaults(Params).items():
         if not dataclasses.is_dataclass(default) and getattr(shipped, key) != default:
@@ -207,7 +230,7 @@ def test_every_code_default_equals_the_shipped_params_yaml():
         if not dataclasses.is_dataclass(value):
             continue
         for key, default in _defaults(type(value)).items():
-            if (section.name, key) not in copied and getattr(value, key) != default:
+            if getattr(value, key) != default:
                 differ.append(f"{section.name}.{key}: code {default!r}, params.yaml "
                               f"{getattr(value, key)!r}")  # fmt: skip
     assert not differ, "; ".join(differ)
@@ -216,7 +239,7 @@ def test_every_code_default_equals_the_shipped_params_yaml():
 @pytest.mark.parametrize(
     ("path", "named"),
     [("data.source", "data.source"), ("train.overrides", "train.overrides"),
-     ("budgets", "budgets"), ("data", "data.source"), ("train", "train")],
+     ("budgets", "budgets"), ("data", "data"), ("train", "train")],
 )  # fmt: skip
 def test_keys_without_a_default_are_required(path, named):
     raw = _raw()

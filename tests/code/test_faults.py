@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bakeoff.config.wiring import params_kwargs
 from bakeoff.stack import procs
 from bakeoff.stack.postgres import Cluster
 from tests.conftest import REPO, MlflowServer, make_image_folder, write_split
@@ -202,9 +203,10 @@ def trained(services, tmp_path_factory):
         params = load_params(project / "params.yaml")
         for name, kind in (("SimpleCNN", "good"), ("MobileNet", "constant")):
             make_trained(name, params, raw, split, project / "models", kind)
-            evaluate(name, params, split, raw, project / "models" / name,
-                     project / "metrics" / f"{name}.json", project / "plots" / name,
-                     root=project)  # fmt: skip
+            evaluate(name, split_dir=split, image_root=raw, model_dir=project / "models" / name,
+                     metrics_path=project / "metrics" / f"{name}.json",
+                     plots_dir=project / "plots" / name, cache_dir=project / ".bakeoff" / "cache",
+                     root=project, **params_kwargs(params, name)["evaluate"])  # fmt: skip
     return project
 
 

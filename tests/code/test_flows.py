@@ -18,7 +18,7 @@ import yaml
 
 from bakeoff.orchestration import dvc as pipeline_dvc
 from bakeoff.orchestration import runners
-from tests.code.flow_projects import BACKBONES, make_project
+from tests.code.flow_projects import BACKBONES, CONCURRENT, make_project
 from tests.conftest import REPO, make_image_folder
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]  # CI: `make test-slow`
@@ -276,10 +276,6 @@ def test_retrain_never_overlaps_a_running_retrain(prefect_api, source, tmp_path)
     assert state.is_failed()
     assert "another retrain run still holds the 'bakeoff-retrain'" in state.message
     assert not (project / "data" / "raw").exists(), "the blocked run ingested anyway"
-
-
-# Two quick backbones to train at once (MobileNetV3Small takes far longer per epoch here).
-CONCURRENT = ["SimpleCNN", "MobileNet"]
 
 
 def _outcomes(project: Path) -> dict:

@@ -158,6 +158,7 @@ def test_stage_kwargs_put_every_stage_under_the_given_root(tmp_path):
         "models_dir": root / "models",
         "exports_dir": root / "exports",
         "out_path": root / "reports/export.json",
+        "cache_dir": root / ".bakeoff/cache",
         "root": root,
     }
     assert set(stage_kwargs(ProjectPaths(root))) == {
@@ -298,7 +299,7 @@ def test_the_error_record_says_which_kind_of_failure(tmp_path, monkeypatch, erro
     assert ("Traceback" in record["traceback"]) is (kind != "user")
 
 
-def test_each_stage_gets_its_own_params_section_and_what_it_reads_of_tracking(tmp_path):
+def test_each_stage_gets_its_own_params_section_and_the_shared_values_from_one_place(tmp_path):
     from bakeoff.config.layout import ProjectPaths
     from bakeoff.config.params import load_params
     from bakeoff.config.wiring import stage_kwargs
@@ -306,8 +307,12 @@ def test_each_stage_gets_its_own_params_section_and_what_it_reads_of_tracking(tm
     params = load_params(REPO / "params.yaml")
     kwargs = stage_kwargs(ProjectPaths(tmp_path), "SimpleCNN", params)
     assert kwargs["ingest"]["params"] is params.data
-    assert kwargs["evaluate"]["params"] is params  # its cross-validation reads several sections
+    assert kwargs["evaluate"]["params"] is params.evaluate
+    assert kwargs["evaluate"]["train"] is params.train  # the recipe its CV heads follow
     assert kwargs["export"]["model_name"] == params.register.model_name
     assert {k for k, v in kwargs.items() if v.get("tracking_params") is params.tracking} == {
-        "train", "register", "export", "report",
+        "train", "evaluate", "register", "export", "report",
     }  # fmt: skip
+    # Shared settings: the top-level objects themselves, no copies.
+    assert all(v["seed"] == params.seed for k, v in kwargs.items() if "seed" in v)
+    assert kwargs["register"]["budgets"] is kwargs["report"]["budgets"] is params.budgets

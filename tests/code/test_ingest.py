@@ -31,8 +31,8 @@ def test_fashion_mnist_sample_is_stratified_and_deterministic(tmp_path):
     params = DataParams(source="fashion-mnist", per_class=3)
     (tmp_path / "one").mkdir()
     (tmp_path / "one/left_over.txt").write_text("from an earlier run")
-    result = ingest(params, tmp_path / "one", root=tmp_path)
-    ingest(params, tmp_path / "two", root=tmp_path)
+    result = ingest(params, tmp_path / "one", root=tmp_path, seed=42)
+    ingest(params, tmp_path / "two", root=tmp_path, seed=42)
     one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
     assert one == two  # same params, same names and bytes
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == sorted(FASHION_MNIST_CLASSES)
@@ -40,9 +40,10 @@ def test_fashion_mnist_sample_is_stratified_and_deterministic(tmp_path):
     with Image.open(tmp_path / "one" / next(iter(one))) as img:
         assert (img.format, img.mode, img.size) == ("PNG", "L", (28, 28))
     other = ingest(
-        DataParams(source=str(FASHION), per_class=3, seed=7),
+        DataParams(source=str(FASHION), per_class=3),
         tmp_path / "3",
         root=tmp_path,
+        seed=7,
     )
     assert set(_files(tmp_path / "3")) != set(one) and "30 files" in str(other)
 
@@ -59,7 +60,7 @@ def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr("bakeoff.data.ingest.FASHION_MNIST_DIR", tmp_path / "nowhere")
     params = DataParams(source="fashion-mnist")
     with pytest.raises(BakeoffError, match="apt-get install dataset-fashion-mnist"):
-        ingest(params, tmp_path / "raw", root=tmp_path)
+        ingest(params, tmp_path / "raw", root=tmp_path, seed=42)
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def source(tmp_path):
 
 def test_folder_copy_keeps_what_validate_must_see(source, tmp_path):
     before = gen.tree_digest(source)
-    result = ingest(DataParams(source=str(source)), tmp_path / "raw", root=tmp_path)
+    result = ingest(DataParams(source=str(source)), tmp_path / "raw", root=tmp_path, seed=42)
     raw = tmp_path / "raw"
     assert gen.tree_digest(source) == before  # the source is only read
     copied = _files(raw)
@@ -92,15 +93,15 @@ def test_folder_copy_keeps_what_validate_must_see(source, tmp_path):
     assert {"path": "dogs/outside.png", "reason": "symlink_outside_root"} in report
     assert {"path": "empty", "reason": "empty_class_folder"} in report
     assert result.per_class == {".": 1, "cats": 4, "dogs": 3}
-    again = ingest(DataParams(source=str(source)), tmp_path / "raw2", root=tmp_path)
+    again = ingest(DataParams(source=str(source)), tmp_path / "raw2", root=tmp_path, seed=42)
     assert _files(tmp_path / "raw2") == copied and again.per_class == result.per_class
 
 
 def test_rerun_clears_the_output_first(source, tmp_path):
     raw = tmp_path / "raw"
-    ingest(DataParams(source=str(source)), raw, root=tmp_path)
+    ingest(DataParams(source=str(source)), raw, root=tmp_path, seed=42)
     (source / "cats/cats_001.png").rename(tmp_path / "moved.png")  # the user removes one
-    ingest(DataParams(source=str(source)), raw, root=tmp_path)
+    ingest(DataParams(source=str(source)), raw, root=tmp_path, seed=42)
     assert not (raw / "cats/cats_001.png").exists()
 
 
@@ -110,16 +111,16 @@ def test_bad_source_names_the_path(tmp_path, kind):
     if kind == "file":
         path.write_text("not a folder")
     with pytest.raises(BakeoffError, match=str(path)):
-        ingest(DataParams(source=str(path)), tmp_path / "raw", root=tmp_path)
+        ingest(DataParams(source=str(path)), tmp_path / "raw", root=tmp_path, seed=42)
 
 
 def test_source_inside_the_output_is_refused_and_kept(source, tmp_path):
     raw = source.parent
     before = gen.tree_digest(source)
     with pytest.raises(BakeoffError, match="overlaps the output folder"):
-        ingest(DataParams(source=str(source)), raw, root=tmp_path)
+        ingest(DataParams(source=str(source)), raw, root=tmp_path, seed=42)
     with pytest.raises(BakeoffError, match="overlaps the output folder"):
-        ingest(DataParams(source=str(source)), source / "raw", root=tmp_path)
+        ingest(DataParams(source=str(source)), source / "raw", root=tmp_path, seed=42)
     assert gen.tree_digest(source) == before
 
 
@@ -127,6 +128,6 @@ def test_relative_source_is_relative_to_the_project_root_not_the_cwd(source, tmp
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # a Prefect worker or a test runs from anywhere
-    result = ingest(DataParams(source="source"), tmp_path / "raw", root=tmp_path)
+    result = ingest(DataParams(source="source"), tmp_path / "raw", root=tmp_path, seed=42)
     assert result.per_class == {".": 1, "cats": 4, "dogs": 3}
     assert result.source.startswith(str(tmp_path / "source"))

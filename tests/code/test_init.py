@@ -45,7 +45,11 @@ def test_init_writes_params_for_pretrained_use_and_keeps_the_rest(project):
     assert (train.weights, train.image_size, train.augment, train.cache_features) == (
         "imagenet", None, False, True,
     )  # fmt: skip
-    assert params.tune.trials == 20 and not train.overrides
+    assert params.tune.trials == 20
+    # The demo's overrides are gone; each backbone has its own (empty) entry, the key its
+    # DVC stage depends on.
+    assert list(train.overrides) == DEFAULT_BACKBONES
+    assert {train.for_backbone(b).epochs for b in DEFAULT_BACKBONES} == {train.epochs}
     after = yaml.safe_load(params_file.read_text())
     for section in ("validate", "split", "register", "export", "report", "tracking"):
         assert after[section] == before[section], section
@@ -56,6 +60,18 @@ def test_init_writes_params_for_pretrained_use_and_keeps_the_rest(project):
     assert "image_size: null" in text
     out = str(result)
     assert "3 classes" in out and "PNG 36" in out and out.rstrip().endswith("then `dvc repro`")
+
+
+@pytest.mark.parametrize("trials", [0, 5])
+def test_init_keeps_the_tuning_budget_the_user_set(project, trials):
+    """An explicit `tune.trials: 0` (no tuning) stays 0, not the default 20."""
+    params_file, images = project
+    raw = yaml.safe_load(params_file.read_text())
+    raw["tune"]["trials"] = trials
+    params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = init_project(images, params_file)
+    assert load_params(params_file).tune.trials == trials
+    assert f"tune.trials: {trials}" in str(result)
 
 
 def test_init_names_every_missing_weights_file_offline(project, tmp_path):

@@ -13,12 +13,12 @@ import pytest
 
 from bakeoff.errors import BakeoffError
 from bakeoff.report.pick import Candidate, pareto_front, pick
-from bakeoff.report.stage import report
 from bakeoff.report.stats import bootstrap_interval
 from tests.code.report_fixtures import (
     EXPORT,
     SPECS,
     make_inputs,
+    run_report,
     shrunk_params,
     with_training_runs,
 )
@@ -38,10 +38,7 @@ def made(tmp_path_factory, report_params):
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store under root: mlruns/
         with_training_runs(report_params, root, metrics)
-        html = report(
-            report_params.report, list(SPECS), root / "metrics", root / "models",
-            root / "reports", tracking_params=report_params.tracking, root=root,
-        )  # fmt: skip
+        html = run_report(report_params, root)
         yield root, metrics, html
 
 
@@ -156,10 +153,7 @@ def test_report_is_logged_to_mlflow(made):
 def test_report_is_deterministic(report_params, made):
     root = made[0]
     first = (root / "reports" / "comparison.md").read_text()
-    report(
-        report_params.report, list(SPECS), root / "metrics", root / "models", root / "reports",
-        tracking_params=report_params.tracking, root=root,
-    )  # fmt: skip
+    run_report(report_params, root)
     assert (root / "reports" / "comparison.md").read_text() == first
 
 
@@ -187,15 +181,7 @@ def test_missing_metrics_is_a_clear_error(tmp_path, report_params):
     make_inputs(tmp_path)
     (tmp_path / "metrics" / "Small.json").unlink()
     with pytest.raises(BakeoffError, match=r"metrics/Small\.json.*bakeoff evaluate Small"):
-        report(
-            report_params.report,
-            list(SPECS),
-            tmp_path / "metrics",
-            tmp_path / "models",
-            tmp_path / "reports",
-            tracking_params=report_params.tracking,
-            root=tmp_path,
-        )
+        run_report(report_params, tmp_path)
     assert not (tmp_path / "reports" / "comparison.html").exists()
 
 
@@ -206,15 +192,7 @@ def test_incomplete_metrics_is_a_clear_error(tmp_path, report_params):
     del metrics["latency_ms_b1"]
     path.write_text(json.dumps(metrics))
     with pytest.raises(BakeoffError, match=r"Big\.json lacks latency_ms_b1.*bakeoff evaluate Big"):
-        report(
-            report_params.report,
-            list(SPECS),
-            tmp_path / "metrics",
-            tmp_path / "models",
-            tmp_path / "reports",
-            tracking_params=report_params.tracking,
-            root=tmp_path,
-        )
+        run_report(report_params, tmp_path)
 
 
 def test_recommendation_keeps_the_best_when_no_tied_backbone_is_faster():
@@ -306,48 +284,63 @@ def test_cross_validation_columns_are_shown_when_evaluate_wrote_them(report_para
     from types import SimpleNamespace
 
     from bakeoff.report.context import definitions
+    from bakeoff.report.settings import ReportSettings
     from bakeoff.report.table import build_table, sections
+
+    def right_of(k: int, n: int) -> np.ndarray:
+        return (np.arange(n) < k).astype(float)
+
+    def stats(p) -> tuple:
+        return p.bootstrap, p.report.confidence, p.seed
 
     def backbone(cv: dict) -> SimpleNamespace:
         metrics = {"test_accuracy": 0.9, "test_macro_f1": 0.89, "latency_ms_b1": 5.0,
                    "latency_ms_b32": 1.0, "throughput_ips": 900.0, "params": 1000,
                    "size_mb": 1.0, "train_seconds": 10.0, "test_accuracy_mean": 0.9,
                    "test_accuracy_std": 0.0, "n_seeds": 1}  # fmt: skip
-        return SimpleNamespace(metrics=metrics | cv, correct=np.ones(10), train={})
+        oof = None
+        if cv.get("cv_n"):  # 273 of 300 out-of-fold predictions right
+            right = np.arange(300) < 273
+            oof = pd.DataFrame({"label": ["a"] * 300, "predicted": np.where(right, "a", "b")})
+        correct = (np.arange(10) < 9).astype(float)
+        return SimpleNamespace(metrics=metrics | cv, correct=correct, train={}, oof=oof)
 
-    cv = {"cv_accuracy": 0.91, "cv_interval": [0.88, 0.93], "cv_n": 300,
-          "test_accuracy_interval": [0.8, 0.97]}  # fmt: skip
-    table = build_table(report_params.report, {"A": backbone(cv), "B": backbone({})})
+    settings = ReportSettings(
+        report_params.report.confidence, report_params.bootstrap, report_params.seed, None
+    )
+    cv = {"cv_accuracy": 0.91, "cv_n": 300}
+    table = build_table(settings, {"A": backbone(cv), "B": backbone({})})
     main = sections(table, "95")["main"]
     assert main["header"][:5] == [
         "Backbone", "CV accuracy", "CV 95% interval", "Test accuracy", "95% interval"
     ]  # fmt: skip
     assert len(main["header"]) == 7
-    assert main["rows"][0][:5] == ["A", "0.9100", "[0.8800, 0.9300]", "0.9000", "[0.8000, 0.9700]"]
+    # Both intervals bootstrapped by the report, at report.confidence, from the per-image results.
+    cv_low, cv_high = bootstrap_interval(right_of(273, 300), *stats(report_params))
+    low, high = bootstrap_interval(right_of(9, 10), *stats(report_params))
+    assert main["rows"][0][:5] == [
+        "A", "0.9100", f"[{cv_low:.4f}, {cv_high:.4f}]", "0.9000", f"[{low:.4f}, {high:.4f}]"
+    ]  # fmt: skip
+    assert cv_low < 273 / 300 < cv_high and cv_high - cv_low < 0.1
     assert main["rows"][1][1:3] == ["-", "-"]
-    assert (
-        "over all 300 accepted images"
-        in definitions(report_params.report, table, 10)["cv_accuracy"]
-    )
+    assert "over all 300 accepted images" in definitions(settings, table, 10)["cv_accuracy"]
     off = {"cv_off_reason": "train.weights is none: no feature cache"}
-    table = build_table(report_params.report, {"A": backbone(off), "B": backbone(off)})
+    table = build_table(settings, {"A": backbone(off), "B": backbone(off)})
     assert "CV accuracy" not in sections(table, "95")["main"]["header"]
 
 
 def test_missing_or_broken_predictions_say_to_rerun_evaluate(tmp_path, report_params):
     make_inputs(tmp_path)
-    args = (report_params.report, list(SPECS), tmp_path / "metrics", tmp_path / "models",
-            tmp_path / "reports")  # fmt: skip
     predictions = tmp_path / "plots" / "Small" / "predictions.csv"
     text = predictions.read_text()
     predictions.unlink()
     with pytest.raises(BakeoffError, match=r"predictions of Small.*bakeoff evaluate Small"):
-        report(*args, tracking_params=report_params.tracking, root=tmp_path)
+        run_report(report_params, tmp_path)
     predictions.write_text(text.replace(",0.1\n", ",high\n", 1))
     with pytest.raises(BakeoffError, match=r"line \d+ is not a prediction.*evaluate Small"):
-        report(*args, tracking_params=report_params.tracking, root=tmp_path)
+        run_report(report_params, tmp_path)
     predictions.write_text(text)
     (tmp_path / "data" / "raw" / "shirt" / "shirt_299.png").unlink()  # the top mistake
     with pytest.raises(BakeoffError, match=r"test image .*shirt_299.png is missing"):
-        report(*args, tracking_params=report_params.tracking, root=tmp_path)
+        run_report(report_params, tmp_path)
     assert not (tmp_path / "reports" / "comparison.html").exists()

@@ -17,8 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.report.stage import report
-from tests.code.report_fixtures import SPECS, make_inputs, shrunk_params, with_training_runs
+from tests.code.report_fixtures import (
+    SPECS,
+    make_inputs,
+    run_report,
+    shrunk_params,
+    with_training_runs,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1024, "height": 768}
@@ -33,10 +38,7 @@ def scratch_report(tmp_path_factory) -> Path:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         params = shrunk_params()
         with_training_runs(params, root, metrics)  # the report logs intervals there
-        return report(
-            params.report, list(SPECS)[::-1], root / "metrics", root / "models",
-            root / "reports", tracking_params=params.tracking, root=root,
-        )  # fmt: skip
+        return run_report(params, root, list(SPECS)[::-1])
 
 
 def _keep(path: Path) -> None:

@@ -44,8 +44,8 @@ def read_split(out: Path) -> dict[str, list[dict[str, str]]]:
 
 def test_stratified_grouped_and_deterministic(tmp_path):
     accepted = write_accepted(tmp_path / "accepted.csv", {"b": 40, "a": 20}, duplicates=5)
-    result = split(SplitParams(val=0.2, test=0.2, seed=3), accepted, tmp_path / "one")
-    split(SplitParams(val=0.2, test=0.2, seed=3), accepted, tmp_path / "two")
+    result = split(SplitParams(val=0.2, test=0.2), accepted, tmp_path / "one", seed=3)
+    split(SplitParams(val=0.2, test=0.2), accepted, tmp_path / "two", seed=3)
     for name in ("train.csv", "val.csv", "test.csv", "classes.json"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     parts = read_split(tmp_path / "one")
@@ -63,7 +63,7 @@ def test_stratified_grouped_and_deterministic(tmp_path):
     assert distinct == {"train": {"a": 12, "b": 24}, "val": {"a": 4, "b": 8},
                         "test": {"a": 4, "b": 8}}  # fmt: skip
     assert sum(sum(c.values()) for c in result.counts.values()) == 70  # 60 + 10 twins
-    other = split(SplitParams(val=0.2, test=0.2, seed=4), accepted, tmp_path / "three")
+    other = split(SplitParams(val=0.2, test=0.2), accepted, tmp_path / "three", seed=4)
     assert read_split(tmp_path / "three") != parts and "train" in str(other)
 
 
@@ -73,24 +73,24 @@ def test_stratified_grouped_and_deterministic(tmp_path):
 def test_bad_fractions_say_what_to_change(tmp_path, val, test):
     accepted = write_accepted(tmp_path / "accepted.csv", {"a": 20, "b": 20})
     with pytest.raises(BakeoffError, match=r"must each be > 0 and sum to less than 1"):
-        split(SplitParams(val=val, test=test), accepted, tmp_path / "out")
+        split(SplitParams(val=val, test=test), accepted, tmp_path / "out", seed=42)
 
 
 def test_class_too_small_for_three_splits(tmp_path):
     accepted = write_accepted(tmp_path / "accepted.csv", {"a": 20, "b": 2, "c": 4}, duplicates=2)
     with pytest.raises(BakeoffError) as info:
-        split(SplitParams(), accepted, tmp_path / "out")
+        split(SplitParams(), accepted, tmp_path / "out", seed=42)
     assert "'b' (2)" in str(info.value) and "'c'" not in str(info.value)
     assert not (tmp_path / "out").exists()
 
 
 def test_missing_accepted_list(tmp_path):
     with pytest.raises(BakeoffError, match="run `bakeoff validate` first"):
-        split(SplitParams(), tmp_path / "accepted.csv", tmp_path / "out")
+        split(SplitParams(), tmp_path / "accepted.csv", tmp_path / "out", seed=42)
 
 
 def test_a_manifest_without_a_column_names_it_and_the_command(tmp_path):
     accepted = tmp_path / "accepted.csv"
     accepted.write_text("path,label\na/1.png,a\n")
     with pytest.raises(BakeoffError, match=r"no column sha256: re-run `bakeoff validate`"):
-        split(SplitParams(), accepted, tmp_path / "out")
+        split(SplitParams(), accepted, tmp_path / "out", seed=42)

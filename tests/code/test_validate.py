@@ -95,7 +95,7 @@ def zoo(tmp_path_factory):
     source = make_zoo(tmp / "source", tmp / "outside")
     before = gen.tree_digest(source)
     raw = tmp / "raw"
-    ingest(DataParams(source=str(source)), raw, root=tmp)
+    ingest(DataParams(source=str(source)), raw, root=tmp, seed=42)
     raw_before = gen.tree_digest(raw)
     result = validate(LENIENT, raw, tmp / "validated", tmp / "reports")
     digests = (before, gen.tree_digest(source), raw_before, gen.tree_digest(raw))
@@ -153,7 +153,7 @@ def test_validation_json_lists_everything_and_data_docs_exist(zoo):
 
 
 def test_identical_files_with_the_same_label_land_in_the_same_split(zoo, tmp_path):
-    split(SplitParams(val=0.2, test=0.2, seed=1), zoo[2] / "accepted.csv", tmp_path)
+    split(SplitParams(val=0.2, test=0.2), zoo[2] / "accepted.csv", tmp_path, seed=1)
     where = {}
     for name in ("train", "val", "test"):
         with open(tmp_path / f"{name}.csv", newline="") as fh:

@@ -31,13 +31,13 @@ from bakeoff.data.ingest import ingest
 from bakeoff.data.split import split
 from bakeoff.data.validate import validate
 source, out, leak = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "leak"
-ingest(DataParams(source=str(source)), out / "raw", root=out)
+ingest(DataParams(source=str(source)), out / "raw", root=out, seed=42)
 validate(ValidateParams(workers=2), out / "raw", out / "validated", out / "reports")
 kept = []
 if leak:
     for line in (out / "validated" / "accepted.csv").read_text().splitlines()[1:]:
         kept.append(load_array(out / "raw" / line.split(",")[0], 64))
-result = split(SplitParams(), out / "validated" / "accepted.csv", out / "split")
+result = split(SplitParams(), out / "validated" / "accepted.csv", out / "split", seed=42)
 import resource
 print(sum(sum(per.values()) for per in result.counts.values()),
       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

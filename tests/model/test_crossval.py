@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 
+from bakeoff.config.wiring import params_kwargs
 from tests.conftest import CLASSES, make_image_folder
 from tests.model.tiny_models import module_store, shrunk_params
 
@@ -62,7 +63,7 @@ def project(tmp_path_factory):
         build_base("SimpleCNN", SIZE).save_weights(weights)
         raw = _noisy_folder(root / "raw")
         base = shrunk_params()
-        split(base.split, _accepted(raw, root / "accepted.csv"), root / "split")
+        split(base.split, _accepted(raw, root / "accepted.csv"), root / "split", seed=base.seed)
         recipe = dataclasses.replace(
             base.train, weights=str(weights), image_size=SIZE, augment=False,
             cache_features=True, fine_tune_layers=0, head_epochs=200,
@@ -75,24 +76,36 @@ def project(tmp_path_factory):
         train("SimpleCNN", params.train, root / "split", raw, root / "models" / "SimpleCNN",
               root / "state", root / "plots" / "SimpleCNN", tune=params.tune,
               tracking_params=params.tracking, **kw)  # fmt: skip
-        evaluate("SimpleCNN", params, root / "split", raw, root / "models" / "SimpleCNN",
-                 root / "metrics" / "SimpleCNN.json", root / "plots" / "SimpleCNN",
-                 **kw)  # fmt: skip
+        evaluate("SimpleCNN", split_dir=root / "split", image_root=raw,
+                 model_dir=root / "models" / "SimpleCNN",
+                 metrics_path=root / "metrics" / "SimpleCNN.json",
+                 plots_dir=root / "plots" / "SimpleCNN",
+                 **params_kwargs(params, "SimpleCNN")["evaluate"], **kw)  # fmt: skip
         metrics = json.loads((root / "metrics" / "SimpleCNN.json").read_text())
         yield root, params, raw, metrics
 
 
 def test_the_cv_interval_is_at_most_half_as_wide_as_the_test_splits(project):
-    _, _, _, m = project
+    """Both intervals as the report computes them, from the per-image results evaluate wrote."""
+    from bakeoff.compare import accuracy_interval
+
+    root, params, _, m = project
     assert m["cv_n"] == 3 * PER_CLASS and m["n_test"] < 0.2 * m["cv_n"]
     # Not a degenerate pass: both intervals have width, the labels' noise caps accuracy.
     assert 0.4 < m["cv_accuracy"] < 0.95 and 0.3 < m["test_accuracy"] < 1.0
-    cv_width = m["cv_interval"][1] - m["cv_interval"][0]
-    test_width = m["test_accuracy_interval"][1] - m["test_accuracy_interval"][0]
-    print(f"CV {m['cv_accuracy']:.3f} {m['cv_interval']} on {m['cv_n']} images, test "
-          f"{m['test_accuracy']:.3f} {m['test_accuracy_interval']} on {m['n_test']}")  # fmt: skip
+    plots = root / "plots" / "SimpleCNN"
+    with open(plots / "oof.csv") as fh:
+        oof = [r["label"] == r["predicted"] for r in csv.DictReader(fh)]
+    with open(plots / "confusion.csv") as fh:
+        test = [r["actual"] == r["predicted"] for r in csv.DictReader(fh)]
+    stats = (params.bootstrap, params.report.confidence, params.seed)
+    cv_interval, test_interval = accuracy_interval(oof, *stats), accuracy_interval(test, *stats)
+    cv_width = cv_interval[1] - cv_interval[0]
+    test_width = test_interval[1] - test_interval[0]
+    print(f"CV {m['cv_accuracy']:.3f} {cv_interval} on {m['cv_n']} images, test "
+          f"{m['test_accuracy']:.3f} {test_interval} on {m['n_test']}")  # fmt: skip
     assert 0 < cv_width <= 0.5 * test_width, (cv_width, test_width)
-    assert m["cv_interval"][0] <= m["cv_accuracy"] <= m["cv_interval"][1]
+    assert cv_interval[0] <= m["cv_accuracy"] <= cv_interval[1]
     assert m["cv_folds"] == 5 and len(m["cv_fold_accuracy"]) == 5
     assert m["cv_off_reason"] is None and 0 < m["cv_macro_f1"] <= 1
 

@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from bakeoff import tracking
+from bakeoff.config.wiring import params_kwargs
 from bakeoff.errors import BakeoffError
 from tests.model.tiny_models import shared_project, shrunk_params
 
@@ -102,13 +103,14 @@ def test_missing_model_says_to_train(tmp_path, params):
     with pytest.raises(BakeoffError, match="bakeoff train MobileNet"):
         evaluate(
             "MobileNet",
-            params,
-            tmp_path,
-            tmp_path,
-            tmp_path / "models" / "MobileNet",
-            tmp_path / "m.json",
-            tmp_path / "plots",
+            split_dir=tmp_path,
+            image_root=tmp_path,
+            model_dir=tmp_path / "models" / "MobileNet",
+            metrics_path=tmp_path / "m.json",
+            plots_dir=tmp_path / "plots",
+            cache_dir=tmp_path / "cache",
             root=tmp_path,
+            **params_kwargs(params, "MobileNet")["evaluate"],
         )
 
 
@@ -125,13 +127,14 @@ def test_a_training_run_missing_from_the_store_fails_naming_run_and_store(evalua
     with pytest.raises(BakeoffError) as err:
         evaluate(
             "StripeNet",
-            params,
-            root / "split",
-            root / "raw",
-            model_dir,
-            tmp_path / "metrics" / "StripeNet.json",
-            tmp_path / "plots",
+            split_dir=root / "split",
+            image_root=root / "raw",
+            model_dir=model_dir,
+            metrics_path=tmp_path / "metrics" / "StripeNet.json",
+            plots_dir=tmp_path / "plots",
+            cache_dir=root / "cache",
             root=root,
+            **params_kwargs(params, "StripeNet")["evaluate"],
         )
     assert "f" * 32 in str(err.value)
     assert str(root / "mlruns" / "mlflow.db") in str(err.value)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bakeoff import tracking
+from bakeoff.config.wiring import params_kwargs
 from bakeoff.errors import BakeoffError
 from tests.conftest import run_sections
 from tests.model.tiny_models import shared_project
@@ -30,11 +31,15 @@ def _export(project, backbone, params=None, tag="x"):
     from bakeoff.export.stage import export
 
     root, base, raw, split = project
-    params = params or _params(base, representative_images=12, latency_repeats=3)
+    params = params or _params(base, representative_images=12)
+    params = dataclasses.replace(
+        params, evaluate=dataclasses.replace(params.evaluate, latency_repeats=3)
+    )
     out = root / "reports" / f"export_{tag}.json"
     result = export(
-        params.export, backbone, split, raw, root / "models", root / f"exports_{tag}", out,
-        model_name=params.register.model_name, tracking_params=params.tracking, root=root,
+        backbone=backbone, split_dir=split, image_root=raw, models_dir=root / "models",
+        exports_dir=root / f"exports_{tag}", out_path=out, cache_dir=root / "cache", root=root,
+        **params_kwargs(params)["export"],
     )  # fmt: skip
     assert json.loads(out.read_text()) == result.report
     return result.report
@@ -90,7 +95,8 @@ def test_default_is_the_champion(project):
         _export(project, None, _params(params, representative_images=12), tag="none")
     out = root / "reports" / "register_exported.json"
     register(params.register, ["StripeNet"], root / "models", root / "metrics", split, raw, out,
-             tracking_params=params.tracking, root=root)  # fmt: skip
+             seed=params.seed, bootstrap=params.bootstrap, budgets=params.budgets,
+             tracking_params=params.tracking, cache_dir=root / "cache", root=root)  # fmt: skip
     report = _export(project, None, _params(params, representative_images=12), tag="champ")
     assert (report["backbone"], report["version"]) == ("StripeNet", "1")
     assert report["source"] == "champion: exported version 1"

@@ -23,14 +23,16 @@ def champion(tmp_path_factory):
         root, params, raw, split = shared_project(tmp_path_factory, mp)
         out = root / "reports" / "register_predict.json"
         decision = register(params.register, ["StripeNet"], root / "models", root / "metrics",
-                            split, raw, out, tracking_params=params.tracking,
-                            root=root)  # fmt: skip
+                            split, raw, out, seed=params.seed, bootstrap=params.bootstrap,
+                            budgets=params.budgets, tracking_params=params.tracking,
+                            cache_dir=root / "cache", root=root)  # fmt: skip
         assert decision.report["decision"] in ("promoted", "rejected")  # rejected: already champion
         real = dataclasses.replace(
             params, register=dataclasses.replace(params.register, model_name="real-train")
         )
         register(real.register, ["SimpleCNN"], root / "models", root / "metrics", split, raw,
-                 out, tracking_params=real.tracking, root=root)  # fmt: skip
+                 out, seed=real.seed, bootstrap=real.bootstrap, budgets=real.budgets,
+                 tracking_params=real.tracking, cache_dir=root / "cache", root=root)  # fmt: skip
         yield root, params, raw
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from bakeoff import tracking
 from bakeoff.config.params import Budget
+from bakeoff.config.wiring import params_kwargs
 from bakeoff.register.stage import register
 from tests.model.tiny_models import make_trained, shared_project
 
@@ -39,15 +40,17 @@ def project(tmp_path_factory):
         yield root, params, raw, split
 
 
-def _register(project, backbones, **register_params):
+def _register(project, backbones, budgets=None, **register_params):
     root, params, raw, split = project
+    params = dataclasses.replace(params, budgets=budgets if budgets is not None else params.budgets)
     params = dataclasses.replace(
         params, register=dataclasses.replace(params.register, **register_params)
     )
     out = root / "reports" / "register.json"
     result = register(
         params.register, backbones, root / "models", root / "metrics", split, raw, out,
-        tracking_params=params.tracking, root=root,
+        seed=params.seed, bootstrap=params.bootstrap, budgets=params.budgets,
+        tracking_params=params.tracking, cache_dir=root / "cache", root=root,
     )  # fmt: skip
     assert json.loads(out.read_text()) == result.report
     assert result.report["decision"] in str(result)
@@ -106,13 +109,14 @@ def test_a_reseeded_retrain_on_unchanged_data_is_not_promoted_on_noise(project):
     make_trained("Reseeded", params, raw, split, root / "models", "good", seed=1)
     evaluate(
         "Reseeded",
-        params,
-        split,
-        raw,
-        root / "models" / "Reseeded",
-        root / "metrics" / "Reseeded.json",
-        root / "plots" / "Reseeded",
+        split_dir=split,
+        image_root=raw,
+        model_dir=root / "models" / "Reseeded",
+        metrics_path=root / "metrics" / "Reseeded.json",
+        plots_dir=root / "plots" / "Reseeded",
+        cache_dir=root / "cache",
         root=root,
+        **params_kwargs(params, "Reseeded")["evaluate"],
     )
     first = _register(project, ["StripeNet"], model_name="reseed")
     assert first["decision"] == "promoted" and first["paired_test"] is None
@@ -153,7 +157,8 @@ def test_new_classes_make_the_champion_incomparable(project, tmp_path):
     )
     result = register(
         p.register, ["Constant"], root / "models", root / "metrics", renamed, raw, out,
-        tracking_params=p.tracking, root=root,
+        seed=p.seed, bootstrap=p.bootstrap, budgets=p.budgets, tracking_params=p.tracking,
+        cache_dir=root / "cache", root=root,
     ).report  # fmt: skip
     assert result["decision"] == "promoted" and "other classes" in result["reason"]
     assert str(tracking.get_version_by_alias("classes", "champion").version) == result["version"]
@@ -212,8 +217,9 @@ def test_a_failed_registry_read_promotes_nothing(project, monkeypatch, method, w
     )
     with pytest.raises(tracking.TrackingUnavailable, match="MLflow tracking server sqlite:///"):
         register(short.register, ["StripeNet"], root / "models", root / "metrics", split, raw,
-                 root / "reports" / f"{name}.json", tracking_params=short.tracking,
-                 root=root)  # fmt: skip
+                 root / "reports" / f"{name}.json", seed=short.seed,
+                 bootstrap=short.bootstrap, budgets=short.budgets,
+                 tracking_params=short.tracking, cache_dir=root / "cache", root=root)  # fmt: skip
     monkeypatch.undo()
     versions = MlflowClient(tracking.tracking_uri()).search_model_versions(f"name = '{name}'")
     assert [v.version for v in versions] == [int(first["version"])]

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from bakeoff.config.wiring import params_kwargs
+
 
 def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     params, tiny_data, tmp_path, tracking_uri
@@ -22,7 +24,8 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     models = tmp_path / "models"
     result = train("SimpleCNN", params.train, split, raw, models / "SimpleCNN",
                    tmp_path / "state", tmp_path / "plots" / "SimpleCNN", tune=params.tune,
-                   tracking_params=params.tracking, root=tmp_path)  # fmt: skip
+                   tracking_params=params.tracking, cache_dir=tmp_path / "cache",
+                   root=tmp_path)  # fmt: skip
 
     info = json.loads((models / "SimpleCNN" / "train.json").read_text())
     seeds = info["seeds"]
@@ -40,13 +43,14 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
 
     metrics = evaluate(
         "SimpleCNN",
-        params,
-        split,
-        raw,
-        models / "SimpleCNN",
-        tmp_path / "metrics" / "SimpleCNN.json",
-        tmp_path / "plots" / "SimpleCNN",
+        split_dir=split,
+        image_root=raw,
+        model_dir=models / "SimpleCNN",
+        metrics_path=tmp_path / "metrics" / "SimpleCNN.json",
+        plots_dir=tmp_path / "plots" / "SimpleCNN",
+        cache_dir=tmp_path / "cache",
         root=tmp_path,
+        **params_kwargs(params, "SimpleCNN")["evaluate"],
     ).metrics
     assert metrics["n_seeds"] == 2 and [s["seed"] for s in metrics["seeds"]] == [1, 2]
     accuracies = [s["test_accuracy"] for s in metrics["seeds"]]
@@ -59,7 +63,9 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     assert run.data.metrics["test_accuracy"] == pytest.approx(other["test_accuracy"])
 
     decision = register(params.register, ["SimpleCNN"], models, tmp_path / "metrics", split,
-                        raw, tmp_path / "register.json", tracking_params=params.tracking,
+                        raw, tmp_path / "register.json", seed=params.seed,
+                        bootstrap=params.bootstrap, budgets=params.budgets,
+                        tracking_params=params.tracking, cache_dir=tmp_path / "cache",
                         root=tmp_path).report  # fmt: skip
     pick = max(metrics["seeds"], key=lambda s: s["val_accuracy"])
     assert decision["candidate"]["seed"] == pick["seed"]

@@ -115,8 +115,8 @@ from bakeoff.train.stage import train
 root = Path(sys.argv[1])
 p = resume_params(int(sys.argv[2]))
 train("SimpleCNN", p.train, root / "split", root / "raw", root / "models" / "SimpleCNN",
-      root / "state", tune=p.tune, tracking_params=p.tracking, cache_dir=root / "cache",
-      root=root)
+      root / "state", root / "plots" / "SimpleCNN", tune=p.tune, tracking_params=p.tracking,
+      cache_dir=root / "cache", root=root)
 """
 
 
@@ -157,8 +157,8 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
     p = resume_params(8)
     result = train(
         "SimpleCNN", p.train, split, raw, tmp_path / "models" / "SimpleCNN",
-        tmp_path / "state", tune=p.tune, tracking_params=p.tracking,
-        cache_dir=tmp_path / "cache", root=tmp_path,
+        tmp_path / "state", tmp_path / "plots" / "SimpleCNN", tune=p.tune,
+        tracking_params=p.tracking, cache_dir=tmp_path / "cache", root=tmp_path,
     )  # fmt: skip
     out = capsys.readouterr().out
     assert f"Epoch {saved_epoch + 1}/8" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bakeoff.config.wiring import params_kwargs
 from bakeoff.head.trainer import HeadParams, HeadTrainer, predict_head
 from bakeoff.head.tune import tune
 
@@ -110,7 +111,8 @@ def test_train_tunes_the_head_logs_each_trial_as_a_child_run_and_keeps_the_winne
     out = tmp_path / "models" / "SimpleCNN"
     result = train(
         "SimpleCNN", params.train, split, raw, out, tmp_path / "state", tmp_path / "plots",
-        tune=params.tune, tracking_params=params.tracking, root=tmp_path,
+        tune=params.tune, tracking_params=params.tracking, cache_dir=tmp_path / "cache",
+        root=tmp_path,
     )  # fmt: skip
 
     info = json.loads((out / "train.json").read_text())
@@ -131,7 +133,10 @@ def test_train_tunes_the_head_logs_each_trial_as_a_child_run_and_keeps_the_winne
                for c in children)  # fmt: skip
     # The saved Keras model is the selected head: evaluate finds the same val accuracy.
     metrics = evaluate(
-        "SimpleCNN", params, split, raw, out, tmp_path / "m.json", tmp_path / "p", root=tmp_path,
+        "SimpleCNN", split_dir=split, image_root=raw, model_dir=out,
+        metrics_path=tmp_path / "m.json", plots_dir=tmp_path / "p",
+        cache_dir=tmp_path / "cache", root=tmp_path,
+        **params_kwargs(params, "SimpleCNN")["evaluate"],
     )  # fmt: skip
     assert metrics.metrics["val_accuracy"] == pytest.approx(info["val_accuracy"])
 
@@ -146,7 +151,8 @@ def test_without_a_feature_cache_tuning_is_off_and_says_why(
     raw, split = tiny_data
     out = tmp_path / "models" / "SimpleCNN"
     train("SimpleCNN", params.train, split, raw, out, tmp_path / "state", tmp_path / "plots",
-          tune=params.tune, tracking_params=params.tracking, root=tmp_path)  # fmt: skip
+          tune=params.tune, tracking_params=params.tracking, cache_dir=tmp_path / "cache",
+          root=tmp_path)  # fmt: skip
     tuning = json.loads((out / "train.json").read_text())["tuning"]
     assert tuning["status"] == "off" and "train.weights is none" in tuning["reason"]
     assert f"head tuning off: {tuning['reason']}" in capsys.readouterr().out

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bakeoff import tracking
+from bakeoff.config.wiring import params_kwargs
 from tests.conftest import make_image_folder, run_sections, write_split
 
 
@@ -157,17 +158,18 @@ def shared_project(tmp_path_factory, monkeypatch) -> tuple:
         untuned = dataclasses.replace(params.tune, trials=0)  # the default head: fast enough
         train("SimpleCNN", recipe, split, raw, root / "models" / "SimpleCNN",
               root / "state" / "SimpleCNN", root / "plots" / "SimpleCNN", tune=untuned,
-              tracking_params=params.tracking, root=root)  # fmt: skip
+              tracking_params=params.tracking, cache_dir=root / "cache", root=root)  # fmt: skip
         for name in ("StripeNet", "Constant", "SimpleCNN"):
             evaluate(
                 name,
-                params,
-                split,
-                raw,
-                root / "models" / name,
-                root / "metrics" / f"{name}.json",
-                root / "plots" / name,
+                split_dir=split,
+                image_root=raw,
+                model_dir=root / "models" / name,
+                metrics_path=root / "metrics" / f"{name}.json",
+                plots_dir=root / "plots" / name,
+                cache_dir=root / "cache",
                 root=root,
+                **params_kwargs(params, name)["evaluate"],
             )
         _SHARED["project"] = (root, params, raw, split)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -188,7 +190,8 @@ def register_champion(project, backbone: str, model_name: str) -> str:
     out = root / "reports" / f"register_{model_name}.json"
     decision = register(
         params.register, [backbone], root / "models", root / "metrics", split, raw, out,
-        tracking_params=params.tracking, root=root,
+        seed=params.seed, bootstrap=params.bootstrap, budgets=params.budgets,
+        tracking_params=params.tracking, cache_dir=root / "cache", root=root,
     )  # fmt: skip
     assert decision.report["decision"] == "promoted", decision.report
     return f"models:/{model_name}@champion"

@@ -17,6 +17,7 @@ from bakeoff.backbone.registry import (
     cached_weights,
     check_image_size,
     get_backbone,
+    keras_cache_dir,
 )
 from bakeoff.errors import BakeoffError
 
@@ -80,7 +81,7 @@ def imagenet_weights(name: str, image_size: int) -> Path:
             target.name,
             url,
             cache_subdir="models",
-            cache_dir=str(target.parent.parent),
+            cache_dir=str(keras_cache_dir()),  # Keras's own cache, where `target` is
             file_hash=None if target.is_file() else weights.file_hash,
         )
     except Exception as exc:  # urllib raises many kinds; all mean "not available"

@@ -1,13 +1,14 @@
 """params.yaml, loaded once into frozen dataclasses.
 
 Every section of params.yaml is a frozen dataclass of `bakeoff.config.sections` (re-exported
-here), with the ranges its values must be in. Unknown keys and values of
-the wrong type are errors that name the key, so a typo never silently falls back to a
-default. A setting several stages use is written once and copied into each section that
-uses it (`bakeoff.config.shared`), so every stage still reads only its own section. A key's
-code default equals its value in the shipped params.yaml (a test checks); the keys whose
-shipped value is the demo's own choice (the data source, per-backbone overrides, budgets)
-have no default: params.yaml must set them.
+here), with the ranges its values must be in. Unknown keys and values of the wrong type are
+errors that name the key, so a typo never silently falls back to a default. A setting
+several stages use (`seed`, `bootstrap`, `budgets`, the latency timing of `evaluate`) is
+written once and read from that one place by every stage that uses it
+(`bakeoff.config.wiring.params_kwargs` hands it over). A key's code default equals its value
+in the shipped params.yaml (a test checks); the keys whose shipped value is the demo's own
+choice (the data source, per-backbone overrides, budgets) have no default: params.yaml must
+set them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from bakeoff.config.sections import (  # noqa: F401  (re-exported: every section
     ValidateParams,
     _known_backbones,
 )
-from bakeoff.config.shared import share_settings
 from bakeoff.errors import BakeoffError
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -51,8 +51,8 @@ class Params:
     budgets: dict[str, Budget] | None  # named deployment budgets (register, report); `{}`
     data: DataParams  # the sections with required keys are required
     train: TrainParams
-    # The one seed: every seeded draw outside training (`params_shared.SHARED` says where);
-    # train.seeds are the training repetitions.
+    # The one seed: every seeded draw outside training (ingest's sample, the split, the CV
+    # folds, the bootstrap, export's calibration sample); train.seeds are the repetitions.
     seed: int = 42
     bootstrap: int = 2000  # paired bootstrap resamples of the test images (register, report)
     validate: ValidateParams = ValidateParams()
@@ -78,6 +78,11 @@ class Params:
     def __post_init__(self) -> None:
         from bakeoff.backbone.registry import check_image_size, input_size
 
+        budget = self.register.budget
+        if budget is not None and budget not in (self.budgets or {}):
+            known = ", ".join(self.budgets or {}) or "none are defined"
+            raise ValueError(f"register.budget {budget!r} is not in `budgets` ({known})")
+
         for name in self.backbones:  # a size a backbone cannot take fails now, not hours later
             recipe = self.for_backbone(name)
             try:
@@ -85,6 +90,15 @@ class Params:
                 check_image_size(name, size, recipe.weights)
             except BakeoffError as exc:
                 raise ValueError(str(exc)) from None
+        # train@<backbone> depends on `train.overrides.<backbone>` alone (dvc.yaml), and DVC
+        # refuses a params key that params.yaml lacks: each backbone has its entry.
+        lacking = [name for name in self.backbones if name not in (self.train.overrides or {})]
+        if lacking:
+            raise ValueError(
+                f"train.overrides has no entry for {', '.join(lacking)}: add "
+                f"{', '.join(f'`{name}: {{}}`' for name in lacking)} (an empty entry: no "
+                "override); each backbone's training depends on its own entry only"
+            )
 
     def for_backbone(self, name: str) -> TrainParams:
         """The train section with the per-backbone overrides of `name` applied."""
@@ -103,7 +117,6 @@ def parse_params(raw: dict[str, Any]) -> Params:
     Raises:
         BakeoffError: A key is unknown or a value has the wrong type; the message names it.
     """
-    raw = share_settings(raw)
     try:
         # JSON mode: strict about scalars ("5" is not an int) yet builds nested sections.
         return TypeAdapter(Params).validate_json(json.dumps(raw))

@@ -40,6 +40,12 @@ Fraction = Annotated[float, Field(gt=0, lt=1)]  # strictly between 0 and 1
 Share = Annotated[float, Field(ge=0, le=1)]  # 0 and 1 included
 
 
+# Settings that change how a stage runs but none of its outputs: they are no stage's DVC
+# params, so editing one re-runs nothing (tests/code/test_dvc_complete.py leaves them out).
+# `orchestration` and `retrain` are read by the flows only, never by a stage.
+OUTPUT_NEUTRAL = frozenset({"tracking.outage_timeout", "validate.workers"})
+
+
 def _known_backbones(names: list[str], what: str) -> list[str]:
     """`names` if all are registry names; else a ValueError naming the unknown ones."""
     unknown = [name for name in names if name not in REGISTRY]
@@ -54,7 +60,6 @@ def _known_backbones(names: list[str], what: str) -> list[str]:
 class DataParams:
     source: str  # required: the user's images (or the demo's Fashion-MNIST)
     per_class: PositiveInt = 400
-    seed: int = 42  # from the top-level `seed`
 
 
 @dataclass(config=_STRICT, frozen=True)
@@ -63,14 +68,15 @@ class ValidateParams:
     max_invalid_fraction: Share = 0.05
     min_images_per_class: PositiveInt = 10
     max_class_imbalance: Annotated[float, Field(ge=1)] = 10.0
-    workers: NonNegativeInt = 0  # 0: one worker per core
+    # 0: one worker per core. Parallelism only (results keep the file order): no output
+    # depends on it.
+    workers: NonNegativeInt = 0
 
 
 @dataclass(config=_STRICT, frozen=True)
 class SplitParams:
     val: Fraction = 0.15
     test: Fraction = 0.15
-    seed: int = 42  # from the top-level `seed`
 
 
 @dataclass(config=_STRICT, frozen=True)
@@ -124,12 +130,14 @@ class TrainParams:
         return self.seeds[0]
 
     def for_backbone(self, name: str) -> TrainParams:
-        """This section with the per-backbone overrides of `name` applied."""
+        """This section with the per-backbone overrides of `name` applied, keeping only
+        `name`'s own entry in `overrides` (none when it has none): what one backbone's
+        training depends on."""
         override = (self.overrides or {}).get(name)
         if override is None:
-            return self
+            return dataclasses.replace(self, overrides={})
         changes = {k: v for k, v in dataclasses.asdict(override).items() if v is not None}
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **changes, overrides={name: override})
 
     @field_validator("overrides")
     @classmethod
@@ -173,13 +181,11 @@ class RegisterParams:
     model_name: str = "image-classifier"
     metric: Literal[SELECTION_METRICS] = "val_accuracy"
     budget: str | None = None  # the name of the budget in `budgets` a champion must fit
-    min_improvement: float = 0.0
+    # At least 0: a negative one would promote a model that tests worse than the champion.
+    min_improvement: NonNegativeFloat = 0.0
     # Promotion is a paired test on the current test images: the one-sided lower bound of
     # the bootstrapped gain over the champion must exceed min_improvement at this confidence.
     confidence: Fraction = 0.95
-    bootstrap: PositiveInt = 2000  # from the top-level `bootstrap`
-    seed: int = 42  # from the top-level `seed`
-    budgets: dict[str, Budget] | None = None  # from the top-level `budgets`
 
     @property
     def measure(self) -> str:
@@ -201,11 +207,6 @@ class RegisterParams:
             )
         return value
 
-    def __post_init__(self) -> None:
-        if self.budget is not None and self.budget not in (self.budgets or {}):
-            known = ", ".join(self.budgets or {}) or "none are defined"
-            raise ValueError(f"budget {self.budget!r} is not in `budgets` ({known})")
-
 
 @dataclass(config=_STRICT, frozen=True)
 class ExportParams:
@@ -213,24 +214,19 @@ class ExportParams:
     max_accuracy_drop: NonNegativeFloat = 0.02
     representative_images: PositiveInt = 200  # int8 calibration images, drawn from the train split
     threads: PositiveInt = 1  # LiteRT interpreter threads, fixed so latencies compare
-    latency_repeats: PositiveInt = 30  # from evaluate's
-    latency_warmup: NonNegativeInt = 5  # from evaluate's
-    seed: int = 42  # of the calibration sample, from the top-level `seed`
 
 
 @dataclass(config=_STRICT, frozen=True)
 class ReportParams:
-    confidence: Fraction = 0.95
-    bootstrap: PositiveInt = 2000  # from the top-level `bootstrap`
-    seed: int = 42  # of the bootstrap resampling, from the top-level `seed`
-    budgets: dict[str, Budget] | None = None  # from the top-level `budgets`
+    confidence: Fraction = 0.95  # of the accuracy intervals (the report computes them all)
 
 
 @dataclass(config=_STRICT, frozen=True)
 class TrackingParams:
     experiment: str = "bakeoff"
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
-    # Seconds bakeoff waits for an unreachable tracking server before a stage fails.
+    # Seconds bakeoff waits for an unreachable tracking server before a stage fails. How
+    # long to wait changes no output: no stage's DVC params (`OUTPUT_NEUTRAL`).
     outage_timeout: PositiveFloat = 900.0
 
 

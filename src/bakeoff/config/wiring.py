@@ -56,6 +56,7 @@ def stage_kwargs(
             "models_dir": paths.models_dir,
             "exports_dir": paths.exports_dir,
             "out_path": paths.reports_dir / "export.json",
+            "cache_dir": paths.cache_dir,
             "root": paths.root,
         },
         "report": {
@@ -98,10 +99,12 @@ def _backbone_kwargs(paths: ProjectPaths, backbone: str) -> dict[str, dict[str, 
 
 
 def params_kwargs(params: Params, backbone: str | None = None) -> dict[str, dict[str, Any]]:
-    """Each stage function's params arguments: its own section, plus what it reads of others.
+    """Each stage function's params arguments: its own section, plus the shared settings and
+    the keys of other sections it reads, each from its one place in params.yaml.
 
-    This is the one place a stage's params are chosen: dvc.yaml lists exactly these keys
-    under the stage's `params` (tests/code/test_dvc_complete.py reads them from here).
+    This is the one place a stage's params are chosen: dvc.yaml lists exactly the keys each
+    stage reads of them (tests/code/test_dvc_complete.py derives them from here and from
+    the stage's code).
 
     Args:
         params: The whole params.yaml.
@@ -111,22 +114,31 @@ def params_kwargs(params: Params, backbone: str | None = None) -> dict[str, dict
         Stage name -> keyword arguments.
     """
     kwargs: dict[str, dict[str, Any]] = {
-        "ingest": {"params": params.data},
+        "ingest": {"params": params.data, "seed": params.seed},
         "validate": {"params": params.validate},
-        "split": {"params": params.split},
+        "split": {"params": params.split, "seed": params.seed},
         "register": {
             "params": params.register,
             "backbones": params.backbones,
+            "seed": params.seed,
+            "bootstrap": params.bootstrap,
+            "budgets": params.budgets,
             "tracking_params": params.tracking,
         },
         "export": {
             "params": params.export,
             "model_name": params.register.model_name,
+            "seed": params.seed,
+            "latency_warmup": params.evaluate.latency_warmup,
+            "latency_repeats": params.evaluate.latency_repeats,
             "tracking_params": params.tracking,
         },
         "report": {
             "params": params.report,
             "backbones": params.backbones,
+            "seed": params.seed,
+            "bootstrap": params.bootstrap,
+            "budgets": params.budgets,
             "tracking_params": params.tracking,
         },
     }
@@ -136,7 +148,11 @@ def params_kwargs(params: Params, backbone: str | None = None) -> dict[str, dict
             "tune": params.tune,
             "tracking_params": params.tracking,
         }
-        # evaluate reads train, tune, seed, bootstrap and report.confidence too (its
-        # cross-validation): it takes all params; test_dvc_complete derives its keys.
-        kwargs["evaluate"] = {"params": params}
+        kwargs["evaluate"] = {
+            "params": params.evaluate,
+            "train": params.train,  # the recipe the model was trained with (its CV heads)
+            "trials": params.tune.trials,
+            "seed": params.seed,  # of the cross-validation folds
+            "tracking_params": params.tracking,
+        }
     return kwargs

@@ -48,7 +48,7 @@ class IngestResult:
         return "\n".join(lines) + f"\n-> {self.out_dir}"
 
 
-def ingest(params: DataParams, out_dir: Path, root: Path) -> IngestResult:
+def ingest(params: DataParams, out_dir: Path, root: Path, *, seed: int) -> IngestResult:
     """Write the source images to `out_dir/<class>/<file>`, clearing `out_dir` first.
 
     Args:
@@ -58,6 +58,7 @@ def ingest(params: DataParams, out_dir: Path, root: Path) -> IngestResult:
         out_dir: The raw data folder (a DVC output: rebuilt from scratch every time).
         root: The project root: a relative `data.source` is relative to it, whatever the
             current directory of the process (a Prefect worker, a test).
+        seed: The top-level `seed`: of the Fashion-MNIST sample.
 
     Returns:
         Counts per folder and the entries left for validate to report.
@@ -65,7 +66,7 @@ def ingest(params: DataParams, out_dir: Path, root: Path) -> IngestResult:
     if params.source == "fashion-mnist":
         images, labels = _load_fashion_mnist(FASHION_MNIST_DIR)
         _clear(out_dir)
-        return _write_fashion_mnist(images, labels, params.per_class, params.seed, out_dir)
+        return _write_fashion_mnist(images, labels, params.per_class, seed, out_dir)
     source = Path(params.source).expanduser()
     if not source.is_absolute():
         source = Path(root) / source
@@ -73,7 +74,7 @@ def ingest(params: DataParams, out_dir: Path, root: Path) -> IngestResult:
         # The demo as a path, so that dvc.yaml can name it as ingest's dependency.
         images, labels = _load_fashion_mnist(source)
         _clear(out_dir)
-        return _write_fashion_mnist(images, labels, params.per_class, params.seed, out_dir)
+        return _write_fashion_mnist(images, labels, params.per_class, seed, out_dir)
     if not source.is_dir():
         what = "does not exist" if not source.exists() else "is not a folder"
         raise BakeoffError(

@@ -90,11 +90,6 @@ def split_key(split_dir: Path, name: str, image_size: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def default_cache_dir(split_dir: Path) -> Path:
-    """The project's cache folder, `.bakeoff/cache` next to `data/` (split_dir is data/split)."""
-    return Path(split_dir).resolve().parent.parent / ".bakeoff" / "cache"
-
-
 def split_labels(split_dir: Path, name: str) -> tuple[np.ndarray, list[str]]:
     """(int64 labels in manifest order, class names) of one split.
 

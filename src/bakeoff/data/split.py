@@ -51,13 +51,14 @@ def _sizes(n: int, params: SplitParams) -> tuple[int, int, int]:
     return n - n_val - n_test, n_val, n_test
 
 
-def split(params: SplitParams, accepted: Path, out_dir: Path) -> SplitResult:
+def split(params: SplitParams, accepted: Path, out_dir: Path, *, seed: int) -> SplitResult:
     """Write `out_dir/{train,val,test}.csv` (path,label,sha256) and `classes.json`.
 
     Args:
-        params: The `split` section (val and test fractions, seed).
+        params: The `split` section (val and test fractions).
         accepted: validate's accepted.csv.
         out_dir: The split folder.
+        seed: The top-level `seed`: of the draw of each class's images.
 
     Returns:
         Images per split and class.
@@ -82,7 +83,7 @@ def split(params: SplitParams, accepted: Path, out_dir: Path) -> SplitResult:
             "raise validate.min_images_per_class so such classes are caught earlier"
         )
 
-    rng = np.random.default_rng(params.seed)
+    rng = np.random.default_rng(seed)
     assigned: dict[str, list[dict[str, str]]] = {name: [] for name in SPLITS}
     counts: dict[str, dict[str, int]] = {name: {} for name in SPLITS}
     for label in classes:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bakeoff.config.params import Params, TrainParams
+from bakeoff.config.params import TrainParams
 from bakeoff.errors import BakeoffError
 
 if TYPE_CHECKING:
@@ -134,43 +134,51 @@ def out_of_fold(
 
 
 def cross_validate(
-    features: Features, params: Params, recipe: TrainParams, split_dir: Path, oof_path: Path
+    features: Features,
+    recipe: TrainParams,
+    folds: int,
+    trials: int,
+    seed: int,
+    split_dir: Path,
+    oof_path: Path,
 ) -> dict[str, Any]:
     """k-fold cross-validation of the head; writes the out-of-fold predictions.
 
+    The interval of cv_accuracy is the report's (at `report.confidence`, from oof.csv), so
+    that the confidence is not an input of this stage.
+
     Args:
         features: The cached features of train, val and test.
-        params: All params (evaluate.cv_folds, seed, tune.trials, bootstrap, report.confidence).
         recipe: This backbone's train params.
+        folds: evaluate.cv_folds.
+        trials: tune.trials, each fold's tuning budget.
+        seed: The top-level `seed`: of the folds.
         split_dir: data/split (the manifests).
         oof_path: Receives path,label,fold,predicted: one row per image.
 
     Returns:
-        The metrics: cv_accuracy, cv_macro_f1, cv_interval, cv_n, cv_folds, ...
+        The metrics: cv_accuracy, cv_macro_f1, cv_n, cv_folds, ...
     """
     from sklearn.metrics import f1_score
 
-    from bakeoff.compare import accuracy_interval, fold_accuracies
+    from bakeoff.compare import fold_accuracies
 
     start = time.perf_counter()
     data = pool(features, split_dir)
-    fold = make_folds(data.y, data.groups, params.evaluate.cv_folds, params.seed)
+    fold = make_folds(data.y, data.groups, folds, seed)
     classes = features.classes
-    pred = out_of_fold(data, fold, len(classes), recipe, params.tune.trials)
+    pred = out_of_fold(data, fold, len(classes), recipe, trials)
     write_oof(oof_path, data, fold, pred, classes)
     correct = pred == data.y
-    conf = params.report.confidence
-    low, high = accuracy_interval(correct, params.bootstrap, conf, params.seed)
     labels = list(range(len(classes)))
     return {
         "cv_accuracy": float(correct.mean()),
         "cv_macro_f1": float(f1_score(data.y, pred, labels=labels, average="macro",
                                       zero_division=0)),
-        "cv_interval": [low, high],
         "cv_n": len(pred),
         "cv_folds": int(fold.max()) + 1,
         "cv_fold_accuracy": fold_accuracies(correct, fold).tolist(),
-        "cv_trials": params.tune.trials,
+        "cv_trials": trials,
         "cv_seconds": round(time.perf_counter() - start, 2),
         "cv_off_reason": None,
     }  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bakeoff.backbone.features import model_off_reason
-from bakeoff.config.params import Params, TrainParams
+from bakeoff.config.params import TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.evaluate.crossval import SPLITS, cross_validate, write_oof
 
@@ -52,14 +52,20 @@ def _check_recipe(backbone: str, recipe: TrainParams, trained: dict[str, Any]) -
 
 
 def frozen_evaluation(
-    model: Any, backbone: str, params: Params, trained: dict[str, Any], paths: dict[str, Path]
+    model: Any,
+    backbone: str,
+    recipe: TrainParams,
+    cv: tuple[int, int, int],
+    trained: dict[str, Any],
+    paths: dict[str, Path],
 ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any]]:
     """Val and test features from the feature cache, and the cross-validation.
 
     Args:
         model: The trained model (its head is applied to the cached features).
         backbone: The registry name.
-        params: All params.
+        recipe: This backbone's train params (overrides applied).
+        cv: (evaluate.cv_folds, tune.trials, seed) of the cross-validation.
         trained: The model's train.json (the recipe it was trained with).
         paths: split_dir, image_root, cache_dir (the caches) and oof_path.
 
@@ -70,7 +76,6 @@ def frozen_evaluation(
     """
     from bakeoff.backbone.features import load_features
 
-    recipe = params.for_backbone(backbone)
     off = model_off_reason(recipe)
     if off is not None:
         write_oof(paths["oof_path"], None, np.empty(0), np.empty(0), [])
@@ -81,8 +86,11 @@ def frozen_evaluation(
     how = f"computed ({', '.join(feats.computed)})" if feats.computed else "read from cache"
     print(f"frozen-base features of val and test {how}: the head runs on them")
     cached = {name: feats.x[name] for name in ("val", "test")}
-    off = cv_off_reason(recipe, params.evaluate.cv_folds)
+    folds, trials, seed = cv
+    off = cv_off_reason(recipe, folds)
     if off is not None:
         write_oof(paths["oof_path"], None, np.empty(0), np.empty(0), [])
         return cached, {"cv_off_reason": off}
-    return cached, cross_validate(feats, params, recipe, paths["split_dir"], paths["oof_path"])
+    return cached, cross_validate(
+        feats, recipe, folds, trials, seed, paths["split_dir"], paths["oof_path"]
+    )

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bakeoff import tracking
-from bakeoff.compare import accuracy_interval
-from bakeoff.config.params import Params
+from bakeoff.config.params import EvaluateParams, TrackingParams, TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.evaluate.seeds import seed_scores
 from bakeoff.model.inference import measure_latency, predict_proba, read_train_info, scores
@@ -44,40 +43,49 @@ class Evaluation:
 
 def evaluate(
     backbone: str,
-    params: Params,
+    params: EvaluateParams,
     split_dir: Path,
     image_root: Path,
     model_dir: Path,
     metrics_path: Path,
     plots_dir: Path,
     *,
-    cache_dir: Path | None = None,
+    train: TrainParams,
+    trials: int,
+    seed: int,
+    tracking_params: TrackingParams,
+    cache_dir: Path,
     root: Path,
 ) -> Evaluation:
     """Evaluate one trained backbone on the val and test splits.
 
+    The accuracy intervals are the report's (at `report.confidence`): this stage records
+    the per-image results they come from (predictions.csv, oof.csv).
+
     Args:
         backbone: The backbone name.
-        params: All params (`evaluate` section: latency repeats and warm-up).
+        params: The evaluate section (latency timing, cross-validation folds).
         split_dir: data/split (manifests and classes.json).
         image_root: data/raw (the manifest paths are relative to it).
         model_dir: models/<backbone> (model.keras + train.json).
         metrics_path: metrics/<backbone>.json to write.
         plots_dir: plots/<backbone> (confusion.csv and confusion.png).
-        cache_dir: The decode cache, shared with train (default: the project's
-            .bakeoff/cache/, next to data/).
+        train: The train section (this backbone's overrides are applied): the recipe the
+            model was trained with, which its cross-validated heads follow.
+        trials: tune.trials, each cross-validation fold's tuning budget.
+        seed: The top-level `seed`: of the cross-validation folds.
+        tracking_params: The tracking section (the MLflow store).
+        cache_dir: The decode and feature caches, shared with train.
         root: The project root (MLflow store).
 
     Returns:
         The metrics and the path they were written to.
     """
-    from bakeoff.data.pixels import default_cache_dir, split_pixels
+    from bakeoff.data.pixels import split_pixels
     from bakeoff.model.loading import load_trained
 
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(split_dir)
-
     info = read_train_info(model_dir)
-    tracking.configure(params.tracking, root)
+    tracking.configure(tracking_params, root)
     _check_run(backbone, info.get("run_id"))  # before any output is written
     model = load_trained(Path(model_dir) / "model.keras")
     size = int(info.get("image_size") or model.input_shape[1])
@@ -94,7 +102,9 @@ def evaluate(
     where = {"split_dir": split_dir, "image_root": image_root, "cache_dir": cache_dir,
              "oof_path": Path(plots_dir) / "oof.csv"}  # fmt: skip
     # A frozen base + head: the head on the cached features (the base ran once per image).
-    cached, cv = frozen_evaluation(model, backbone, params, info, where)
+    recipe = train.for_backbone(backbone)
+    cv_settings = (params.cv_folds, trials, seed)
+    cached, cv = frozen_evaluation(model, backbone, recipe, cv_settings, info, where)
 
     def proba(m: Any, split: str, pixels: PixelSplit) -> np.ndarray:
         return head_proba(m, cached[split]) if cached else predict_proba(m, pixels)
@@ -102,8 +112,6 @@ def evaluate(
     test_proba = proba(model, "test", test_px)
     test = scores(y_test, test_proba, classes)
     val = scores(y_val, proba(model, "val", val_px), classes)
-    conf = params.report.confidence  # the report's, so both intervals mean the same
-    test_interval = accuracy_interval(y_test == test["pred"], params.bootstrap, conf, params.seed)
     model_file = Path(model_dir) / "model.keras"
     metrics = {
         "backbone": backbone,
@@ -114,8 +122,8 @@ def evaluate(
         "per_class": test["per_class"],
         "params": int(model.count_params()),
         "size_mb": model_file.stat().st_size / 1e6,
-        **measure_latency(model, test_px.rows().read([0]), params.evaluate.latency_warmup,
-                          params.evaluate.latency_repeats),
+        **measure_latency(model, test_px.rows().read([0]), params.latency_warmup,
+                          params.latency_repeats),
         "train_seconds": info.get("train_seconds"),
         "run_id": info.get("run_id"),
         "model_uri": info.get("model_uri"),
@@ -123,8 +131,6 @@ def evaluate(
         "status": info.get("status"),
         "data_version": info.get("data_version"),
         "n_test": len(y_test),
-        "test_accuracy_interval": list(test_interval),
-        "interval_confidence": conf,
         **cv,
     }  # fmt: skip
     splits = {"test": test_px, "val": val_px}
@@ -198,12 +204,8 @@ def _check_run(backbone: str, run_id: str | None) -> None:
 def _log_to_run(metrics: dict[str, Any], files: list[Path]) -> None:
     """The same numbers on the training run, which stays FINISHED (or FAILED)."""
     run_id = metrics["run_id"]
-    skip = ("image_size", "n_test", "train_seconds", "params", "cv_folds", "cv_trials",
-            "interval_confidence")  # fmt: skip
+    skip = ("image_size", "n_test", "train_seconds", "params", "cv_folds", "cv_trials")
     numbers = {k: float(v) for k, v in metrics.items() if k not in skip and _is_number(v)}
-    for key, name in (("test_accuracy_interval", "test_accuracy"), ("cv_interval", "cv_accuracy")):
-        if metrics.get(key):  # each backbone's interval on its own run
-            numbers |= {f"{name}_ci_low": metrics[key][0], f"{name}_ci_high": metrics[key][1]}
     numbers["param_count"] = float(metrics["params"])
     # MLflow metric names allow only letters, digits and _-. /: class names may hold more.
     numbers |= {

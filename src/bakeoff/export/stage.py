@@ -76,13 +76,15 @@ def _source(model_name: str, backbone: str | None, models_dir: Path) -> tuple[An
     return load_trained(Path(models_dir) / backbone / "model.keras"), source
 
 
-def _calibration(split_dir: Path, image_root: Path, size: int, ep: ExportParams) -> np.ndarray:
+def _calibration(
+    split_dir: Path, image_root: Path, size: int, ep: ExportParams, seed: int
+) -> np.ndarray:
     """A seeded sample of training images (uint8), for int8 calibration."""
     from bakeoff.data.dataset import manifest_file, read_manifest
     from bakeoff.data.images import load_array
 
     rows = read_manifest(split_dir, "train")
-    rng = np.random.default_rng(ep.seed)
+    rng = np.random.default_rng(seed)
     pick = np.sort(rng.permutation(len(rows))[: ep.representative_images])
     files = [manifest_file(image_root, rows[i]["path"], "train.csv") for i in pick]
     return np.stack([load_array(f, size) for f in files])
@@ -105,7 +107,11 @@ def export(
     out_path: Path,
     *,
     model_name: str,
+    seed: int,
+    latency_warmup: int,
+    latency_repeats: int,
     tracking_params: TrackingParams,
+    cache_dir: Path,
     root: Path,
 ) -> Exported:
     """Convert, re-evaluate and log the TFLite variants of one model.
@@ -119,28 +125,41 @@ def export(
         exports_dir: exports/ (receives <backbone>/<variant>.tflite).
         out_path: reports/export.json.
         model_name: The registered model whose champion is exported (`register.model_name`).
+        seed: The top-level `seed`: of the int8 calibration sample.
+        latency_warmup: Untimed calls before each latency (`evaluate.latency_warmup`).
+        latency_repeats: Timed calls of each latency (`evaluate.latency_repeats`).
         tracking_params: The tracking section (the MLflow store and registry).
+        cache_dir: The decode cache evaluate filled (the test split).
         root: The project root (MLflow store).
 
     Returns:
         The report and where it was written.
     """
-    from bakeoff.data.pixels import default_cache_dir, split_pixels
+    from bakeoff.data.pixels import split_pixels
     from bakeoff.export import tflite
 
     tracking.configure(tracking_params, root)
     model, source = _source(model_name, backbone, models_dir)
     size = int(model.input_shape[1])
     # The decode cache evaluate filled: a read-only memory map, not a copy in memory.
-    test_px = split_pixels(split_dir, "test", image_root, size, default_cache_dir(split_dir))
+    test_px = split_pixels(split_dir, "test", image_root, size, cache_dir)
     x_test, y_test = test_px.array(), test_px.labels
     _check_classes(source, test_px.classes)
     keras_proba, inference = _keras_reference(model, test_px, x_test)
     keras_accuracy = float((keras_proba.argmax(axis=1) == y_test).mean())
-    contents = tflite.convert_all(inference, _calibration(split_dir, image_root, size, params))
+    calibration = _calibration(split_dir, image_root, size, params, seed)
+    contents = tflite.convert_all(inference, calibration)
     paths = tflite.write(contents, Path(exports_dir) / source["backbone"])
     variants = [
-        _variant(name, content, paths[name], x_test, y_test, keras_proba, keras_accuracy, params)
+        _variant(
+            name,
+            content,
+            paths[name],
+            (x_test, y_test),
+            (keras_proba, keras_accuracy),
+            params,
+            (latency_warmup, latency_repeats),
+        )
         for name, content in contents.items()
     ]
     pick = pick_variant(variants)
@@ -194,10 +213,14 @@ def verdict(accuracy: float, keras_accuracy: float, max_drop: float) -> tuple[bo
     )
 
 
-def _variant(name, content, path, x, y, keras_proba, keras_accuracy, ep) -> dict[str, Any]:
-    """One variant's row: accuracy and its change against Keras, size, latency, verdict."""
+def _variant(name: str, content: bytes, path: Path, test: tuple, keras: tuple,
+             ep: ExportParams, timing: tuple[int, int]) -> dict[str, Any]:  # fmt: skip
+    """One variant's row: accuracy and its change against Keras, size, latency, verdict.
+    `test` is (images, labels), `keras` (the Keras model's probabilities, its accuracy),
+    `timing` (warm-up calls, timed calls) of the latency: `evaluate`'s."""
     from bakeoff.export import tflite
 
+    (x, y), (keras_proba, keras_accuracy) = test, keras
     refused = tflite.xnnpack_error(content, ep.threads)
     xnnpack = refused is None
     proba = tflite.predict(content, x, ep.threads, xnnpack)
@@ -212,9 +235,7 @@ def _variant(name, content, path, x, y, keras_proba, keras_accuracy, ep) -> dict
         "accuracy_change": change,
         "agreement": float((proba.argmax(axis=1) == keras_proba.argmax(axis=1)).mean()),
         "max_probability_diff": float(np.abs(proba - keras_proba).max()),
-        "latency_ms_b1": tflite.latency_ms(
-            content, x[0], ep.threads, ep.latency_warmup, ep.latency_repeats, xnnpack
-        ),
+        "latency_ms_b1": tflite.latency_ms(content, x[0], ep.threads, *timing, xnnpack),
         "kernels": "XNNPACK" if xnnpack else f"builtin (XNNPACK refused it: {refused})",
         "recommended": recommended,
         "note": note,

@@ -24,7 +24,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _why_not(
-    train: dict | None, metrics: dict | None, reg: RegisterParams, name: str
+    train: dict | None, metrics: dict | None, reg: RegisterParams, budget: Budget, name: str
 ) -> str | None:
     """Why a backbone may not be registered, or None when it may."""
     test_metric = reg.test_metric
@@ -39,7 +39,6 @@ def _why_not(
     if not (_finite(metrics.get(reg.metric)) and _finite(metrics.get(test_metric))):
         return f"{reg.metric}/{test_metric} not finite (a diverged run)"
     latency, size = metrics.get("latency_ms_b1", math.inf), metrics.get("size_mb", math.inf)
-    budget = (reg.budgets or {})[reg.budget] if reg.budget else Budget()
     if budget.max_latency_ms is not None and not latency <= budget.max_latency_ms:
         return f"latency {latency:.3g} ms > {budget.max_latency_ms} ms (budget {reg.budget})"
     if budget.max_size_mb is not None and not size <= budget.max_size_mb:
@@ -55,18 +54,30 @@ def _why_not(
 
 
 def eligible(
-    params: RegisterParams, backbones: list[str], models_dir: Path, metrics_dir: Path
+    params: RegisterParams,
+    backbones: list[str],
+    models_dir: Path,
+    metrics_dir: Path,
+    budgets: dict[str, Budget] | None,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The backbones that may be registered, and why each other one may not.
+
+    Args:
+        params: The register section (`budget` names the one of `budgets` to fit).
+        backbones: The backbones to consider.
+        models_dir: models/ (each <backbone>/train.json).
+        metrics_dir: metrics/ (each <backbone>.json).
+        budgets: The top-level `budgets`.
 
     Returns:
         (candidates: train.json merged with metrics, rejected: backbone -> reason).
     """
+    budget = (budgets or {})[params.budget] if params.budget else Budget()
     candidates, rejected = [], {}
     for name in backbones:
         train = _read(Path(models_dir) / name / "train.json")
         metrics = _read(Path(metrics_dir) / f"{name}.json")
-        reason = _why_not(train, metrics, params, name)
+        reason = _why_not(train, metrics, params, budget, name)
         if reason:
             rejected[name] = reason
             continue

@@ -109,7 +109,8 @@ def outcome(test: dict[str, Any], min_improvement: float, champion: str) -> tupl
 
     Args:
         test: A `paired_test` result.
-        min_improvement: register.min_improvement (same unit as the metric).
+        min_improvement: register.min_improvement (same unit as the metric; at least 0,
+            checked when params.yaml loads: a negative one would promote a regression).
         champion: How to name the champion in the reason (e.g. "champion v3").
 
     Returns:
@@ -122,8 +123,7 @@ def outcome(test: dict[str, Any], min_improvement: float, champion: str) -> tupl
         f" on the same {test['n']} test images: gain {test['difference']:+.4f}, {conf} lower "
         f"bound {test['lower_bound']:+.4f} (paired bootstrap; McNemar p={test['mcnemar_p']:.3g})"
     )
-    # Never a regression, even with a negative min_improvement.
-    if test["lower_bound"] > max(min_improvement, 0.0):
+    if test["lower_bound"] > min_improvement:
         return "promoted", f"{facts} > register.min_improvement={min_improvement}: promoted"
     return "challenger", (
         f"{facts} does not exceed register.min_improvement={min_improvement}: "

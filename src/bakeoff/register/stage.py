@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff import tracking
-from bakeoff.config.params import REGISTER_METRICS, RegisterParams, TrackingParams
+from bakeoff.config.params import REGISTER_METRICS, Budget, RegisterParams, TrackingParams
 from bakeoff.errors import BakeoffError
 from bakeoff.register.candidates import eligible, summary
 from bakeoff.register.description import rounded, version_description
@@ -48,14 +48,21 @@ def _test_predictions(model_uri: str, split_dir, image_root, cache_dir) -> tuple
 
 def _champion_test(
     reg: RegisterParams,
+    resampling: tuple[int, int],
     best: dict[str, Any],
     champion: Any,
     classes: list[str],
-    split_dir,
-    image_root,
-    cache_dir,
+    scored_on: tuple[Path, Path, Path],
 ) -> tuple[dict[str, Any] | None, str]:
     """The paired test of the candidate against the champion on the current test split.
+
+    Args:
+        reg: The register section (model name, metric, confidence).
+        resampling: (bootstrap resamples, seed), the top-level `bootstrap` and `seed`.
+        best: The candidate.
+        champion: The champion's registry version (None: none yet).
+        classes: The split's classes.
+        scored_on: (split_dir, image_root, cache_dir) of the test split.
 
     Returns:
         (the test, or None when there is no champion or it is incomparable; a note why).
@@ -67,13 +74,12 @@ def _champion_test(
     uri = f"models:/{reg.model_name}/{champion.version}"
     if tracking.model_classes(uri) != classes:
         return None, f"champion v{champion.version} was trained on other classes"
-    y, old = _test_predictions(uri, split_dir, image_root, cache_dir)
-    y_new, new = _test_predictions(best["model_uri"], split_dir, image_root, cache_dir)
+    y, old = _test_predictions(uri, *scored_on)
+    y_new, new = _test_predictions(best["model_uri"], *scored_on)
     if (y_new != y).any():  # pragma: no cover - both read the same manifest
         raise BakeoffError("candidate and champion were scored on different test images")
-    test = paired_test(
-        y, new, old, reg.measure, len(classes), reg.bootstrap, reg.confidence, reg.seed
-    )
+    bootstrap, seed = resampling
+    test = paired_test(y, new, old, reg.measure, len(classes), bootstrap, reg.confidence, seed)
     return test, f"champion v{champion.version}"
 
 
@@ -86,8 +92,11 @@ def register(
     image_root: Path,
     out_path: Path,
     *,
+    seed: int,
+    bootstrap: int,
+    budgets: dict[str, Budget] | None,
     tracking_params: TrackingParams,
-    cache_dir: Path | None = None,
+    cache_dir: Path,
     root: Path,
 ) -> Decision:
     """Choose, register and (maybe) promote the best backbone; write reports/register.json.
@@ -100,21 +109,21 @@ def register(
         split_dir: data/split (the champion is re-scored on its test split).
         image_root: data/raw.
         out_path: reports/register.json.
+        seed: The top-level `seed`: of the promotion test's bootstrap.
+        bootstrap: The top-level `bootstrap`: the promotion test's resamples.
+        budgets: The top-level `budgets` (`register.budget` names the one to fit).
         tracking_params: The tracking section (the MLflow store and registry).
-        cache_dir: The decode cache: the test split as evaluate read it (default: the
-            project's .bakeoff/cache/, next to data/).
+        cache_dir: The decode cache: the test split as evaluate read it.
         root: The project root (MLflow store).
 
     Returns:
         The decision and the path of its report.
     """
     from bakeoff.data.dataset import read_classes
-    from bakeoff.data.pixels import default_cache_dir
 
-    cache_dir = Path(cache_dir or default_cache_dir(split_dir))
     test_metric = params.test_metric
     tracking.configure(tracking_params, root)
-    candidates, rejected = eligible(params, backbones, models_dir, metrics_dir)
+    candidates, rejected = eligible(params, backbones, models_dir, metrics_dir, budgets)
     report = _new_report(params, test_metric, rejected)
     if not candidates:
         why = "; ".join(f"{k}: {v}" for k, v in rejected.items()) or "no backbones"
@@ -135,12 +144,14 @@ def register(
             return _write(out_path, report | _already_champion(best, champion))
     _check_logged(best)
     scored_on = (split_dir, image_root, cache_dir)
-    decided = _decide(params, report, best, champion, classes, scored_on)  # adds the test
+    resampling = (bootstrap, seed)
+    decided = _decide(params, resampling, report, best, champion, classes, scored_on)
     return _write(out_path, report | decided)
 
 
 def _decide(
     params: RegisterParams,
+    resampling: tuple[int, int],
     report: dict[str, Any],
     best: dict[str, Any],
     champion: Any,
@@ -152,7 +163,7 @@ def _decide(
     Returns:
         The decision's entries of reports/register.json (`report` gains the paired test).
     """
-    test, note = _champion_test(params, best, champion, classes, *scored_on)
+    test, note = _champion_test(params, resampling, best, champion, classes, scored_on)
     report["paired_test"] = test
     if test is not None:
         report["champion"][report["compared_on"]] = test["champion"]

@@ -11,10 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config.params import ReportParams
 from bakeoff.errors import BakeoffError
 from bakeoff.report import context, pick, trained
 from bakeoff.report import stats as report_stats
+from bakeoff.report.settings import ReportSettings
 
 
 def _evidence(name: str, b: Any) -> report_stats.Evidence:
@@ -29,7 +29,7 @@ def _evidence(name: str, b: Any) -> report_stats.Evidence:
     )  # fmt: skip
 
 
-def analyse(params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any]) -> dict[str, Any]:
+def analyse(params: ReportSettings, table: pd.DataFrame, data: Mapping[str, Any]) -> dict[str, Any]:
     """The recommendation, the Pareto front and the budgets, from the table.
 
     The comparison (`report_stats.rank`) is cross-validated when every backbone has
@@ -82,7 +82,10 @@ def analyse(params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any]) 
 
 
 def answer(
-    params: ReportParams, table: pd.DataFrame, data: Mapping[str, Any], register: Mapping[str, Any]
+    params: ReportSettings,
+    table: pd.DataFrame,
+    data: Mapping[str, Any],
+    register: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The first screen: how the backbones trained, the recommendation and the champion.
 
@@ -91,7 +94,7 @@ def answer(
     improving at its epoch cap.
 
     Args:
-        params: The report section.
+        params: The report's settings (statistics, budgets).
         table: The comparison table (`bakeoff.report.table.build_table`).
         data: backbone -> its results (metrics, per-image outcomes, train.json).
         register: reports/register.json.

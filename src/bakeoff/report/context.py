@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config.params import ReportParams
 from bakeoff.report import gallery
 from bakeoff.report.render import limit
+from bakeoff.report.settings import ReportSettings
 from bakeoff.report.stats import CV
 
 
@@ -32,7 +32,7 @@ def champion(register: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
 
 
 def budgets(
-    params: ReportParams, table: pd.DataFrame, found: Mapping[str, list[str]]
+    params: ReportSettings, table: pd.DataFrame, found: Mapping[str, list[str]]
 ) -> list[dict]:
     """Each budget: its limits, the backbones that fit and the most accurate of them."""
     out = []
@@ -58,7 +58,7 @@ TIED = (
 )
 
 
-def definitions(params: ReportParams, table: pd.DataFrame, n_test: int) -> dict[str, str]:
+def definitions(params: ReportSettings, table: pd.DataFrame, n_test: int) -> dict[str, str]:
     """What each column of the main and details tables measures, by its key in the table.
 
     The HTML shows them as the column titles' tooltips; both pages list them once, under

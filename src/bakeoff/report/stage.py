@@ -2,8 +2,8 @@
 
 Every number in the tables is read from metrics/<backbone>.json, the same file
 `dvc metrics show` and the evaluate run in MLflow show; the report only adds the
-statistics (bootstrap intervals from the per-image predictions in
-plots/<backbone>/confusion.csv), the reasoning, how the backbones were trained
+statistics (bootstrap intervals at `report.confidence` from the per-image predictions in
+plots/<backbone>/confusion.csv and oof.csv), the reasoning, how the backbones were trained
 (models/<backbone>/train.json) and the mistakes as pictures (plots/<backbone>/predictions.csv
 and the images under data/raw).
 """
@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bakeoff.config.params import ReportParams, TrackingParams
+from bakeoff.config.params import Budget, ReportParams, TrackingParams
 from bakeoff.errors import BakeoffError
 from bakeoff.report import context, per_class
 from bakeoff.report import figures as report_figures
 from bakeoff.report.answer import answer
 from bakeoff.report.render import FIGURES, export_section, render_markdown
-from bakeoff.report.table import REQUIRED, build_table, meanings, sections
+from bakeoff.report.settings import ReportSettings
+from bakeoff.report.table import REQUIRED, build_table, meanings, missing, sections
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _decisions(out_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
 
 
 def _page(
-    params: ReportParams, data, register, export, plots_dir: Path, image_root: Path
+    params: ReportSettings, data, register, export, plots_dir: Path, image_root: Path
 ) -> dict[str, Any]:
     """Everything both pages show, built once."""
     table = build_table(params, data)
@@ -149,24 +150,28 @@ def report(
     metrics_dir: Path,
     models_dir: Path,
     out_dir: Path,
-    plots_dir: Path | None = None,
-    image_root: Path | None = None,
+    plots_dir: Path,
+    image_root: Path,
     *,
+    seed: int,
+    bootstrap: int,
+    budgets: dict[str, Budget] | None,
     tracking_params: TrackingParams,
     root: Path,
 ) -> Path:
     """Write reports/comparison.{md,html,csv} and reports/figures/*.png; log them to MLflow.
 
     Args:
-        params: The report section (drives the statistics and the budgets).
+        params: The report section (the intervals' confidence).
         backbones: The backbones to compare (each needs its metrics file).
         metrics_dir: Where metrics/<backbone>.json are.
         models_dir: Where models/<backbone>/train.json are.
         out_dir: The reports folder: holds register.json, receives the report.
-        plots_dir: Where plots/<backbone>/{confusion,predictions,history}.csv are; default
-            the `plots` folder next to `metrics_dir`.
-        image_root: The images the test predictions name (data/raw); default `data/raw`
-            next to `metrics_dir`.
+        plots_dir: Where plots/<backbone>/{confusion,predictions,history,oof}.csv are.
+        image_root: The images the test predictions name (data/raw).
+        seed: The top-level `seed`: of the bootstrap resampling.
+        bootstrap: The top-level `bootstrap`: resamples of the intervals and comparisons.
+        budgets: The top-level `budgets`: which backbones fit each.
         tracking_params: The tracking section (the MLflow store the report is logged to).
         root: The project root (MLflow store, git commit).
 
@@ -176,14 +181,13 @@ def report(
     from bakeoff import tracking
     from bakeoff.report.html import render_html
 
-    project = Path(metrics_dir).parent
-    plots_dir = Path(plots_dir or project / "plots")
-    image_root = Path(image_root or project / "data" / "raw")
+    plots_dir, image_root = Path(plots_dir), Path(image_root)
+    settings = ReportSettings(params.confidence, bootstrap, seed, budgets)
     data = {b: _load(b, Path(metrics_dir), plots_dir, Path(models_dir)) for b in backbones}
     if not data:
         raise BakeoffError("params.yaml lists no backbones: add at least one to `backbones`")
     out_dir = Path(out_dir)
-    ctx = _page(params, data, *_decisions(out_dir), plots_dir, image_root)
+    ctx = _page(settings, data, *_decisions(out_dir), plots_dir, image_root)
     table = ctx["table"]
     shown = (ctx["champion"], f"{ctx['champion']} (champion)") if ctx["champion"] else (
         ctx["best"], f"{ctx['best']} (most accurate)")  # fmt: skip
@@ -196,11 +200,14 @@ def report(
     md.write_text(render_markdown(ctx))
     html = out_dir / "comparison.html"
     html.write_text(render_html(ctx, figures))
-    intervals = {  # each backbone's interval on its own run (its row in the MLflow UI)
+    intervals = {  # each backbone's intervals on its own run (its row in the MLflow UI)
         data[n].metrics["run_id"]: {
-            f"test_accuracy_ci_{end}": float(table.loc[n, f"ci_{end}"]) for end in ("low", "high")
+            f"{name}_ci_{end}": float(table.loc[n, f"{column}_{end}"])
+            for name, column in (("test_accuracy", "ci"), ("cv_accuracy", "cv_ci"))
+            for end in ("low", "high")
+            if not missing(table.loc[n, f"{column}_{end}"])
         }
         for n in table.index
     }
-    tracking.log_report(params, tracking_params, [md, html, csv, *figures], intervals, root)
+    tracking.log_report(settings, tracking_params, [md, html, csv, *figures], intervals, root)
     return html

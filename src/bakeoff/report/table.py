@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from bakeoff.config.params import ReportParams
 from bakeoff.report import stats as report_stats
+from bakeoff.report.settings import ReportSettings
 
 Column = tuple[str, str, str]  # (title, key in the table, format)
 
@@ -63,16 +63,26 @@ def _seeds_text(metrics: Mapping[str, Any]) -> str:
     return f"{metrics['test_accuracy_mean']:.4f} ± {metrics['test_accuracy_std']:.4f} ({n})"
 
 
-def _row(params: ReportParams, name: str, metrics: Mapping[str, Any], correct, train) -> dict:
-    """One backbone's cells: its metrics, the test interval and what train.json says."""
+def _row(params: ReportSettings, name: str, b: Any) -> dict:
+    """One backbone's cells: its metrics, both intervals and what train.json says.
+
+    Both intervals are bootstrapped here from the per-image results (the test predictions,
+    the out-of-fold ones), at `report.confidence`: evaluate records the samples, not an
+    interval, so changing the confidence re-runs only the report.
+    """
+    metrics, train = b.metrics, b.train
     row: dict[str, Any] = {"backbone": name}
     row.update({key: metrics.get(key) for key in _FROM_METRICS})
-    # The held-out interval: evaluate's own when it wrote one, else bootstrapped here.
-    low, high = metrics.get("test_accuracy_interval") or report_stats.bootstrap_interval(
-        correct, params.bootstrap, params.confidence, params.seed
-    )
+    stats = (params.bootstrap, params.confidence, params.seed)
+    low, high = report_stats.bootstrap_interval(b.correct, *stats)
     row.update(ci_low=low, ci_high=high, interval=_interval_text((low, high)))
-    row["cv_interval_text"] = _interval_text(metrics.get("cv_interval"))
+    cv = (None, None)
+    if b.oof is not None and len(b.oof):
+        cv = report_stats.bootstrap_interval(
+            (b.oof["label"] == b.oof["predicted"]).to_numpy(float), *stats
+        )
+    row.update(cv_ci_low=cv[0], cv_ci_high=cv[1])
+    row["cv_interval_text"] = _interval_text(cv if cv[0] is not None else None)
     run, best = train.get("epochs_run"), train.get("best_epoch")
     row["epochs_run"] = run
     row["epochs_text"] = (f"{run} (best {best})" if best else str(run)) if run else None
@@ -83,17 +93,17 @@ def _row(params: ReportParams, name: str, metrics: Mapping[str, Any], correct, t
     return row
 
 
-def build_table(params: ReportParams, data: Mapping[str, Any]) -> pd.DataFrame:
+def build_table(params: ReportSettings, data: Mapping[str, Any]) -> pd.DataFrame:
     """One row per backbone (index = name): the metrics files' numbers plus the interval.
 
     Args:
-        params: The report section (it sets the bootstrap).
-        data: name -> the backbone's results (`metrics`, `correct`, `train`).
+        params: The report's settings (the bootstrap and confidence of the intervals).
+        data: name -> the backbone's results (`metrics`, `correct`, `oof`, `train`).
 
     Returns:
         The table; `seeds_text` is empty when every backbone trained with one seed.
     """
-    rows = {n: _row(params, n, b.metrics, b.correct, b.train) for n, b in data.items()}
+    rows = {n: _row(params, n, b) for n, b in data.items()}
     table = pd.DataFrame.from_dict(rows, orient="index")
     if (table["n_seeds"].fillna(1) < 2).all():
         table["seeds_text"] = None  # one seed everywhere measures no spread: no column

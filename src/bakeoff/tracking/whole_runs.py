@@ -20,7 +20,7 @@ from bakeoff.tracking.runs import (
 from bakeoff.tracking.store import configure, flatten, mlflow_client, tracking_uri
 
 if TYPE_CHECKING:
-    from bakeoff.config.params import ReportParams, TrackingParams
+    from bakeoff.config.params import TrackingParams
 
 
 def _finish(run_id: str, *steps: Callable[[], Any]) -> None:
@@ -34,7 +34,7 @@ def _finish(run_id: str, *steps: Callable[[], Any]) -> None:
 
 
 def log_report(
-    params: ReportParams,
+    params: Any,
     settings: TrackingParams,
     paths: list[Path],
     per_run: dict[str, dict[str, float]],
@@ -43,7 +43,7 @@ def log_report(
     """Log the comparison report to a run of its own, named `report` (tag stage=report).
 
     Args:
-        params: The report section, logged as the run's params.
+        params: The report's settings (a dataclass), logged as the run's params.
         settings: The tracking section (picks the store).
         paths: The report files and figures, logged under the `report/` artifact folder.
         per_run: Numbers the report adds to each backbone's run (run id -> metrics, e.g.

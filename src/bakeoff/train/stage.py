@@ -18,7 +18,6 @@ from bakeoff.backbone.build import resolve_weights
 from bakeoff.backbone.registry import input_size
 from bakeoff.config.params import TrackingParams, TrainParams, TuneParams
 from bakeoff.data.dataset import read_classes
-from bakeoff.data.pixels import default_cache_dir
 from bakeoff.lineage import data_version
 from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.outputs import RunRecord, TrainResult
@@ -47,11 +46,11 @@ def train(
     image_root: Path,
     out_dir: Path,
     state_dir: Path,
-    plots_dir: Path | None = None,
+    plots_dir: Path,
     *,
     tune: TuneParams,
     tracking_params: TrackingParams,
-    cache_dir: Path | None = None,
+    cache_dir: Path,
     root: Path,
 ) -> TrainResult:
     """Train one backbone with the recipe, once per seed of `train.seeds`; write models/<backbone>/.
@@ -67,9 +66,8 @@ def train(
         image_root: The folder manifest paths are relative to (data/raw).
         out_dir: models/<backbone>/ (model.keras, train.json).
         state_dir: Resumable state (.bakeoff/train/<backbone>/; per seed when several).
-        plots_dir: plots/<backbone>/ (default: next to models/, from out_dir).
-        cache_dir: The decode and feature caches, shared by backbones, seeds and reruns
-            (default: the project's .bakeoff/cache/, next to data/).
+        plots_dir: plots/<backbone>/.
+        cache_dir: The decode and feature caches, shared by backbones, seeds and reruns.
         tune: The tune section (head-tuning trials).
         tracking_params: The tracking section (the MLflow store and experiment).
         root: The project root (MLflow store, git commit).
@@ -85,9 +83,9 @@ def train(
     weights_file = resolve_weights(backbone, recipe.weights, size)  # fail before loading data
     print(f"{backbone}: {training_mode(recipe, size, tune.trials)}")
     out_dir, state_dir = Path(out_dir), Path(state_dir)
-    plots_dir = Path(plots_dir or out_dir.parent.parent / "plots" / backbone)
+    plots_dir = Path(plots_dir)
     _remove_stale(out_dir)
-    where = (split_dir, image_root, Path(cache_dir or default_cache_dir(split_dir)), Path(root))
+    where = (split_dir, image_root, Path(cache_dir), Path(root))
     inputs = _seed_inputs(backbone, recipe, size, weights_file, *where)
     if len(recipe.seeds) == 1:
         run = RunRecord(backbone, "", out_dir, plots_dir, state_dir, {})
