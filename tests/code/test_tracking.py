@@ -411,3 +411,25 @@ def test_runs_logging_the_same_split_at_once_all_get_it(mlflow_server, tmp_path)
     from tests.conftest import assert_concurrent_splits_logged
 
     assert_concurrent_splits_logged(mlflow_server, tmp_path)
+
+
+def test_logged_model_is_filed_under_its_run_and_experiment(params, root, mlflow_server):
+    """On a server, the model is in the bakeoff experiment (not Default), named after the
+    backbone, and its run lists it (the run page's Logged models, the table's Models)."""
+    from mlflow import MlflowClient
+
+    x = np.zeros((2, 8, 8, 3), dtype="float32")
+    with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id:
+        uri = tracking.log_keras_model(_keras_model(), x, run_id, ["a", "b", "c"], "SimpleCNN")
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name(params.tracking.experiment)
+    model = client.get_logged_model(uri.removeprefix("models:/"))
+    assert (model.experiment_id, model.name, model.source_run_id) == (
+        experiment.experiment_id, "SimpleCNN", run_id
+    )  # fmt: skip
+    found = client.search_logged_models(
+        experiment_ids=[experiment.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    assert [m.model_id for m in found] == [model.model_id]
+    outputs = client.get_run(run_id).outputs.model_outputs
+    assert [o.model_id for o in outputs] == [model.model_id]
