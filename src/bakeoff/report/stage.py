@@ -190,9 +190,9 @@ def report(
     html = out_dir / "comparison.html"
     html.write_text(render_html(ctx, figures))
     intervals = {  # each backbone's interval on its own run (its row in the MLflow UI)
-        data[n].metrics["run_id"]: {
-            f"test_accuracy_ci_{end}": float(table.loc[n, f"ci_{end}"]) for end in ("low", "high")
-        }
+        data[n].metrics["run_id"]: tracking.interval_metrics(
+            "test", (float(table.loc[n, "ci_low"]), float(table.loc[n, "ci_high"]))
+        )
         for n in table.index
     }
     tracking.log_report(params, tracking_params, [md, html, csv, *figures], intervals, root)

@@ -112,5 +112,5 @@ def _log_numbers(run_id: str, best: dict, seconds: float, tuning: dict) -> None:
         "best_epoch": best["epoch"],
         "train_seconds": seconds,
     }
-    tracking.log_metrics(numbers | tuned, run_id)
+    tracking.log_metrics(tracking.rounded(numbers | tuned), run_id)
     tracking.set_tags({"tuning": tuning["status"]}, run_id)
