@@ -75,8 +75,8 @@ def test_numbers_are_on_the_finished_mlflow_run(evaluated):
     _, result = evaluated
     info = tracking.run_info(result["run_id"])
     assert info["status"] == "FINISHED"
-    assert info["metrics"]["test_accuracy"] == pytest.approx(result["test_accuracy"])
-    assert info["metrics"]["latency_ms_b1"] == pytest.approx(result["latency_ms_b1"])
+    # Rounded to what the data supports: the runs table shows no float noise.
+    assert info["metrics"]["test_accuracy"] == round(result["test_accuracy"], 4)
     # The comparison's numbers only: per-class F1 is a table, one seed has no spread.
     assert not any(k.startswith("test_f1") for k in info["metrics"])
     assert "test_accuracy_std" not in info["metrics"] and "n_seeds" not in info["metrics"]
@@ -93,7 +93,7 @@ def test_numbers_are_on_the_finished_mlflow_run(evaluated):
     assert table.set_index("class")["f1"]["dots"] == round(result["per_class"]["dots"]["f1"], 4)
     model_id = result["model_uri"].removeprefix("models:/")
     on_model = {m.key: m.value for m in MlflowClient().get_logged_model(model_id).metrics}
-    assert on_model["test_accuracy"] == pytest.approx(result["test_accuracy"])
+    assert on_model["test_accuracy"] == round(result["test_accuracy"], 4)
 
 
 def test_real_training_run_gets_the_evaluation_too(evaluated):
@@ -104,7 +104,7 @@ def test_real_training_run_gets_the_evaluation_too(evaluated):
     info = tracking.run_info(train["run_id"])
     assert info["status"] == "FINISHED"
     assert {"loss", "val_accuracy", "learning_rate", "test_accuracy"} <= set(info["metrics"])
-    assert info["metrics"]["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert info["metrics"]["test_accuracy"] == round(metrics["test_accuracy"], 4)
 
 
 def test_missing_model_says_to_train(tmp_path, params):

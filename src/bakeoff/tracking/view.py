@@ -27,8 +27,9 @@ _DIGITS = (
 # Distinct hues for the runs table and charts (MLflow otherwise picks a colour from the run
 # id, and two runs can share one).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")  # fmt: skip
+           "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79")  # fmt: skip
 RUN_COLOR_TAG = "mlflow.runColor"
+OTHER_COLOR = {RUN_COLOR_TAG: "#7f7f7f"}  # runs that are no backbone (the report)
 
 
 def rounded(metrics: dict[str, float]) -> dict[str, float]:

@@ -20,7 +20,7 @@ from bakeoff.tracking.runs import (
     set_tags,
 )
 from bakeoff.tracking.store import configure, flatten, mlflow_client, tracking_uri
-from bakeoff.tracking.view import run_color
+from bakeoff.tracking.view import OTHER_COLOR, run_color
 
 if TYPE_CHECKING:
     from bakeoff.config.params import ReportParams, TrackingParams
@@ -73,7 +73,7 @@ def log_report(
     for index, (backbone_run, numbers) in enumerate(per_run.items()):
         log_metrics(numbers, backbone_run)
         set_tags(run_color(index), backbone_run)  # distinct colours in the compared order
-    tags = {"stage": "report", "dvc_stage": "report", **run_lineage(root)}
+    tags = {"stage": "report", "dvc_stage": "report", **run_lineage(root), **OTHER_COLOR}
     run = outage.call(
         lambda: client.create_run(experiment_id, run_name="report", tags=tags),
         "start the report run",
