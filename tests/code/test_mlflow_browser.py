@@ -24,7 +24,11 @@ VIEWPORT = {"width": 1280, "height": 800}
 BACKBONES = ["SimpleCNN", "MobileNet", "MobileNetV2", "VGG16"]
 CLASSES = ["Bag", "Coat", "T-shirt/top"]
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+# About 45 s on 2 cores (the store, the server, two page loads): with the slow tests.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium"),
+]
 
 
 def _evaluation(backbone: str, i: int, run_id: str, model_uri: str) -> dict:
