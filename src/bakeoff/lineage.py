@@ -68,7 +68,7 @@ def dvc_dependency_hashes(root: Path, stage: str) -> dict[str, str]:
     run logs its values as params).
 
     Returns:
-        `{"dvc.deps.<path>": hash}`; empty when `root` is not a DVC project (no `.dvc/`).
+        `{path: hash}`; empty when `root` is not a DVC project (no `.dvc/`).
     """
     if not (Path(root) / ".dvc").is_dir():
         return {}
@@ -79,15 +79,28 @@ def dvc_dependency_hashes(root: Path, stage: str) -> dict[str, str]:
         # A bare stage name would be looked up in the current directory's dvc.yaml.
         (found,) = repo.stage.collect(f"{Path(root).resolve() / 'dvc.yaml'}:{stage}")
         return {
-            f"dvc.deps.{dep.def_path}": dep.get_hash().value
+            str(dep.def_path): dep.get_hash().value
             for dep in found.deps
             if not isinstance(dep, ParamsDependency)
         }
 
 
-def run_lineage(root: Path, stage: str | None = None) -> dict[str, str]:
-    """The lineage tags of a run: `git_state`, and the DVC dependency hashes of `stage`."""
-    return git_state(root) | (dvc_dependency_hashes(root, stage) if stage else {})
+def run_lineage(root: Path) -> dict[str, str]:
+    """The lineage tags of a run: `git_state` (the stage's DVC dependencies go to one
+    artifact, `stage_lock`, not a tag each)."""
+    return git_state(root)
+
+
+def stage_lock(root: Path, stage: str) -> str | None:
+    """`stage`'s entry as dvc.lock writes it (its dependencies' paths and hashes, sorted by
+    path), as YAML text; None when `root` is not a DVC project."""
+    import yaml
+
+    hashes = dvc_dependency_hashes(root, stage)
+    if not hashes:
+        return None
+    deps = [{"path": path, "md5": value} for path, value in sorted(hashes.items())]
+    return yaml.safe_dump({stage: {"deps": deps}}, sort_keys=False)
 
 
 def file_sha256(path: Path) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from bakeoff.lineage import dvc_dependency_hashes, git_state, run_lineage
+from bakeoff.lineage import dvc_dependency_hashes, git_state, run_lineage, stage_lock
 
 
 def _run(root: Path, *cmd: str) -> str:
@@ -52,15 +52,20 @@ def test_dvc_rewrites_do_not_make_the_commit_dirty_but_source_edits_do(tmp_path)
 def test_dependency_hashes_are_the_ones_dvc_records_in_dvc_lock(tmp_path):
     root = _project(tmp_path)
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["make"]["deps"]
-    expected = {f"dvc.deps.{dep['path']}": dep["md5"] for dep in lock}
+    expected = {dep["path"]: dep["md5"] for dep in lock}
     assert dvc_dependency_hashes(root, "make") == expected
-    assert expected["dvc.deps.data"].endswith(".dir")
+    assert expected["data"].endswith(".dir")
+    # The run's one lineage artifact is the stage's dvc.lock entry, path and hash alike.
+    assert yaml.safe_load(stage_lock(root, "make")) == {
+        "make": {"deps": [{"path": d["path"], "md5": d["md5"]} for d in lock]}
+    }
     (root / "data" / "x.txt").write_text("changed\n")
-    assert dvc_dependency_hashes(root, "make")["dvc.deps.data"] != expected["dvc.deps.data"]
+    assert dvc_dependency_hashes(root, "make")["data"] != expected["data"]
 
 
 def test_outside_git_and_dvc_the_lineage_says_unknown(tmp_path):
-    assert run_lineage(tmp_path, "train@SimpleCNN") == {
+    assert stage_lock(tmp_path, "train@SimpleCNN") is None
+    assert run_lineage(tmp_path) == {
         "git_commit": "unknown",
         "git_dirty_files": "unknown",
     }

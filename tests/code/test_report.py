@@ -146,7 +146,7 @@ def test_report_is_logged_to_mlflow(made):
     assert runs[-1].data.metrics == {}
     row = _table((root / "reports" / "comparison.md").read_text())["Small"]
     small = client.get_run(made[1]["Small"]["run_id"]).data.metrics
-    interval = f"[{small['test_accuracy_ci_low']:.4f}, {small['test_accuracy_ci_high']:.4f}]"
+    interval = f"[{small['test_acc_lo']:.4f}, {small['test_acc_hi']:.4f}]"
     assert interval in row["95% interval"]
 
 

@@ -48,8 +48,10 @@ def test_configure_puts_artifacts_next_to_the_env_store(params, tmp_path, monkey
     experiment = MlflowClient(uri).get_experiment(experiment_id)
     assert experiment.name == params.tracking.experiment
     assert experiment.artifact_location == (tmp_path / "elsewhere" / "artifacts").as_uri()
-    # A model-training experiment: MLflow 3's UI opens it on its runs, not the GenAI overview.
+    # A model-training experiment (the tag MLflow 3 defines; 3.17's UI goes by its own switch,
+    # which the description names).
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "Model training" in experiment.tags["mlflow.note.content"]
     MlflowClient(uri).set_experiment_tag(
         experiment_id, "mlflow.experimentKind", "genai_development"
     )
@@ -57,7 +59,9 @@ def test_configure_puts_artifacts_next_to_the_env_store(params, tmp_path, monkey
     tags = MlflowClient(uri).get_experiment(experiment_id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
     # The saved runs view the docs' and the retrain artifact's links open.
-    view = json.loads(tags["mlflow.sharedViewState.bakeoff"])
+    envelope = json.loads(tags["mlflow.sharedViewState.bakeoff"])  # a named view (Views menu)
+    assert envelope["name"] == "Backbone comparison"
+    view = json.loads(envelope["state"])
     assert view["orderByKey"] == "metrics.`test_accuracy`" and not view["orderByAsc"]
     assert {"metrics.`test_macro_f1`", "metrics.`latency_ms_b1`", "metrics.`size_mb`"} <= set(
         view["selectedColumns"]
@@ -411,3 +415,25 @@ def test_runs_logging_the_same_split_at_once_all_get_it(mlflow_server, tmp_path)
     from tests.conftest import assert_concurrent_splits_logged
 
     assert_concurrent_splits_logged(mlflow_server, tmp_path)
+
+
+def test_logged_model_is_filed_under_its_run_and_experiment(params, root, mlflow_server):
+    """On a server, the model is in the bakeoff experiment (not Default), named after the
+    backbone, and its run lists it (the run page's Logged models, the table's Models)."""
+    from mlflow import MlflowClient
+
+    x = np.zeros((2, 8, 8, 3), dtype="float32")
+    with tracking.training_run(run_sections(params), "SimpleCNN", None, {}, root) as run_id:
+        uri = tracking.log_keras_model(_keras_model(), x, run_id, ["a", "b", "c"], "SimpleCNN")
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name(params.tracking.experiment)
+    model = client.get_logged_model(uri.removeprefix("models:/"))
+    assert (model.experiment_id, model.name, model.source_run_id) == (
+        experiment.experiment_id, "SimpleCNN", run_id
+    )  # fmt: skip
+    found = client.search_logged_models(
+        experiment_ids=[experiment.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    assert [m.model_id for m in found] == [model.model_id]
+    outputs = client.get_run(run_id).outputs.model_outputs
+    assert [o.model_id for o in outputs] == [model.model_id]

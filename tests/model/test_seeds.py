@@ -60,7 +60,12 @@ def test_each_seed_is_a_run_evaluated_and_register_picks_the_best_seed_by_val(
     )
     other = next(s for s in metrics["seeds"] if s["run_id"] != info["run_id"])
     run = MlflowClient(tracking_uri).get_run(other["run_id"])
-    assert run.data.metrics["test_accuracy"] == pytest.approx(other["test_accuracy"])
+    assert run.data.metrics["test_accuracy"] == round(other["test_accuracy"], 4)  # as the UI shows
+    # Each seed's logged model is named apart, in its run's experiment.
+    model = MlflowClient(tracking_uri).get_logged_model(other["model_uri"].removeprefix("models:/"))
+    assert (model.name, model.experiment_id) == (
+        f"SimpleCNN-seed{other['seed']}", run.info.experiment_id
+    )  # fmt: skip
 
     decision = register(params.register, ["SimpleCNN"], models, tmp_path / "metrics", split,
                         raw, tmp_path / "register.json", seed=params.seed,

@@ -53,7 +53,8 @@ def seed_scores(
                 got = scores(pixels.labels, p, pixels.classes)
                 row |= {f"{split}_accuracy": got["accuracy"], f"{split}_macro_f1": got["macro_f1"]}
             if row["run_id"] and tracking.run_exists(row["run_id"]):
-                tracking.log_metrics({k: float(row[k]) for k in keys}, row["run_id"])
+                numbers = tracking.rounded({k: row[k] for k in keys})
+                tracking.log_metrics(numbers, row["run_id"])
         seeds.append(row)
     accuracies = np.array([row["test_accuracy"] for row in seeds], dtype=float)
     return {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,14 +201,21 @@ def _check_run(backbone: str, run_id: str | None) -> None:
 
 
 def _log_to_run(metrics: dict[str, Any], files: list[Path]) -> None:
-    """The same numbers on the training run, which stays FINISHED (or FAILED)."""
+    """The comparison numbers on the training run (which stays FINISHED or FAILED), rounded
+    and under names the runs table shows whole; per-class F1 as a table artifact, since a
+    metric per class would bury the comparison in the UI's charts. The accuracy intervals are
+    the report's: it logs them on this run at `report.confidence`."""
     run_id = metrics["run_id"]
-    skip = ("image_size", "n_test", "train_seconds", "params", "cv_folds", "cv_trials")
+    skip = ("image_size", "n_test", "train_seconds", "params", "cv_folds", "cv_trials",
+            "cv_n", "n_seeds")  # fmt: skip
+    if metrics.get("n_seeds", 1) == 1:  # one seed: its mean is test_accuracy, no spread
+        skip += ("test_accuracy_mean", "test_accuracy_std")
     numbers = {k: float(v) for k, v in metrics.items() if k not in skip and _is_number(v)}
     numbers["param_count"] = float(metrics["params"])
-    # MLflow metric names allow only letters, digits and _-. /: class names may hold more.
-    numbers |= {
-        "test_f1." + re.sub(r"[^\w\-. /]", "_", c): s["f1"] for c, s in metrics["per_class"].items()
-    }
-    tracking.log_metrics(numbers, run_id, model_uri=metrics.get("model_uri"))
+    tracking.log_metrics(tracking.rounded(numbers), run_id, model_uri=metrics.get("model_uri"))
+    per_class = [
+        {"class": c, **{k: round(float(v), 4) for k, v in s.items() if _is_number(v)}}
+        for c, s in metrics["per_class"].items()
+    ]
+    tracking.log_table(per_class, "evaluation/per_class.json", run_id)
     tracking.log_artifacts(files, run_id, artifact_path="evaluation")

@@ -244,7 +244,9 @@ def _variant(name: str, content: bytes, path: Path, test: tuple, keras: tuple,
 
 
 def _log(report: dict[str, Any], files: list[Path]) -> None:
-    """The files and numbers on the model's training run (which stays FINISHED)."""
+    """The files, and the variants as one table, on the model's training run (which stays
+    FINISHED): a table, not a metric per variant and figure, so the exported backbone's
+    run keeps the same comparison columns and charts as the others."""
     run_id = report.get("run_id")
     if not run_id or not tracking.run_exists(run_id):
         raise BakeoffError(
@@ -252,9 +254,10 @@ def _log(report: dict[str, Any], files: list[Path]) -> None:
             "the export cannot be logged with its model; re-run `dvc repro`"
         )
     tracking.log_artifacts(files, run_id, artifact_path="export")
-    numbers = {
-        f"tflite_{v['variant']}_{key}": float(v[key])
+    keys = ("test_accuracy", "accuracy_change", "size_mb", "latency_ms_b1")
+    rows = [
+        {"variant": v["variant"], **tracking.rounded({k: v[k] for k in keys}),
+         "recommended": v["recommended"], "kernels": v["kernels"]}
         for v in report["variants"]
-        for key in ("test_accuracy", "accuracy_change", "size_mb", "latency_ms_b1")
-    }
-    tracking.log_metrics(numbers, run_id)
+    ]  # fmt: skip
+    tracking.log_table(rows, "export/tflite_variants.json", run_id)

@@ -202,10 +202,13 @@ def report(
     html.write_text(render_html(ctx, figures))
     intervals = {  # each backbone's intervals on its own run (its row in the MLflow UI)
         data[n].metrics["run_id"]: {
-            f"{name}_ci_{end}": float(table.loc[n, f"{column}_{end}"])
-            for name, column in (("test_accuracy", "ci"), ("cv_accuracy", "cv_ci"))
-            for end in ("low", "high")
-            if not missing(table.loc[n, f"{column}_{end}"])
+            key: value
+            for prefix, column in (("test", "ci"), ("cv", "cv_ci"))
+            if not missing(table.loc[n, f"{column}_low"])
+            for key, value in tracking.interval_metrics(
+                prefix,
+                (float(table.loc[n, f"{column}_low"]), float(table.loc[n, f"{column}_high"])),
+            ).items()
         }
         for n in table.index
     }

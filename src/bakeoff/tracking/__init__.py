@@ -8,11 +8,11 @@ global MLflow state and concurrent training threads each log to their own run.
 The package is split by what it talks to: `store` (URI, client, experiment), `runs`
 (training runs, with `journal`, their metrics on disk first, and `epochs`, the per-epoch
 numbers), `children` (report and trial runs), `datasets` (the split a run trained on),
-`models` (logged models that serve without bakeoff, with `served`, the serving code they
-carry) and `registry` (model versions and aliases). `outage` decides, for every call,
-absent (MLflow's RESOURCE_DOES_NOT_EXIST), refused, or away (waited for within
-`tracking.outage_timeout`). Callers use `bakeoff.tracking.<function>` and never import
-mlflow themselves.
+`view` (how runs read in the UI: short names, rounding, colours, tables), `models` (logged
+models that serve without bakeoff, with `served`, the serving code they carry) and
+`registry` (model versions and aliases). `outage` decides, for every call, absent (MLflow's
+RESOURCE_DOES_NOT_EXIST), refused, or away (waited for within `tracking.outage_timeout`).
+Callers use `bakeoff.tracking.<function>` and never import mlflow themselves.
 """
 
 from bakeoff.tracking.datasets import log_split
@@ -39,6 +39,7 @@ from bakeoff.tracking.runs import (
     training_run,
 )
 from bakeoff.tracking.store import configure, flatten, runs_page, tracking_uri, ui_url
+from bakeoff.tracking.view import interval_metrics, log_table, rounded, run_color
 from bakeoff.tracking.whole_runs import log_child_run, log_report
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "epoch_callback",
     "flatten",
     "get_version_by_alias",
+    "interval_metrics",
     "load_keras_model",
     "log_artifacts",
     "log_child_run",
@@ -56,9 +58,12 @@ __all__ = [
     "log_metrics",
     "log_report",
     "log_split",
+    "log_table",
     "model_classes",
     "png_base64",
     "register_version",
+    "rounded",
+    "run_color",
     "run_exists",
     "run_info",
     "runs_page",

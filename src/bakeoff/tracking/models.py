@@ -108,6 +108,10 @@ def log_keras_model(
 ) -> str:
     """Log a Keras classifier with both flavours, a signature and an input example.
 
+    The logged model is filed under its run's experiment (MLflow's `Model.log` would file
+    it under the active experiment, `Default` for a run given by id), so the run page and
+    the runs table's Models column link it.
+
     Args:
         model: The keras.Model (0..255 RGB in, softmax out).
         input_example: A batch of model inputs (n, size, size, 3); the first image becomes
@@ -115,7 +119,7 @@ def log_keras_model(
         run_id: The run the model belongs to.
         classes: Class names by output index (served with the probabilities; also in the
             model metadata, where predict reads them).
-        name: The model's name in the run.
+        name: The model's name (the backbone, with the seed when there are several).
 
     Returns:
         The model URI (`models:/m-...`).
@@ -124,15 +128,23 @@ def log_keras_model(
     import pandas as pd
     from mlflow.models import Model
 
-    mlflow_client()
+    client = mlflow_client()
     if getattr(model, "optimizer", None) is not None:
         # An inference copy: the optimizer's slots would double or triple the artifact.
         model = keras.Model(model.inputs, model.outputs, name=model.name)
     example = pd.DataFrame({"image": [png_base64(input_example[0])]})
+    run = outage.call(lambda: client.get_run(run_id), f"read run {run_id}")
+    logged = outage.call(
+        lambda: client.create_logged_model(
+            run.info.experiment_id, name, source_run_id=run_id, params=dict(run.data.params)
+        ),
+        f"create the logged model of run {run_id}",
+    )
     info = outage.call(
         lambda: Model.log(
             artifact_path=None,
             name=name,
+            model_id=logged.model_id,
             flavor=_ServableKeras,
             run_id=run_id,
             metadata={"classes": list(classes)},

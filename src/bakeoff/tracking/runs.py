@@ -108,7 +108,8 @@ def training_run(
         run_id: A run to resume (a crashed training); a new run when the store says it does
             not exist. A failed read is an outage or an error, never a new run.
         tags: Extra run tags (data_version, ...); with `dvc_stage`, the run also records
-            the hash of each of that stage's DVC dependencies (`lineage.run_lineage`).
+            that stage's dvc.lock entry (its dependencies' hashes) as the artifact
+            `lineage/dvc.lock.yaml`.
         root: The project root (tracking store, git commit).
         journal: Where the run's metrics and tags are journaled before MLflow receives them
             (default: a file in a temporary folder, lost with the process).
@@ -122,11 +123,13 @@ def training_run(
     """
     import tempfile
 
-    from bakeoff.lineage import run_lineage
+    from bakeoff.lineage import run_lineage, stage_lock
 
     experiment_id = configure(sections["tracking"], root)
-    all_tags = {"backbone": backbone, **run_lineage(root, tags.get("dvc_stage")), **tags}
+    all_tags = {"backbone": backbone, **run_lineage(root), **tags}
     run_id = _start(sections, experiment_id, backbone, run_id, all_tags)
+    if lock := (stage_lock(root, tags["dvc_stage"]) if tags.get("dvc_stage") else None):
+        log_lock(lock, run_id)
     with tempfile.TemporaryDirectory() as tmp:
         book = Journal(journal or Path(tmp) / "journal.jsonl", run_id)
         JOURNALS[run_id], CURRENT.run_id = book, run_id
@@ -168,6 +171,13 @@ def log_metrics(
     items = [Metric(k, float(v), now, step or 0, model_id=model_id) for k, v in metrics.items()]
     client = mlflow_client()
     outage.call(lambda: client.log_batch(run_id, metrics=items), f"log metrics to run {run_id}")
+
+
+def log_lock(lock: str, run_id: str) -> None:
+    """A stage's dvc.lock entry (`lineage.stage_lock`) as the run's `lineage/dvc.lock.yaml`."""
+    client = mlflow_client()
+    what = f"log the DVC lineage of run {run_id}"
+    outage.call(lambda: client.log_text(run_id, lock, "lineage/dvc.lock.yaml"), what)
 
 
 def log_artifacts(paths: list[Path], run_id: str, artifact_path: str | None = None) -> None:

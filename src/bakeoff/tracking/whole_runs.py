@@ -14,10 +14,13 @@ from bakeoff.tracking.runs import (
     JOURNALS,
     ended_failed_on_error,
     log_artifacts,
+    log_lock,
     log_metrics,
     run_exists,
+    set_tags,
 )
 from bakeoff.tracking.store import configure, flatten, mlflow_client, tracking_uri
+from bakeoff.tracking.view import OTHER_COLOR, run_color
 
 if TYPE_CHECKING:
     from bakeoff.config.params import TrackingParams
@@ -47,7 +50,7 @@ def log_report(
         settings: The tracking section (picks the store).
         paths: The report files and figures, logged under the `report/` artifact folder.
         per_run: Numbers the report adds to each backbone's run (run id -> metrics, e.g.
-            `test_accuracy_ci_low`): logged there, so the runs list shows each backbone's
+            `test_acc_lo`): logged there, so the runs list shows each backbone's
             interval in its own row instead of a column per backbone on the report run.
         root: The project root (tracking store, git commit).
 
@@ -56,29 +59,33 @@ def log_report(
     """
     from mlflow.entities import Param
 
-    from bakeoff.lineage import run_lineage
+    from bakeoff.lineage import run_lineage, stage_lock
 
     experiment_id = configure(settings, root)
     client = mlflow_client()
-    for backbone_run, numbers in per_run.items():
+    for backbone_run in per_run:
         if not run_exists(backbone_run):
             raise BakeoffError(
                 f"the training run {backbone_run} the report describes is not in the MLflow "
                 f"store {tracking_uri()}: point MLFLOW_TRACKING_URI at the store the backbones "
                 "were trained and evaluated with"
             )
+    for index, (backbone_run, numbers) in enumerate(per_run.items()):
         log_metrics(numbers, backbone_run)
-    tags = {"stage": "report", "dvc_stage": "report", **run_lineage(root, "report")}
+        set_tags(run_color(index), backbone_run)  # distinct colours in the compared order
+    tags = {"stage": "report", "dvc_stage": "report", **run_lineage(root), **OTHER_COLOR}
     run = outage.call(
         lambda: client.create_run(experiment_id, run_name="report", tags=tags),
         "start the report run",
     )
     run_id = run.info.run_id
     flat = [Param(k, v) for k, v in flatten(params, "report.").items()]
+    lock = stage_lock(root, "report")
     _finish(
         run_id,
         lambda: client.log_batch(run_id, params=flat),
         lambda: log_artifacts(paths, run_id, "report"),
+        lambda: log_lock(lock, run_id) if lock else None,
     )
     return run_id
 

@@ -47,6 +47,7 @@ class RunRecord:
     plots_dir: Path
     state_dir: Path
     tags: dict[str, str]
+    model_name: str = ""  # the logged model's name (default: the backbone)
 
 
 def write_outputs(
@@ -69,7 +70,10 @@ def write_outputs(
     model.save(model_path)  # Trained.of made it the inference model (no optimizer state)
     artifacts = [csv_path, png_path] + [p for p in [state_dir / "best.keras"] if p.is_file()]
     tracking.log_artifacts(artifacts, run_id, artifact_path="training")
-    model_uri = tracking.log_keras_model(model, example.astype(np.float32), run_id, classes=classes)
+    name = run.model_name or backbone
+    model_uri = tracking.log_keras_model(
+        model, example.astype(np.float32), run_id, classes=classes, name=name
+    )
     _log_numbers(run_id, best, seconds, tuning)
     summary = {
         "backbone": backbone,
@@ -108,5 +112,5 @@ def _log_numbers(run_id: str, best: dict, seconds: float, tuning: dict) -> None:
         "best_epoch": best["epoch"],
         "train_seconds": seconds,
     }
-    tracking.log_metrics(numbers | tuned, run_id)
+    tracking.log_metrics(tracking.rounded(numbers | tuned), run_id)
     tracking.set_tags({"tuning": tuning["status"]}, run_id)

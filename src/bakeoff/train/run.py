@@ -21,6 +21,7 @@ import tensorflow as tf
 from bakeoff import tracking
 from bakeoff.backbone.build import base_layer, build_model
 from bakeoff.backbone.features import cached_head
+from bakeoff.backbone.registry import REGISTRY
 from bakeoff.config.params import TrackingParams, TrainParams
 from bakeoff.errors import BakeoffError
 from bakeoff.lineage import file_sha256
@@ -139,6 +140,9 @@ def train_seed(
         "seed": str(recipe.seed),
         "weights": recipe.weights,
         "weights_sha256": file_sha256(inputs.weights_file) if inputs.weights_file else "none",
+        # A colour per backbone from its registry row (the report recolours the compared
+        # backbones apart).
+        **tracking.run_color(list(REGISTRY).index(backbone)),
     }
 
     def build(l2: float) -> keras.Model:

@@ -95,7 +95,9 @@ def train(
     results = []
     for seed in recipe.seeds:  # each seed its own run, in out_dir/seeds/<seed>/
         where = out_dir / "seeds" / str(seed)
-        run = RunRecord(backbone, "", where, where, state_dir / f"seed-{seed}", {})
+        run = RunRecord(
+            backbone, "", where, where, state_dir / f"seed-{seed}", {}, f"{backbone}-seed{seed}"
+        )
         seeded = dataclasses.replace(recipe, seeds=[seed])
         results.append(train_seed(inputs, seeded, tune.trials, tracking_params, run))
     return _keep_best(results, out_dir, plots_dir)
