@@ -39,6 +39,7 @@ def log_report(
     paths: list[Path],
     per_run: dict[str, dict[str, float]],
     root: Path,
+    metrics: dict[str, float] | None = None,
 ) -> str:
     """Log the comparison report to a run of its own, named `report` (tag stage=report).
 
@@ -50,11 +51,15 @@ def log_report(
             `test_accuracy_ci_low`): logged there, so the runs list shows each backbone's
             interval in its own row instead of a column per backbone on the report run.
         root: The project root (tracking store, git commit).
+        metrics: Numbers of the report run itself (e.g. `label_issues`, the images that
+            look mislabelled).
 
     Returns:
         The run id.
     """
-    from mlflow.entities import Param
+    import time
+
+    from mlflow.entities import Metric, Param
 
     from bakeoff.lineage import run_lineage
 
@@ -75,9 +80,11 @@ def log_report(
     )
     run_id = run.info.run_id
     flat = [Param(k, v) for k, v in flatten(params, "report.").items()]
+    now = int(time.time() * 1000)
+    numbers = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
     _finish(
         run_id,
-        lambda: client.log_batch(run_id, params=flat),
+        lambda: client.log_batch(run_id, params=flat, metrics=numbers),
         lambda: log_artifacts(paths, run_id, "report"),
     )
     return run_id
