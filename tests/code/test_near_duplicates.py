@@ -19,7 +19,7 @@ from bakeoff.data.split import split
 from bakeoff.data.validate import validate
 from tests.data import imagegen as gen
 
-PARAMS = ValidateParams(min_images_per_class=5, workers=1)
+PARAMS = ValidateParams(min_images_per_class=5, workers=1, near_duplicate_distance=6)
 # Each copy of a picture in class `a`, made as a user's folder makes them.
 COPIES = {
     "a/t00_half.png": lambda im: im.resize((im.width // 2, im.height // 2), Image.LANCZOS),
