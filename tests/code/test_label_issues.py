@@ -104,7 +104,7 @@ def test_the_report_shows_the_count_and_the_gallery_near_the_top(checked):
     n = len(pd.read_csv(checked.parent / "label_issues.csv"))
     section = md.split("## Your folder's own problems")[1].split("## Mistakes of")[0]
     assert f"**{n} of {N_TEST} images look mislabelled (reports/label_issues.csv).**" in section
-    assert "the mean of Big, Small's out-of-fold probabilities" in section
+    assert "the mean of the out-of-fold probabilities of Big, Small" in section
     assert "**1 near-duplicate group(s) span classes" in section
     assert "- bag/bag_000.png (bag), coat/coat_001.png (coat)" in section
     assert md.index("## Your folder's own problems") < md.index("## Per-class test accuracy")

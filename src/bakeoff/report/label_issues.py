@@ -31,7 +31,7 @@ class LabelCheck:
 
     issues: pd.DataFrame  # COLUMNS, most likely wrong first
     checked: int  # images checked
-    source: str  # e.g. "the mean of MobileNet and VGG16's out-of-fold probabilities"
+    source: str  # e.g. "the mean of the out-of-fold probabilities of MobileNet, VGG16"
     reason: str | None = None  # why there is no check (then `issues` is empty)
 
 
@@ -108,8 +108,10 @@ def check_labels(
         names, frames = names[:1], frames[:1]  # differing image sets: no mean to take
     proba = np.mean([_probabilities(f, classes) for f in frames], axis=0)
     issues = find_issues(paths, frames[0]["label"].astype(str).tolist(), proba, classes)
-    whose = names[0] if len(names) == 1 else "the mean of " + ", ".join(names)
-    return LabelCheck(issues, len(paths), f"{whose}'s out-of-fold probabilities")
+    source = f"{names[0]}'s out-of-fold probabilities"
+    if len(names) > 1:
+        source = "the mean of the out-of-fold probabilities of " + ", ".join(names)
+    return LabelCheck(issues, len(paths), source)
 
 
 def _none(reason: str) -> LabelCheck:
