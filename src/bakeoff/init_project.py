@@ -28,7 +28,7 @@ DEFAULT_BACKBONES = ["MobileNetV3Small", "MobileNetV2", "EfficientNetV2B0", "Con
 _TRAIN = {"weights": "imagenet", "image_size": None, "augment": False, "cache_features": True,
           "epochs": 30, "patience": 5, "min_epochs": 0}  # fmt: skip
 # validate.near_duplicate_distance for photos: finds resized, re-encoded and cropped copies.
-_PHOTO_DISTANCE = 6
+_PHOTO_DISTANCE = 8
 _NOTES = {
     "augment": "a frozen base: its features are computed once, from unaugmented images",
     "epochs": "only without the feature cache (the head: head_epochs, head_patience)",

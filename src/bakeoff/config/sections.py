@@ -52,7 +52,7 @@ class ValidateParams:
     min_images_per_class: PositiveInt = 10
     max_class_imbalance: Annotated[float, Field(ge=1)] = 10.0
     workers: NonNegativeInt = 0  # 0: one worker per core
-    # pHash bits; None: off. `bakeoff init` sets 6 for photos (params.yaml says why).
+    # pHash bits; None: off. `bakeoff init` sets 8 for photos (params.yaml says why).
     near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None = 2
     exclude: str = "exclude.txt"  # the user's rejected paths, relative to the project root
 
