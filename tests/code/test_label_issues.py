@@ -104,7 +104,7 @@ def test_the_report_shows_the_count_and_the_gallery_near_the_top(checked):
     n = len(pd.read_csv(checked.parent / "label_issues.csv"))
     section = md.split("## Your folder's own problems")[1].split("## Mistakes of")[0]
     assert f"**{n} of {N_TEST} images look mislabelled (reports/label_issues.csv).**" in section
-    assert "the mean of the out-of-fold probabilities of Big, Small" in section
+    assert "on Small's out-of-fold probabilities" in section  # the recommendation's
     assert "**1 near-duplicate group(s) span classes" in section
     assert "- bag/bag_000.png (bag), coat/coat_001.png (coat)" in section
     assert md.index("## Your folder's own problems") < md.index("## Per-class test accuracy")
@@ -129,10 +129,10 @@ def test_the_count_is_logged_to_the_report_run_with_the_csv(checked):
     assert "report/label_issues.csv" in files
 
 
-def test_the_recommended_backbone_alone_when_asked():
+def test_the_mean_over_the_backbones_when_asked():
     frame = _oof_frame(0.9)
-    check = check_labels({"A": frame, "B": frame}, CLASSES, "A", None, how="pick")
-    assert check.source == "A's out-of-fold probabilities"
+    check = check_labels({"A": frame, "B": frame}, CLASSES, "A", None, how="mean")
+    assert check.source == "the mean of the out-of-fold probabilities of A, B"
     assert check.checked == N_TEST and len(check.issues) >= len(FLIPPED)
 
 
