@@ -180,3 +180,15 @@ def test_groups_are_the_chains_of_close_pairs():
     assert near_duplicate_groups(hashes, 3) == [[0, 1, 2]]  # 0-1 and 1-2 close: one group
     assert near_duplicate_groups(hashes, 2) == []
     assert near_duplicate_groups(hashes, None) == []
+
+
+def test_thousands_of_mutually_close_hashes_are_one_group_without_all_pairs():
+    """Near-blank scans or a burst of frames: every hash close to every other. The pairs
+    are folded into a forest as they come (millions of pairs, one group)."""
+    rng = np.random.default_rng(0)
+    base = 0x0123456789ABCDEF
+    flips = rng.integers(0, 64, size=(6000, 2))
+    hashes = [f"{base ^ (1 << int(a)) ^ (1 << int(b)):016x}" for a, b in flips]
+    hashes += ["ffff0000ffff0000"] * 3000  # identical hashes: one node
+    groups = near_duplicate_groups(hashes, 4)
+    assert sorted(len(g) for g in groups) == [3000, 6000]

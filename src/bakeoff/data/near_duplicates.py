@@ -3,22 +3,23 @@
 A byte hash (sha256) only finds identical files. Each accepted image also gets a 64-bit
 perceptual hash (ImageHash's pHash: the signs of the lowest DCT frequencies, which survive
 resizing by 0.5-2x, JPEG quality 60 and a crop of a few pixels); images whose hashes differ
-in at most `validate.near_duplicate_distance` bits are joined into one group (union-find
-over the pairs). The pair search is multi-index hashing: cut into d+1 bands, two hashes
-within distance d agree exactly on at least one band, so only images sharing a band value
-are compared (no all-pairs loop: 100,000 images take seconds).
+in at most `validate.near_duplicate_distance` bits are joined into one group (the connected
+components of the close pairs). The pair search is multi-index hashing: cut into d+1
+bands, two hashes within distance d agree exactly on at least one band, so only images
+sharing a band value are compared (no all-pairs loop: 100,000 images take seconds).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
 _BITS = 64
-_BLOCK = 2048  # rows of a bucket compared at once: memory stays bounded in a huge bucket
+_BLOCK = 256  # rows of a bucket compared at once: memory stays bounded in a huge bucket
+_PENDING = 2_000_000  # pairs held before they are folded into the spanning forest
 _FLAT_STD = 2.0  # grey levels: below it an image is one colour (JPEG noise included)
 _LARGE_GROUP = 20  # images: more copies of one picture than a folder usually holds
 
@@ -41,18 +42,9 @@ def _bands(distance: int) -> list[tuple[int, int]]:
     return [(int(lo), int(hi - lo)) for lo, hi in itertools.pairwise(edges)]
 
 
-def close_pairs(hashes: np.ndarray, distance: int) -> np.ndarray:
-    """Every pair (i < j) of hashes at most `distance` bits apart.
-
-    Args:
-        hashes: The hashes as uint64.
-        distance: The largest Hamming distance of a pair.
-
-    Returns:
-        An (n_pairs, 2) int64 array, each pair once.
-    """
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    found: list[np.ndarray] = []
+def _pair_blocks(hashes: np.ndarray, distance: int) -> Iterator[np.ndarray]:
+    """Blocks of pairs (i < j) at most `distance` bits apart (a pair may recur in another
+    band), each block at most _BLOCK rows of one bucket."""
     for shift, width in _bands(distance):
         key = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
         order = np.argsort(key, kind="stable")
@@ -64,27 +56,55 @@ def close_pairs(hashes: np.ndarray, distance: int) -> np.ndarray:
                 left = members[row : row + _BLOCK]
                 bits = np.bitwise_count(hashes[left][:, None] ^ hashes[members][None, :])
                 i, j = np.nonzero((bits <= distance) & (left[:, None] < members[None, :]))
-                found.append(np.stack([left[i], members[j]], axis=1))
+                if len(i):
+                    yield np.stack([left[i], members[j]], axis=1).astype(np.int64)
+
+
+def close_pairs(hashes: np.ndarray, distance: int) -> np.ndarray:
+    """Every pair (i < j) of hashes at most `distance` bits apart.
+
+    Args:
+        hashes: The hashes as uint64.
+        distance: The largest Hamming distance of a pair.
+
+    Returns:
+        An (n_pairs, 2) int64 array, each pair once.
+    """
+    found = list(_pair_blocks(np.asarray(hashes, dtype=np.uint64), distance))
     if not found:
         return np.empty((0, 2), dtype=np.int64)
-    return np.unique(np.concatenate(found).astype(np.int64), axis=0)
+    return np.unique(np.concatenate(found), axis=0)
 
 
-def group_ids(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Union-find over the pairs: each item's group, the smallest index in it."""
-    parent = np.arange(n)
+def _components(n: int, edges: np.ndarray) -> np.ndarray:
+    """Each node's component, named by its smallest node."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return int(i)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    smallest = np.full(labels.max() + 1, n)
+    np.minimum.at(smallest, labels, np.arange(n))
+    return smallest[labels]
 
-    for i, j in pairs:
-        a, b = find(int(i)), find(int(j))
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return np.array([find(i) for i in range(n)])
+
+def group_ids(n: int, blocks: Iterable[np.ndarray]) -> np.ndarray:
+    """Union-find over the pairs: each item's group, the smallest index in it.
+
+    The pairs are folded into a spanning forest (each node to its group's smallest) as
+    they come: thousands of mutually close hashes keep memory at O(n), not O(pairs).
+    """
+    forest = np.empty((0, 2), dtype=np.int64)
+    pending: list[np.ndarray] = []
+    size = 0
+    for block in blocks:
+        pending.append(block)
+        size += len(block)
+        if size > _PENDING:
+            ids = _components(n, np.concatenate([forest, *pending]))
+            forest = np.stack([np.arange(n), ids], axis=1)[ids != np.arange(n)]
+            pending, size = [], 0
+    return _components(n, np.concatenate([forest, *pending]))
 
 
 def near_duplicate_groups(hex_hashes: Sequence[str], distance: int | None) -> list[list[int]]:
@@ -100,11 +120,13 @@ def near_duplicate_groups(hex_hashes: Sequence[str], distance: int | None) -> li
     if distance is None or len(hex_hashes) < 2:
         return []
     hashes = np.array([int(h, 16) for h in hex_hashes], dtype=np.uint64)
-    ids = group_ids(len(hashes), close_pairs(hashes, distance))
+    # Identical hashes are one node: a folder of near-blank scans is not n^2 pairs.
+    unique, node = np.unique(hashes, return_inverse=True)
+    ids = group_ids(len(unique), _pair_blocks(unique, distance))[node]
     groups: dict[int, list[int]] = {}
     for i, g in enumerate(ids):
         groups.setdefault(int(g), []).append(i)
-    return [members for _, members in sorted(groups.items()) if len(members) > 1]
+    return sorted((m for m in groups.values() if len(m) > 1), key=lambda m: m[0])
 
 
 def mark_groups(rows: list[dict], distance: int | None) -> dict[str, object]:
