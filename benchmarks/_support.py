@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def dvc_project(root: Path, params: dict, dvc_config: bool = False) -> Path:
-    """A DVC project in `root` (created): `params` as params.yaml, the repo's dvc.yaml and the
-    stage sources it depends on, then `git init` and `dvc init`.
+    """A DVC project in `root` (created): `params` as params.yaml, the repo's dvc.yaml, the
+    stage sources and the (empty) exclude.txt it depends on, then `git init` and `dvc init`.
 
     Args:
         root: The project folder; must not exist.
@@ -38,6 +38,7 @@ def dvc_project(root: Path, params: dict, dvc_config: bool = False) -> Path:
     root.mkdir(parents=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copy(REPO / "exclude.txt", root / "exclude.txt")  # validate's dependency
     shutil.copytree(REPO / "src" / "bakeoff", root / "src" / "bakeoff")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)

@@ -27,6 +27,8 @@ DEFAULT_BACKBONES = ["MobileNetV3Small", "MobileNetV2", "EfficientNetV2B0", "Con
 # on cached features runs under head_epochs / head_patience).
 _TRAIN = {"weights": "imagenet", "image_size": None, "augment": False, "cache_features": True,
           "epochs": 30, "patience": 5, "min_epochs": 0}  # fmt: skip
+# validate.near_duplicate_distance for photos: finds resized, re-encoded and cropped copies.
+_PHOTO_DISTANCE = 8
 _NOTES = {
     "augment": "a frozen base: its features are computed once, from unaugmented images",
     "epochs": "only without the feature cache (the head: head_epochs, head_patience)",
@@ -181,6 +183,9 @@ def _apply(doc: Any, folder: Path, backbones: list[str]) -> dict[str, Any]:
         overrides[name].fa.set_flow_style()
     _set(train, "overrides", overrides, "no override: the demo's removed by init")
     changes["train.overrides"] = "an empty entry per backbone (the demo's overrides removed)"
+    validate = doc.setdefault("validate", CommentedMap())
+    _set(validate, "near_duplicate_distance", _PHOTO_DISTANCE, "copies: resized, JPEG-60, cropped")
+    changes["validate.near_duplicate_distance"] = _PHOTO_DISTANCE
     tune = doc.setdefault("tune", CommentedMap())
     if "trials" not in tune:  # a value the user set, 0 included, is theirs
         tune["trials"] = 20

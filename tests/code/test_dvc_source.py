@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import REPO, init_project, make_image_folder
+from tests.data.imagegen import tree_digest
 
 
 def _project(root: Path, source: Path) -> Path:
@@ -68,3 +69,35 @@ def test_source_folder_edits_rerun_ingest_and_an_unchanged_folder_nothing(tmp_pa
     assert files and all(p.stat().st_nlink >= 2 for p in files)
     # The user's files are only read: not linked into the cache, not made read-only.
     assert all(p.stat().st_nlink == 1 and os.access(p, os.W_OK) for p in source.rglob("*.png"))
+
+
+def test_the_exclude_file_is_a_dependency_of_validate_and_the_folder_stays_as_it_was(tmp_path):
+    """validate.exclude in a real DVC project: listing a file re-runs validate, which drops
+    it, and the source folder stays byte-identical."""
+    import json
+
+    source = make_image_folder(tmp_path / "photos", per_class=12, size=16)
+    project = _project(tmp_path / "project", source)
+    before = tree_digest(source)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("BAKEOFF_ROOT", None)
+
+    def dvc(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", *args],
+            cwd=project, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    dvc("repro", "validate")
+    assert "validate" not in dvc("status", "validate")
+    with open(project / "exclude.txt", "a") as fh:
+        fh.write("dots/dots_003.png\n")
+    status = dvc("status", "validate")
+    assert "modified:" in status and "exclude.txt" in status
+    assert "Running stage 'validate'" in dvc("repro", "validate")
+    report = json.loads((project / "reports" / "validation.json").read_text())
+    assert report["excluded"] == ["dots/dots_003.png"]
+    assert "dots/dots_003.png" not in (project / "data/validated/accepted.csv").read_text()
+    assert tree_digest(source) == before

@@ -112,6 +112,7 @@ def test_stage_kwargs_put_every_stage_under_the_given_root(tmp_path):
         "raw_dir": root / "data/raw",
         "out_dir": root / "data/validated",
         "reports_dir": root / "reports",
+        "root": root,  # validate.exclude is relative to it
     }
     assert kwargs["split"] == {
         "accepted": root / "data/validated/accepted.csv",

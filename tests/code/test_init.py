@@ -51,8 +51,10 @@ def test_init_writes_params_for_pretrained_use_and_keeps_the_rest(project):
     assert list(train.overrides) == DEFAULT_BACKBONES
     assert {train.for_backbone(b).epochs for b in DEFAULT_BACKBONES} == {train.epochs}
     after = yaml.safe_load(params_file.read_text())
-    for section in ("validate", "split", "register", "export", "report", "tracking"):
+    for section in ("split", "register", "export", "report", "tracking"):
         assert after[section] == before[section], section
+    # Photos: resized, re-encoded and cropped copies are near-duplicates.
+    assert after["validate"] == before["validate"] | {"near_duplicate_distance": 8}
     text = params_file.read_text()
     assert text.startswith("# bakeoff's single source of truth")
     # The comments that follow the changed overrides are kept.

@@ -191,3 +191,64 @@ def test_gallery_captions_keep_class_names_whole(scratch_report, tmp_path):
     assert len(names) == 2 * 2 * 24  # true and predicted class of every thumbnail
     broken = [name for name, lines, fits in names if lines != 1 or not fits]
     assert not broken, f"class names broken or cut in captions: {broken}"
+
+
+@pytest.fixture(scope="module")
+def checked_report(tmp_path_factory) -> Path:
+    """The report of backbones with out-of-fold probabilities and a cross-class copy."""
+    from tests.code.label_check_fixtures import checked_report as make
+
+    return make(tmp_path_factory.mktemp("checked"))
+
+
+def test_folder_problems_in_chromium_as_pictures_near_the_top(checked_report, tmp_path):
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(checked_report.as_uri(), wait_until="load")
+            section = page.locator("#folder-problems")
+            section.scroll_into_view_if_needed()
+            shot = tmp_path / "folder-problems-1024.png"
+            page.screenshot(path=shot)
+            line = page.locator("#label-issues-line").inner_text()
+            thumbs = page.eval_on_selector_all(
+                "#label-issues img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])"
+            )
+            captions = page.locator("#label-issues figcaption").all_inner_texts()
+            conflict = page.eval_on_selector_all(
+                ".conflict img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])"
+            )
+            tops = {
+                key: page.locator(key).first.bounding_box()["y"]
+                for key in (
+                    "#folder-problems",
+                    "h2:has-text('Mistakes of')",
+                    "h2:has-text('Details')",
+                )
+            }
+            widths = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+        finally:
+            browser.close()
+    _keep(shot)
+    n = len((checked_report.parent / "label_issues.csv").read_text().splitlines()) - 1
+    assert line == f"{n} of 300 images look mislabelled (reports/label_issues.csv)."
+    assert len(thumbs) == min(n, 24) and all(ok and w > 0 for _, ok, w in thumbs)
+    assert captions[0].startswith("1. given: ") and "suggested: " in captions[0]
+    assert "score 0." in captions[0]
+    assert [alt for alt, _, _ in conflict] == ["bag/bag_000.png", "coat/coat_001.png"]
+    assert all(ok and w > 0 for _, ok, w in conflict)
+    # Before the evidence: the mistakes of the backbones and the details follow it.
+    assert (
+        tops["#folder-problems"]
+        < tops["h2:has-text('Mistakes of')"]
+        < tops["h2:has-text('Details')"]
+    )
+    assert widths[0] <= widths[1], "the section makes the page scroll horizontally"

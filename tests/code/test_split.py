@@ -49,7 +49,7 @@ def test_stratified_grouped_and_deterministic(tmp_path):
     for name in ("train.csv", "val.csv", "test.csv", "classes.json"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     parts = read_split(tmp_path / "one")
-    assert list(parts["train"][0]) == ["path", "label", "sha256"]
+    assert list(parts["train"][0]) == ["path", "label", "sha256", "group"]
     assert json.loads((tmp_path / "one/classes.json").read_text()) == ["a", "b"]
     split_of = {r["sha256"]: name for name, rows in parts.items() for r in rows}
     for name, rows in parts.items():

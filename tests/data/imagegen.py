@@ -21,6 +21,20 @@ def noise(seed: int, size: int = 20, mode: str = "RGB") -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8), mode)
 
 
+def texture(seed: int, size: int = 96) -> Image.Image:
+    """A smooth, photo-like random picture (1/f^2 power spectrum per channel): unlike pixel
+    noise, it keeps its look when resized or JPEG-compressed, as a photo does."""
+    rng = np.random.default_rng(seed)
+    freq = np.fft.fftfreq(size)[:, None] ** 2 + np.fft.fftfreq(size)[None, :] ** 2
+    freq[0, 0] = 1.0
+    channels = []
+    for _ in range(3):
+        spectrum = (rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size))) / freq
+        plane = np.real(np.fft.ifft2(spectrum))
+        channels.append((plane - plane.min()) / np.ptp(plane) * 255)
+    return Image.fromarray(np.stack(channels, axis=-1).astype(np.uint8))
+
+
 def save(img: Image.Image, path: Path, **kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, **kwargs)

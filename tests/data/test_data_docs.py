@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bakeoff.data.expectations import ASSETS, COLUMNS, run_suites
-from tests.data.test_expectations import PARAMS, _row, _sha
+from tests.data.manifest_rows import PARAMS, row, sha
 
 
 def _text(page: Path) -> str:
@@ -19,9 +19,9 @@ def _text(page: Path) -> str:
 
 
 def test_data_docs_name_the_asset_and_the_data_version_and_show_every_value_set(tmp_path):
-    rows = [_row(f"{lab}/{i}.png", lab, _sha(k * 10 + i)) for k, lab in enumerate("ab")
+    rows = [row(f"{lab}/{i}.png", lab, sha(k * 10 + i)) for k, lab in enumerate("ab")
             for i in range(4)]  # fmt: skip
-    rows.append(_row("stray.png", "", "", 0, "rejected", "outside_class_folder"))
+    rows.append(row("stray.png", "", "", 0, "rejected", "outside_class_folder"))
     docs = tmp_path / "docs"
     run_suites(pd.DataFrame(rows, columns=COLUMNS), PARAMS, ["a", "b"], docs, "0123abcd4567ef89")
     pages = sorted((docs / "validations").rglob("*.html"))

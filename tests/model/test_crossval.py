@@ -122,6 +122,18 @@ def test_every_image_has_one_out_of_fold_prediction(project):
     assert right == pytest.approx(m["cv_accuracy"])
 
 
+def test_out_of_fold_probabilities_are_written_for_the_label_check(project):
+    root = project[0]
+    with open(root / "plots" / "SimpleCNN" / "oof.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    columns = [f"p_{c}" for c in sorted(CLASSES)]
+    assert reader.fieldnames == ["path", "label", "fold", "predicted", *columns]
+    proba = np.array([[float(r[c]) for c in columns] for r in rows])
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-4)
+    assert [sorted(CLASSES)[i] for i in proba.argmax(axis=1)] == [r["predicted"] for r in rows]
+
+
 def test_test_predictions_from_the_cache_equal_the_full_models(project, monkeypatch):
     """evaluate never ran the base on the test images: the head on cached features gives the
     full model's probabilities."""

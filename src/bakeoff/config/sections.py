@@ -71,6 +71,9 @@ class ValidateParams:
     # 0: one worker per core. Parallelism only (results keep the file order): no output
     # depends on it.
     workers: NonNegativeInt = 0
+    # pHash bits; None: off. `bakeoff init` sets 8 for photos (params.yaml says why).
+    near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None = 2
+    exclude: str = "exclude.txt"  # the user's rejected paths, relative to the project root
 
 
 @dataclass(config=_STRICT, frozen=True)

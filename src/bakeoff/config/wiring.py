@@ -39,6 +39,7 @@ def stage_kwargs(
             "raw_dir": paths.raw_dir,
             "out_dir": paths.validated_dir,
             "reports_dir": paths.reports_dir,
+            "root": paths.root,
         },
         "split": {"accepted": paths.accepted_manifest, "out_dir": paths.split_dir},
         "register": {

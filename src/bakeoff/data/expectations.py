@@ -1,9 +1,11 @@
 """The Great Expectations gate over the image manifest (GE 1.x, ephemeral context).
 
-Three tables are checked, each by its own suite: the manifest itself (one row per file),
+Four tables are checked, each by its own suite: the manifest itself (one row per file),
 the accepted contents (one row per distinct sha256: identical files must agree on their
-label) and the classes (one row per class: enough images, balanced enough). The results
-and a static Data Docs site are written under the reports folder.
+label), the classes (one row per class: enough images, balanced enough) and the
+near-duplicate groups (one row per group: a group spanning classes is a label conflict
+that the Data Docs list; it does not fail validation). The results and a static Data
+Docs site are written under the reports folder.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from bakeoff.data.docs_offline import make_offline
 
 COLUMNS = [
     "path", "label", "format", "mode", "width", "height",
-    "bytes", "sha256", "status", "reason", "conversion",
+    "bytes", "sha256", "status", "reason", "conversion", "phash", "group",
 ]  # fmt: skip
 REASONS = [
     "zero_bytes", "truncated", "undecodable", "not_an_image", "too_small",
@@ -83,6 +85,29 @@ def _contents_suite(gx: Any) -> Any:
     return suite
 
 
+def _near_duplicates_suite(gx: Any) -> Any:
+    suite = gx.ExpectationSuite(name="near_duplicates")
+    # Copies of one picture filed under two classes: the Data Docs list each such group
+    # (its members as "class: path", classes separated by " | "). Listed, not fatal.
+    suite.add_expectation(
+        gx.expectations.ExpectColumnValuesToNotMatchRegex(column="members", regex=r" \| ")
+    )
+    return suite
+
+
+def near_duplicate_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """One row per group of two or more accepted images: `members`, its files by class."""
+    acc = manifest[manifest["status"] == "accepted"]
+    rows = []
+    for group, frame in acc.groupby("group", sort=True):
+        if len(frame) < 2:
+            continue
+        by_class = frame.groupby("label")["path"].apply(lambda p: ", ".join(sorted(p)))
+        members = " | ".join(f"{label}: {paths}" for label, paths in by_class.items())
+        rows.append({"group": group, "members": members})
+    return pd.DataFrame(rows, columns=["group", "members"])
+
+
 def _classes_suite(gx: Any, params: ValidateParams) -> Any:
     expect = gx.expectations
     suite = gx.ExpectationSuite(name="classes")
@@ -136,7 +161,7 @@ def run_suites(
     docs_dir: Path,
     run_name: str | None = None,
 ) -> list[SuiteOutcome]:
-    """Run the three suites through checkpoints and build Data Docs into `docs_dir`.
+    """Run the four suites through checkpoints and build Data Docs into `docs_dir`.
 
     Args:
         manifest: The manifest (columns `COLUMNS`; empty strings, not NaN).
@@ -174,6 +199,7 @@ def run_suites(
         (_manifest_suite(gx, params, classes), manifest),
         (_contents_suite(gx), contents),
         (_classes_suite(gx, params), class_table),
+        (_near_duplicates_suite(gx), near_duplicate_table(manifest)),
     ]
     run_id = RunIdentifier(run_name=run_name or "data", run_time=_now())
     outcomes = []

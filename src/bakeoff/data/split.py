@@ -1,7 +1,8 @@
 """Stage `split`: stratified, leak-free train/val/test manifests of the accepted images.
 
-Identical files (same sha256) always land in the same split: the unit that is assigned is
-the content, not the path, so a duplicate can never be trained on and then tested on.
+Identical files (same sha256) and near-duplicates (validate's `group`: the same picture
+resized, re-encoded or cropped) always land in the same split: the unit that is assigned is
+the group, not the path, so a copy can never be trained on and then tested on.
 """
 
 from __future__ import annotations
@@ -51,8 +52,24 @@ def _sizes(n: int, params: SplitParams) -> tuple[int, int, int]:
     return n - n_val - n_test, n_val, n_test
 
 
+def _units(rows: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """The rows by the unit that is assigned: validate's near-duplicate group (identical
+    files share it), or the sha256 in a manifest without groups."""
+    units: dict[str, list[dict[str, str]]] = {}
+    for row in sorted(rows, key=lambda r: r["path"]):
+        units.setdefault(row.get("group") or row["sha256"], []).append(row)
+    return units
+
+
+def _stratum(members: list[dict[str, str]]) -> str:
+    """The class a unit is stratified under: its most common label (ties: the first
+    name), so a group that spans classes still goes to one split whole."""
+    labels = [r["label"] for r in members]
+    return min(set(labels), key=lambda label: (-labels.count(label), label))
+
+
 def split(params: SplitParams, accepted: Path, out_dir: Path, *, seed: int) -> SplitResult:
-    """Write `out_dir/{train,val,test}.csv` (path,label,sha256) and `classes.json`.
+    """Write `out_dir/{train,val,test}.csv` (path,label,sha256,group) and `classes.json`.
 
     Args:
         params: The `split` section (val and test fractions).
@@ -72,8 +89,8 @@ def split(params: SplitParams, accepted: Path, out_dir: Path, *, seed: int) -> S
     )
     classes = sorted({r["label"] for r in rows})
     groups: dict[str, dict[str, list[dict[str, str]]]] = {c: {} for c in classes}
-    for row in sorted(rows, key=lambda r: r["path"]):
-        groups[row["label"]].setdefault(row["sha256"], []).append(row)
+    for key, members in _units(rows).items():
+        groups[_stratum(members)][key] = members
 
     too_small = [f"'{c}' ({len(g)})" for c, g in groups.items() if min(_sizes(len(g), params)) < 1]
     if too_small:
@@ -87,13 +104,14 @@ def split(params: SplitParams, accepted: Path, out_dir: Path, *, seed: int) -> S
     assigned: dict[str, list[dict[str, str]]] = {name: [] for name in SPLITS}
     counts: dict[str, dict[str, int]] = {name: {} for name in SPLITS}
     for label in classes:
-        shas = sorted(groups[label])  # sorted first: the permutation alone decides
-        order = [shas[i] for i in rng.permutation(len(shas))]
-        n_train, n_val, _ = _sizes(len(shas), params)
-        for i, sha in enumerate(order):
+        keys = sorted(groups[label])  # sorted first: the permutation alone decides
+        order = [keys[i] for i in rng.permutation(len(keys))]
+        n_train, n_val, _ = _sizes(len(keys), params)
+        for i, key in enumerate(order):
             name = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-            assigned[name].extend(groups[label][sha])
-            counts[name][label] = counts[name].get(label, 0) + len(groups[label][sha])
+            assigned[name].extend(groups[label][key])
+            for row in groups[label][key]:
+                counts[name][row["label"]] = counts[name].get(row["label"], 0) + 1
 
     out_dir.mkdir(parents=True, exist_ok=True)
     # New files, never old ones rewritten: with DVC's hardlink cache they are links into
@@ -102,7 +120,10 @@ def split(params: SplitParams, accepted: Path, out_dir: Path, *, seed: int) -> S
         old.unlink(missing_ok=True)
     for name, items in assigned.items():
         with open(out_dir / f"{name}.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, COLUMNS, extrasaction="ignore", lineterminator="\n")
+            columns = [*COLUMNS, "group"]
+            writer = csv.DictWriter(
+                fh, columns, extrasaction="ignore", restval="", lineterminator="\n"
+            )
             writer.writeheader()
             writer.writerows(sorted(items, key=lambda r: r["path"]))
     (out_dir / "classes.json").write_text(json.dumps(classes) + "\n")

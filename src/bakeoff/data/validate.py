@@ -24,8 +24,10 @@ from pathlib import Path
 from PIL import Image
 
 from bakeoff.config.params import ValidateParams
+from bakeoff.data.exclude import missing_paths, read_exclude
 from bakeoff.data.folders import EMPTY_FOLDER, read_ingest_report, walk_class_folders
 from bakeoff.data.images import open_rgb_described
+from bakeoff.data.near_duplicates import group_warnings, mark_groups, perceptual_hash
 from bakeoff.data.validation_report import ValidationResult
 from bakeoff.errors import BakeoffError
 
@@ -44,6 +46,7 @@ class ValidationFailed(BakeoffError):
 def _row(path: str, label: str, reason: str = "", **info: object) -> dict[str, object]:
     row: dict[str, object] = {"path": path, "label": label, "format": "", "mode": "", "width": 0}
     row.update(height=0, bytes=0, sha256="", status="", reason=reason, conversion="")
+    row.update(phash="", group="")
     row.update(info)
     return row
 
@@ -57,7 +60,7 @@ def inspect_file(path: str, min_size: int) -> dict[str, object]:
 
     Returns:
         The manifest fields it can fill: format, mode, width, height, bytes, sha256, reason
-        (empty when fine) and conversion.
+        (empty when fine), conversion and phash (the perceptual hash).
     """
     data = Path(path).read_bytes()
     out: dict[str, object] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -72,7 +75,7 @@ def inspect_file(path: str, min_size: int) -> dict[str, object]:
                 out.update(height=img.height)
             if min(int(out["width"]), int(out["height"])) < min_size:
                 return {**out, "reason": "too_small"}
-            _, conversion = open_rgb_described(io.BytesIO(data))
+            rgb, conversion = open_rgb_described(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             return {**out, "reason": "decompression_bomb"}
         except Image.UnidentifiedImageError:
@@ -81,7 +84,7 @@ def inspect_file(path: str, min_size: int) -> dict[str, object]:
             text = str(exc).lower()
             broken = any(w in text for w in ("truncated", "broken", "premature", "end of file"))
             return {**out, "reason": "truncated" if broken else "undecodable"}
-    return {**out, "conversion": conversion}
+    return {**out, "conversion": conversion, "phash": perceptual_hash(rgb)}
 
 
 def _default_sigterm() -> None:
@@ -163,21 +166,34 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         writer.writerows(rows)
 
 
-def check_files(folder: Path, params: ValidateParams) -> tuple[list[dict], list[str]]:
+def check_files(
+    folder: Path, params: ValidateParams, exclude: frozenset[str] = frozenset()
+) -> tuple[list[dict], list[str]]:
     """Every file under `folder` (`<class>/<file>`, only read) checked and marked accepted or
     rejected, in path order, with the walk's notes (skipped files): validate's checks, also
-    what `bakeoff init` scans a user's folder with."""
+    what `bakeoff init` scans a user's folder with. Paths in `exclude` are neither read nor
+    compared with the others: their rows come back with status and reason `excluded`."""
     decided, todo, notes = _scan(folder)
+    dropped = [r for r in decided if r["path"] in exclude] + [
+        r for r, _ in todo if r["path"] in exclude
+    ]
+    decided = [r for r in decided if r["path"] not in exclude]
+    todo = [(r, f) for r, f in todo if r["path"] not in exclude]
     rows = decided + _inspect_all(todo, params)
     _mark_label_conflicts(rows)
     for row in rows:
         row["status"] = "rejected" if row["reason"] else "accepted"
+    rows += [{**r, "status": "excluded", "reason": "excluded"} for r in dropped]
     rows.sort(key=lambda r: str(r["path"]))
     return rows, notes
 
 
 def validate(
-    params: ValidateParams, raw_dir: Path, out_dir: Path, reports_dir: Path
+    params: ValidateParams,
+    raw_dir: Path,
+    out_dir: Path,
+    reports_dir: Path,
+    root: Path | None = None,
 ) -> ValidationResult:
     """Check every file under raw_dir; write manifest, accepted list, report and Data Docs.
 
@@ -186,6 +202,8 @@ def validate(
         raw_dir: Ingest's output, `<class>/<file>` (only read).
         out_dir: Gets manifest.csv and accepted.csv.
         reports_dir: Gets validation.json and data_docs/.
+        root: The project root, which `validate.exclude` is relative to; default the
+            parent of raw_dir's parent (data/raw in a project).
 
     Returns:
         The result (counts, problems, GE outcomes, data version).
@@ -201,7 +219,13 @@ def validate(
 
     if not raw_dir.is_dir():
         raise BakeoffError(f"no images at {raw_dir}: run `bakeoff ingest` first")
-    rows, notes = check_files(raw_dir, params)
+    names = read_exclude(Path(root or Path(raw_dir).parent.parent) / params.exclude)
+    rows, notes = check_files(raw_dir, params, frozenset(names))
+    excluded = [str(r["path"]) for r in rows if r["status"] == "excluded"]
+    rows = [r for r in rows if r["status"] != "excluded"]
+    notes += missing_paths(names, excluded, params.exclude)
+    near = mark_groups(rows, params.near_duplicate_distance)
+    notes += group_warnings(near)
     for note in notes:
         log.warning(note)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +243,9 @@ def validate(
     version = data_version(out_dir / "accepted.csv")
     outcomes = run_suites(manifest, params, classes, docs, run_name=version)
     result = ValidationResult.build(rows, classes, params, outcomes, notes)
-    result = dataclasses.replace(result, data_version=version)
+    result = dataclasses.replace(
+        result, data_version=version, near_duplicates=near, excluded=excluded
+    )
     reports_dir.mkdir(parents=True, exist_ok=True)
     (reports_dir / "validation.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     if result.failures:

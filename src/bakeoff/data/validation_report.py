@@ -26,6 +26,10 @@ class ValidationResult:
     warnings: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     data_version: str = ""
+    # Groups of near-identical images (`near_duplicates.mark_groups`), and the paths the
+    # user excluded (validate.exclude).
+    near_duplicates: dict = field(default_factory=dict)
+    excluded: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -73,6 +77,14 @@ class ValidationResult:
             f"{self.data_version or '-'})"
         ]
         lines += [f"  rejected {reason}: {n}" for reason, n in self.per_reason.items()]
+        if self.excluded:
+            lines.append(f"  excluded by you (validate.exclude): {len(self.excluded)}")
+        near = self.near_duplicates
+        if near.get("groups"):
+            lines.append(
+                f"  near-duplicate groups: {near['groups']} ({near['images']} images, "
+                f"{near['label_conflicts']} spanning classes)"
+            )
         lines += [f"  warning: {w}" for w in self.warnings]
         lines += [f"  problem: {f}" for f in self.failures]
         return "\n".join(lines)
@@ -98,6 +110,10 @@ class ValidationResult:
             md += [f"- `{p['path']}`: `{p['reason']}`" for p in self.problems[:_MAX_LISTED]]
             if len(self.problems) > _MAX_LISTED:
                 md.append(f"- ... and {len(self.problems) - _MAX_LISTED} more (validation.json)")
+        if self.excluded:
+            md += ["", f"### Excluded by you ({len(self.excluded)}, validate.exclude)", ""]
+            md += [f"- `{p}`" for p in self.excluded[:_MAX_LISTED]]
+        md += _near_duplicates_markdown(self.near_duplicates)
         if self.warnings:
             md += ["", "### Warnings", "", *[f"- {w}" for w in self.warnings]]
         md += ["", "### Great Expectations", ""]
@@ -106,6 +122,19 @@ class ValidationResult:
             for s in self.suites
         ]
         return "\n".join(md) + "\n"
+
+
+def _near_duplicates_markdown(near: dict) -> list[str]:
+    if not near.get("groups"):
+        return []
+    md = ["", f"### Near-duplicate groups: {near['groups']} ({near['images']} images)", ""]
+    conflicts = [g for g in near["list"] if g["label_conflict"]]
+    if conflicts:
+        md += [f"{len(conflicts)} span classes (label conflicts):", ""]
+    for g in conflicts[:_MAX_LISTED]:
+        pairs = zip(g["paths"], g["labels"], strict=True)
+        md.append("- " + ", ".join(f"`{p}` ({label})" for p, label in pairs))
+    return md
 
 
 def dataset_problems(result: ValidationResult, params: ValidateParams) -> list[str]:
@@ -142,6 +171,8 @@ def dataset_problems(result: ValidationResult, params: ValidateParams) -> list[s
                 f"{params.max_class_imbalance}): balance them or raise the limit"
             )
     for suite in result.suites:
+        if suite.suite == "near_duplicates":
+            continue  # look-alikes across classes are listed for the user to decide, not fatal
         if suite.success or (suite.suite == "classes" and out):
             continue  # the classes suite checks what the messages above already explain
         out.append(f"Great Expectations suite '{suite.suite}' failed: {'; '.join(suite.failed)}")

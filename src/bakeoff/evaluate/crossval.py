@@ -3,7 +3,7 @@
 With a frozen pretrained base, a head costs milliseconds on the cached features, so the
 held-out test split (15% of a small folder: too few images to separate backbones) is not
 the only test there can be. `evaluate.cv_folds` folds over all accepted images (train,
-val and test): stratified by class, duplicate files (same sha256) in one fold, seeded by
+val and test): stratified by class, duplicates (validate's groups) in one fold, seeded by
 the top-level `seed` and derived from the manifests alone, so every backbone gets the same folds.
 For outer fold i the head is tuned exactly as in training (`tune.trials` Optuna trials,
 the train section's head settings and seed) on folds other than i and i+1, selected and
@@ -27,6 +27,7 @@ import numpy as np
 
 from bakeoff.config.params import TrainParams
 from bakeoff.errors import BakeoffError
+from bakeoff.evaluate.predictions import PROBA_PREFIX
 
 if TYPE_CHECKING:
     from bakeoff.backbone.features import Features
@@ -56,7 +57,8 @@ def pool(features: Features, split_dir: Path) -> Pool:
     return Pool(
         x,
         y,
-        np.array([rows[i]["sha256"] for i in order]),
+        # validate's near-duplicate group (identical files share it); sha256 without one
+        np.array([rows[i].get("group") or rows[i]["sha256"] for i in order]),
         np.array([rows[i]["path"] for i in order]),
     )
 
@@ -66,7 +68,7 @@ def make_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int) -> np.ndarr
 
     Args:
         y: Labels, images in path order (so the folds depend on the manifests only).
-        groups: The sha256 of each image: identical files share a fold.
+        groups: Each image's duplicate group: identical files and near-duplicates share a fold.
         k: Number of folds (at least 3: one to test, one to select on, the rest to train).
         seed: The fold seed (the top-level `seed`).
 
@@ -94,7 +96,7 @@ def make_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int) -> np.ndarr
 def out_of_fold(
     data: Pool, fold: np.ndarray, n_classes: int, recipe: TrainParams, trials: int
 ) -> np.ndarray:
-    """The predicted label of every image by a head that never saw its fold.
+    """The class probabilities of every image by a head that never saw its fold.
 
     Args:
         data: All images' features and labels.
@@ -106,11 +108,11 @@ def out_of_fold(
     Raises:
         BakeoffError: A fold's head diverged (NaN) even with the default settings.
     """
-    from bakeoff.head.trainer import HeadParams, predict_head
+    from bakeoff.head.trainer import HeadParams, predict_head_proba
     from bakeoff.head.tune import tune
 
     k = int(fold.max()) + 1
-    pred = np.empty(len(fold), dtype=np.int64)
+    proba = np.empty((len(fold), n_classes), dtype=np.float64)
     for i in range(k):
         start = time.perf_counter()
         test, val = fold == i, fold == (i + 1) % k
@@ -125,12 +127,13 @@ def out_of_fold(
                 f"cross-validation fold {i + 1}: the head diverged (NaN loss): lower "
                 f"train.learning_rate (now {recipe.learning_rate})"
             )
-        pred[test] = predict_head(result.best_fit.weights, data.x[test])
+        proba[test] = predict_head_proba(result.best_fit.weights, data.x[test])
         print(
-            f"cv fold {i + 1}/{k}: accuracy {(pred[test] == data.y[test]).mean():.4f} on "
+            f"cv fold {i + 1}/{k}: accuracy "
+            f"{(proba[test].argmax(axis=1) == data.y[test]).mean():.4f} on "
             f"{int(test.sum())} images ({time.perf_counter() - start:.1f} s)"
         )
-    return pred
+    return proba
 
 
 def cross_validate(
@@ -154,7 +157,7 @@ def cross_validate(
         trials: tune.trials, each fold's tuning budget.
         seed: The top-level `seed`: of the folds.
         split_dir: data/split (the manifests).
-        oof_path: Receives path,label,fold,predicted: one row per image.
+        oof_path: Receives path,label,fold,predicted,p_<class>...: one row per image.
 
     Returns:
         The metrics: cv_accuracy, cv_macro_f1, cv_n, cv_folds, ...
@@ -167,8 +170,9 @@ def cross_validate(
     data = pool(features, split_dir)
     fold = make_folds(data.y, data.groups, folds, seed)
     classes = features.classes
-    pred = out_of_fold(data, fold, len(classes), recipe, trials)
-    write_oof(oof_path, data, fold, pred, classes)
+    proba = out_of_fold(data, fold, len(classes), recipe, trials)
+    pred = proba.argmax(axis=1)
+    write_oof(oof_path, data, fold, proba, classes)
     correct = pred == data.y
     labels = list(range(len(classes)))
     return {
@@ -185,13 +189,17 @@ def cross_validate(
 
 
 def write_oof(
-    path: Path, data: Pool | None, fold: np.ndarray, pred: np.ndarray, classes: list[str]
+    path: Path, data: Pool | None, fold: np.ndarray, proba: np.ndarray, classes: list[str]
 ) -> None:
-    """plots/<backbone>/oof.csv: one row per image (only the header when CV is off)."""
+    """plots/<backbone>/oof.csv: one row per image (only the header when CV is off), with
+    each class's out-of-fold probability (what confident learning ranks label errors by)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(OOF_COLUMNS)
+        writer.writerow(OOF_COLUMNS + [PROBA_PREFIX + c for c in classes])
         if data is not None:
-            rows = zip(data.paths, data.y, fold, pred, strict=True)
-            writer.writerows((p, classes[y], int(f), classes[q]) for p, y, f, q in rows)
+            rows = zip(data.paths, data.y, fold, proba, strict=True)
+            writer.writerows(
+                [p, classes[y], int(f), classes[int(np.argmax(q))], *(f"{v:.6g}" for v in q)]
+                for p, y, f, q in rows
+            )

@@ -16,6 +16,9 @@ import numpy as np
 from bakeoff.errors import BakeoffError
 
 FIELDS = ["path", "actual", "predicted", "confidence", "p_actual"]
+# plots/<backbone>/oof.csv's probability columns, p_<class> (written by cross-validation,
+# read by the report's label check).
+PROBA_PREFIX = "p_"
 
 
 def write_predictions(

@@ -263,8 +263,20 @@ def set_head_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
     dense.set_weights([weights["kernel"], weights["bias"]])
 
 
-def predict_head(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Class indices the fitted head predicts for features `x` (inference BatchNorm)."""
+def _head_logits(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     scale = weights["gamma"] / np.sqrt(weights["var"] + _BN_EPSILON)
     h = (np.asarray(x, np.float32) - weights["mean"]) * scale + weights["beta"]
-    return (h @ weights["kernel"] + weights["bias"]).argmax(axis=1)
+    return h @ weights["kernel"] + weights["bias"]
+
+
+def predict_head(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Class indices the fitted head predicts for features `x` (inference BatchNorm)."""
+    return _head_logits(weights, x).argmax(axis=1)
+
+
+def predict_head_proba(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The fitted head's class probabilities (softmax) for features `x`, rows sum to 1."""
+    logits = _head_logits(weights, x).astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)

@@ -12,7 +12,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from bakeoff.report import per_class
+from bakeoff.report import issues_section, per_class
 from bakeoff.report.render import FIGURE_TITLES
 
 _HTML = """<!doctype html>
@@ -72,6 +72,7 @@ figure.fig{margin:1.5em 0}figure.fig img{max-width:100%}
 {% for b in budgets %}<li>{{ b.label }} ({{ b.limits }}): {{ b.fits -}}
 {% if b.best %}; most accurate: <b>{{ b.best }}</b>{% endif %}</li>
 {% else %}<li>none</li>{% endfor %}</ul>
+{{ folder_problems }}
 {% for g in galleries %}<h2>Mistakes of {{ g.title }}</h2>
 <p class="note">{{ g.caption }}</p><div class="gallery">
 {% for m in g.shown %}<figure><img src="{{ m.uri }}" alt="{{ m.path }}" title="{{ m.path }}">
@@ -104,6 +105,7 @@ the highest ({{ '%.4f' % heat.high }}, green) value in this table.</p>
 def render_html(ctx: dict[str, Any], figures: list[Path]) -> str:
     """reports/comparison.html from the page context; the figures embedded as data URIs."""
     import jinja2
+    import markupsafe
 
     uris = [
         "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii") for p in figures
@@ -116,6 +118,7 @@ def render_html(ctx: dict[str, Any], figures: list[Path]) -> str:
             **ctx,
             "heat": per_class.heat_cells(ctx["per_class"]),
             "per_class_note": per_class.NOTE,
+            "folder_problems": markupsafe.Markup(issues_section.html(ctx["label_issues"])),
             "figures": list(zip(FIGURE_TITLES, uris, strict=True)),
         }
     )

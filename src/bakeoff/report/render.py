@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bakeoff.export.choice import SIZE_TIE, pick_variant, rule
-from bakeoff.report import per_class
+from bakeoff.report import issues_section, per_class
 
 FIGURES = ("accuracy_vs_latency.png", "training_curves.png", "champion_confusion.png")
 FIGURE_TITLES = ("Accuracy vs latency", "Training curves", "Champion confusion matrix")
@@ -107,6 +107,7 @@ def _evidence(ctx: dict[str, Any]) -> list[str]:
         + (f"; most accurate: {b['best']}" if b["best"] else "")
         for b in ctx["budgets"]
     ] or ["- none"]
+    lines += ["", *issues_section.markdown(ctx["label_issues"])]
     for g in ctx["galleries"]:
         lines += ["", f"## Mistakes of {g['title']}", "", g["caption"], ""]
         if g["shown"]:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from bakeoff.config.params import Budget, ReportParams, TrackingParams
 from bakeoff.errors import BakeoffError
-from bakeoff.report import context, per_class
+from bakeoff.report import context, issues_section, per_class
 from bakeoff.report import figures as report_figures
 from bakeoff.report.answer import answer
 from bakeoff.report.render import FIGURES, export_section, render_markdown
@@ -141,6 +141,7 @@ def _page(
         ),
         "export": export_section(export, ctx["champion_version"]),
         "n_test": n_test,
+        "classes": list(classes),
     }
 
 
@@ -159,7 +160,8 @@ def report(
     tracking_params: TrackingParams,
     root: Path,
 ) -> Path:
-    """Write reports/comparison.{md,html,csv} and reports/figures/*.png; log them to MLflow.
+    """Write reports/comparison.{md,html,csv}, reports/label_issues.csv and
+    reports/figures/*.png; log them to MLflow.
 
     Args:
         params: The report section (the intervals' confidence).
@@ -188,6 +190,10 @@ def report(
         raise BakeoffError("params.yaml lists no backbones: add at least one to `backbones`")
     out_dir = Path(out_dir)
     ctx = _page(settings, data, *_decisions(out_dir), plots_dir, image_root)
+    ctx["label_issues"], issues_csv, issue_metrics = issues_section.build(
+        {n: b.oof for n, b in data.items()}, ctx["classes"], ctx["pick"],
+        data[ctx["pick"]].metrics.get("cv_off_reason"), out_dir, image_root,
+    )  # fmt: skip
     table = ctx["table"]
     shown = (ctx["champion"], f"{ctx['champion']} (champion)") if ctx["champion"] else (
         ctx["best"], f"{ctx['best']} (most accurate)")  # fmt: skip
@@ -212,5 +218,6 @@ def report(
         }
         for n in table.index
     }
-    tracking.log_report(settings, tracking_params, [md, html, csv, *figures], intervals, root)
+    files = [md, html, csv, issues_csv, *figures]
+    tracking.log_report(settings, tracking_params, files, intervals, root, issue_metrics)
     return html

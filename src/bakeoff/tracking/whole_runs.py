@@ -42,6 +42,7 @@ def log_report(
     paths: list[Path],
     per_run: dict[str, dict[str, float]],
     root: Path,
+    metrics: dict[str, float] | None = None,
 ) -> str:
     """Log the comparison report to a run of its own, named `report` (tag stage=report).
 
@@ -53,11 +54,15 @@ def log_report(
             `test_acc_lo`): logged there, so the runs list shows each backbone's
             interval in its own row instead of a column per backbone on the report run.
         root: The project root (tracking store, git commit).
+        metrics: Numbers of the report run itself (e.g. `label_issues`, the images that
+            look mislabelled).
 
     Returns:
         The run id.
     """
-    from mlflow.entities import Param
+    import time
+
+    from mlflow.entities import Metric, Param
 
     from bakeoff.lineage import run_lineage, stage_lock
 
@@ -81,9 +86,11 @@ def log_report(
     run_id = run.info.run_id
     flat = [Param(k, v) for k, v in flatten(params, "report.").items()]
     lock = stage_lock(root, "report")
+    now = int(time.time() * 1000)
+    numbers = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
     _finish(
         run_id,
-        lambda: client.log_batch(run_id, params=flat),
+        lambda: client.log_batch(run_id, params=flat, metrics=numbers),
         lambda: log_artifacts(paths, run_id, "report"),
         lambda: log_lock(lock, run_id) if lock else None,
     )
