@@ -54,7 +54,7 @@ def checked(tmp_path_factory):
     project = tmp_path_factory.mktemp("near")
     source = _folder(project / "photos")
     before = gen.tree_digest(source)
-    ingest(DataParams(source=str(source)), project / "data/raw", root=project)
+    ingest(DataParams(source=str(source)), project / "data/raw", root=project, seed=42)
     (project / "exclude.txt").write_text("# rejected after review\nb/t11.png\na/gone.png\n\n")
     result = validate(
         PARAMS, project / "data/raw", project / "data/validated", project / "reports", project
@@ -88,7 +88,7 @@ def test_a_group_is_never_split_across_train_val_and_test(checked, tmp_path):
     accepted = checked[0] / "data/validated/accepted.csv"
     for seed in range(5):
         out = tmp_path / str(seed)
-        split(SplitParams(val=0.2, test=0.2, seed=seed), accepted, out)
+        split(SplitParams(val=0.2, test=0.2), accepted, out, seed=seed)
         where = {}
         for name in ("train", "val", "test"):
             where |= {p: name for p in _rows(out / f"{name}.csv")}

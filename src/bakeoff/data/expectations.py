@@ -128,6 +128,7 @@ ASSETS = {
     "manifest": "manifest.csv (one row per file)",
     "accepted_contents": "manifest.csv's accepted rows, one per sha256",
     "classes": "manifest.csv's accepted rows, one per class",
+    "near_duplicates": "manifest.csv's near-duplicate groups, one per group of two or more",
 }
 
 
