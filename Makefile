@@ -85,7 +85,7 @@ format: setup
 	$(BIN)/ruff format .
 
 LOCK := $(BIN)/uv pip compile pyproject.toml -q --no-header --generate-hashes \
-	--python-version 3.11 --python-platform x86_64-manylinux_2_28
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --override overrides.txt
 lock:
 	$(LOCK) -o requirements.lock
 	$(LOCK) --extra dev -o requirements-dev.lock
