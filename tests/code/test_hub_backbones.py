@@ -109,3 +109,92 @@ def test_each_family_pools_as_its_linear_probe_protocol_defines(family):
         )
         wrong = with_registers[:, 1:].mean(axis=1)
         assert not np.allclose(got[:, 16:], wrong, atol=1e-4)
+
+
+# ImageNet mean/std as a keras-hub converter writes them: x * scale + offset on 0..255.
+_MEAN, _STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+def save_tiny_dinov2(folder, size: int = 28):
+    """A local keras-hub preset folder: a tiny DINOv2 (random weights) and its converter."""
+    _tiny("dinov2", size).save_to_preset(str(folder))
+    converter = keras_hub.layers.ImageConverter(
+        image_size=(size, size), scale=list(1 / (255 * _STD)), offset=list(-_MEAN / _STD)
+    )
+    converter.save_to_preset(str(folder))
+    return converter
+
+
+@pytest.fixture
+def tiny_preset(tmp_path):
+    from bakeoff.backbone.hub_sources import register_sources
+
+    folder = tmp_path / "tiny_dinov2"
+    converter = save_tiny_dinov2(folder)
+    register_sources({"tiny-dinov2": str(folder)})
+    yield folder, converter
+    register_sources({})
+
+
+def test_the_saved_model_converts_pixels_as_the_presets_image_converter(tiny_preset, tmp_path):
+    import keras
+
+    from bakeoff.backbone.build import build_model
+
+    _, converter = tiny_preset
+    model = build_model("tiny-dinov2", 3, 28, "imagenet")
+    images = np.random.default_rng(1).uniform(0, 255, size=(2, 28, 28, 3)).astype("float32")
+    ours = keras.Model(model.inputs, model.get_layer("preprocess").output)
+    np.testing.assert_allclose(
+        ours.predict_on_batch(images), np.asarray(converter(images)), atol=1e-4
+    )
+    # The saved model carries the converter and the pooling: it reloads and answers the same.
+    path = tmp_path / "model.keras"
+    model.save(path)
+    again = keras.models.load_model(path)
+    np.testing.assert_allclose(
+        again.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6
+    )
+
+
+def test_a_local_preset_takes_any_multiple_of_its_patch(tiny_preset):
+    from bakeoff.backbone.build import base_layer, build_model
+    from bakeoff.backbone.registry import check_image_size
+    from bakeoff.errors import BakeoffError
+
+    model = build_model("tiny-dinov2", 3, 42, "imagenet")  # position embeddings interpolated
+    assert base_layer(model).output_shape == (None, 32)  # CLS (16) + patch mean (16)
+    with pytest.raises(BakeoffError, match="not a multiple of tiny-dinov2's patch size 14"):
+        check_image_size("tiny-dinov2", 32, "imagenet")
+
+
+def _params_with(backbones, **train):
+    import yaml
+
+    from bakeoff.config.params import parse_params
+    from tests.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["backbones"] = backbones
+    raw["train"] |= {"weights": "imagenet", "augment": False, "image_size": None, **train}
+    return parse_params(raw)
+
+
+def test_params_refuse_what_a_hub_backbone_cannot_do(monkeypatch):
+    import psutil
+
+    from bakeoff.errors import BakeoffError
+
+    assert _params_with(["dinov2_small", "MobileNet"]).backbones == ["dinov2_small", "MobileNet"]
+    with pytest.raises(BakeoffError, match="not a multiple of dinov2_small's patch size 14"):
+        _params_with(["dinov2_small"], image_size=32)
+    with pytest.raises(BakeoffError, match="fit 224 px only, not 448"):
+        _params_with(["vit_base_patch16_224_imagenet"], image_size=448)
+    with pytest.raises(BakeoffError, match="fine_tune_layers is 2, but bakeoff keeps"):
+        _params_with(["deit_tiny_distilled_patch16_224_imagenet"], fine_tune_layers=2)
+    with pytest.raises(BakeoffError, match=r"add `sources: \{timm-resnet50-a1_in1k: hf://timm"):
+        _params_with(["hf://timm/resnet50.a1_in1k"])
+    small = type("Memory", (), {"total": 4 * 2**30})()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: small)
+    with pytest.raises(BakeoffError, match=r"dinov2_giant needs about 8\.5 GiB .* has 4\.0 GiB"):
+        _params_with(["dinov2_giant"])
