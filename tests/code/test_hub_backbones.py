@@ -198,3 +198,16 @@ def test_params_refuse_what_a_hub_backbone_cannot_do(monkeypatch):
     monkeypatch.setattr(psutil, "virtual_memory", lambda: small)
     with pytest.raises(BakeoffError, match=r"dinov2_giant needs about 8\.5 GiB .* has 4\.0 GiB"):
         _params_with(["dinov2_giant"])
+
+
+def test_a_hub_models_logged_requirements_name_keras_hub(tiny_preset):
+    from importlib import metadata
+
+    from bakeoff.backbone.build import build_model
+    from bakeoff.tracking.models import _pip_requirements
+
+    hub = _pip_requirements(build_model("tiny-dinov2", 3, 28, "imagenet"))
+    assert f"keras-hub=={metadata.version('keras-hub')}" in hub
+    assert not any(
+        r.startswith("keras-hub") for r in _pip_requirements(build_model("SimpleCNN", 3, 32))
+    )
