@@ -165,7 +165,11 @@ def _apply(doc: Any, folder: Path, backbones: list[str]) -> dict[str, Any]:
 
     from bakeoff.backbone.hub_sources import is_source, source_slug
 
-    sources = {source_slug(b): b for b in backbones if is_source(b)}
+    sources = {  # a folder as an absolute path: stages run from the project root
+        source_slug(b): b if b.startswith("hf://") else str(Path(b).expanduser().resolve())
+        for b in backbones
+        if is_source(b)
+    }
     backbones = [source_slug(b) if is_source(b) else b for b in backbones]
     names = CommentedSeq(backbones)
     names.fa.set_flow_style()

@@ -211,3 +211,12 @@ def test_a_hub_models_logged_requirements_name_keras_hub(tiny_preset):
     assert not any(
         r.startswith("keras-hub") for r in _pip_requirements(build_model("SimpleCNN", 3, 32))
     )
+
+
+def test_sources_get_names_dvc_accepts(tmp_path):
+    from bakeoff.backbone.hub_sources import source_slug
+
+    assert source_slug("hf://timm/resnet50.a1_in1k") == "timm-resnet50-a1_in1k"
+    assert source_slug(str(tmp_path / "my presets" / "tiny.v2")) == "tiny-v2"
+    # A downloaded copy of a preset keeps the preset's own name free.
+    assert source_slug(str(tmp_path / "dinov2_small")) == "dinov2_small-local"

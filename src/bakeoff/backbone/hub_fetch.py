@@ -23,12 +23,12 @@ def fetch_hint(spec: HubSpec) -> str:
             f"python -c \"import kagglehub; kagglehub.model_download('{handle}', "
             f"output_dir='{folder}')\""
         )
-    slug = source_slug(folder) + "-local"
+    slug = source_slug(folder)
     return (
         f"{spec.name} ({spec.handle}) is not on this machine: on a connected machine run "
-        f"`{command}`, copy {folder}/ here and set `sources: {{{slug}: {folder}}}` in "
-        f"params.yaml with {slug} in `backbones` (or copy keras-hub's cache here and set "
-        "KAGGLEHUB_CACHE / HF_HOME to it)"
+        f"`{command}`, copy {folder}/ here and run `bakeoff init <images> --backbones "
+        f"<its absolute path>` (it writes `sources: {{{slug}: <path>}}`; "
+        "or copy keras-hub's cache here and set KAGGLEHUB_CACHE / HF_HOME to it)"
     )
 
 

@@ -59,12 +59,14 @@ def is_source(name: str) -> bool:
 def source_slug(source: str) -> str:
     """A name for `source` that DVC accepts as a stage-matrix key and bakeoff as a file name.
 
-    `hf://timm/resnet50.a1_in1k` -> `timm-resnet50-a1_in1k`; a folder -> its last part.
+    `hf://timm/resnet50.a1_in1k` -> `timm-resnet50-a1_in1k`; a folder -> its last part
+    (`-local` appended when that is a preset's name: a downloaded copy of `dinov2_small`).
     """
     if source.startswith("hf://"):
         text = source.removeprefix("hf://")
     else:
         text = Path(source).expanduser().resolve().name
+        text += "-local" if text in HUB_PRESETS else ""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
     if not slug:
         raise BakeoffError(f"cannot derive a backbone name from {source!r}: name it yourself")
