@@ -220,3 +220,24 @@ def test_sources_get_names_dvc_accepts(tmp_path):
     assert source_slug(str(tmp_path / "my presets" / "tiny.v2")) == "tiny-v2"
     # A downloaded copy of a preset keeps the preset's own name free.
     assert source_slug(str(tmp_path / "dinov2_small")) == "dinov2_small-local"
+
+
+def test_a_timm_checkpoint_folder_is_a_source(tmp_path):
+    import json
+
+    from bakeoff.backbone.hub_sources import hub_spec, register_sources
+    from bakeoff.errors import BakeoffError
+
+    folder = tmp_path / "resnet18"
+    folder.mkdir()
+    config = {"architecture": "resnet18", "pretrained_cfg": {"input_size": [3, 160, 160]}}
+    (folder / "config.json").write_text(json.dumps(config))
+    register_sources({"resnet18": str(folder)})
+    try:
+        spec = hub_spec("resnet18")
+        assert (spec.family, spec.image_size, spec.source) == ("timm", 160, str(folder))
+        (folder / "config.json").write_text(json.dumps({"architecture": "vit_small_patch16"}))
+        with pytest.raises(BakeoffError, match="keras-hub converts only these timm families"):
+            register_sources({"resnet18": str(folder)})
+    finally:
+        register_sources({})

@@ -107,6 +107,10 @@ def _from_folder(name: str, source: str) -> HubSpec:
             f"{folder} is not a keras-hub preset folder ({type(exc).__name__}: no readable "
             "config.json): save one with `backbone.save_to_preset(folder)`"
         ) from None
+    if "architecture" in config:  # a timm checkpoint folder (`huggingface-cli download`)
+        spec = _from_timm(name, f"hf://timm/{config['architecture']}")
+        size = (config.get("pretrained_cfg") or {}).get("input_size") or [3, spec.image_size]
+        return HubSpec(name, str(folder), "timm", int(size[-1]), 1, None, source)
     cls = str(config.get("class_name", "")).split(">")[-1]
     family = next((f for f, info in FAMILIES.items() if info.backbone_class == cls), None)
     if family is None or family == "timm":
