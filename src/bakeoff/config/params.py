@@ -12,6 +12,7 @@ have no default: params.yaml must set them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ class Params:
     seed: int = 42
     # Backbone name -> hf://timm/<model> or a local keras-hub preset folder: sources that are
     # no valid DVC stage or file name (`bakeoff init --backbones <source>` writes them).
-    sources: dict[str, str] | None = None
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
     bootstrap: int = 2000  # paired bootstrap resamples of the test images (register, report)
     validate: ValidateParams = ValidateParams()
     split: SplitParams = SplitParams()

@@ -141,6 +141,7 @@ def params_kwargs(params: Params, backbone: str | None = None) -> dict[str, dict
     if backbone is not None:
         kwargs["train"] = {
             "params": params.train,  # the stage applies `train.overrides` of its backbone
+            "sources": params.sources,  # what a keras-hub backbone's name stands for
             "tune": params.tune,
             "tracking_params": params.tracking,
         }
