@@ -12,7 +12,7 @@ Each family's features follow the protocol its own paper evaluates frozen featur
 - Swin and timm CNNs: global average pooling of the last feature map.
 
 Pooling uses built-in Keras layers only, so a saved model loads wherever Keras and keras-hub
-are installed. The preset's image converter (scale and offset) becomes a Rescaling layer.
+are installed. The preset's image converter (scale and offset) becomes a Normalization layer.
 """
 
 from __future__ import annotations
