@@ -125,9 +125,9 @@ def _check_transformer_recipe(name: str, recipe: TrainParams) -> None:
     if recipe.fine_tune_layers > 0 and recipe.weights != "none":
         raise BakeoffError(
             f"{name}: train.fine_tune_layers is {recipe.fine_tune_layers}, but bakeoff keeps "
-            "a keras-hub transformer frozen (its features are cached and only the head "
-            "trains; unfreezing blocks of a transformer this size does not fit the CPU "
-            f"budget): set train.overrides.{name}.fine_tune_layers to 0"
+            "a keras-hub backbone frozen (its features are cached and only the head trains; "
+            "unfreezing its top blocks is not implemented, and would not be a silent no-op): "
+            f"set train.overrides.{name}.fine_tune_layers to 0"
         )
 
 
