@@ -90,7 +90,7 @@ docs: setup
 	$(BIN)/mkdocs build --strict
 
 LOCK := $(BIN)/uv pip compile pyproject.toml -q --no-header --generate-hashes \
-	--python-version 3.11 --python-platform x86_64-manylinux_2_28
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --override overrides.txt
 lock:
 	$(LOCK) -o requirements.lock
 	$(LOCK) --extra dev -o requirements-dev.lock

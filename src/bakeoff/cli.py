@@ -44,7 +44,7 @@ def _stage(name: str, params_file: Path | None, backbone: str | None = None) -> 
 @app.command()
 def backbones() -> None:
     """List the registry: parameters, default size, ImageNet top-1 and weights file."""
-    from bakeoff.backbone.registry import format_registry
+    from bakeoff.listing import format_registry
 
     typer.echo(format_registry())
 

@@ -16,6 +16,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from bakeoff.backbone.hub_sources import is_source
 from bakeoff.backbone.registry import cached_weights, get_backbone
 from bakeoff.config.params import ValidateParams, parse_params
 from bakeoff.errors import BakeoffError
@@ -67,16 +68,17 @@ class InitResult:
     scan: FolderScan
     changes: dict[str, Any]
     missing: list[tuple[str, str, Path]] = field(default_factory=list)  # file, url, folder
+    missing_presets: list[str] = field(default_factory=list)  # one fetch hint each
 
     def __str__(self) -> str:
         lines = [str(self.scan), f"wrote {self.params_file}:"]
         lines += [f"  {key}: {_show(value)}" for key, value in self.changes.items()]
         for name, url, folder in self.missing:
             lines.append(f"missing weights {name}: download {url} into {folder}/")
-        if self.missing:
-            lines.append(
-                f"next: put the {len(self.missing)} file(s) above in place, then `dvc repro`"
-            )
+        lines += [f"missing preset {hint}" for hint in self.missing_presets]
+        if self.missing or self.missing_presets:
+            n = len(self.missing) + len(self.missing_presets)
+            lines.append(f"next: put the {n} file(s)/preset(s) above in place, then `dvc repro`")
         else:
             lines.append("next: `dvc repro`")
         return "\n".join(lines)
@@ -166,9 +168,21 @@ def _apply(doc: Any, folder: Path, backbones: list[str]) -> dict[str, Any]:
     """Set the real-use values in `doc` (in place); returns key -> new value."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+    from bakeoff.backbone.hub_sources import is_source, source_slug
+
+    sources = {  # a folder as an absolute path: stages run from the project root
+        source_slug(b): b if b.startswith("hf://") else str(Path(b).expanduser().resolve())
+        for b in backbones
+        if is_source(b)
+    }
+    backbones = [source_slug(b) if is_source(b) else b for b in backbones]
     names = CommentedSeq(backbones)
     names.fa.set_flow_style()
     _set(doc, "backbones", names)
+    if sources:  # DVC cannot name stages or files after a URL or a path: a slug stands in
+        known = CommentedMap(doc.get("sources") or {})
+        known.update(sources)
+        _set(doc, "sources", known)
     _set(doc.setdefault("data", CommentedMap()), "source", str(folder))
     changes: dict[str, Any] = {"backbones": ", ".join(backbones), "data.source": str(folder)}
     train = doc.setdefault("train", CommentedMap())
@@ -197,6 +211,8 @@ def _missing_weights(backbones: list[str]) -> list[tuple[str, str, Path]]:
     """Fetch each backbone's ImageNet file into Keras's cache; what could not be fetched."""
     missing = []
     for name in backbones:
+        if get_backbone(name).hub is not None:
+            continue  # `_missing_presets`
         target, url = cached_weights(name, get_backbone(name).default_size)
         if target.is_file():
             continue
@@ -207,6 +223,14 @@ def _missing_weights(backbones: list[str]) -> list[tuple[str, str, Path]]:
         except BakeoffError:
             missing.append((target.name, url, target.parent))
     return missing
+
+
+def _missing_presets(backbones: list[str]) -> list[str]:
+    """Fetch each keras-hub preset through keras-hub; a fetch hint for each still missing."""
+    from bakeoff.backbone.hub_fetch import fetch_hint, preset_available
+
+    specs = [get_backbone(name).hub for name in backbones]
+    return [fetch_hint(s) for s in specs if s is not None and not preset_available(s)]
 
 
 def init_project(
@@ -230,7 +254,10 @@ def init_project(
     folder = Path(folder).expanduser().resolve()
     backbones = list(backbones or DEFAULT_BACKBONES)
     for name in backbones:
-        if get_backbone(name).imagenet is None:
+        if is_source(name):
+            continue
+        entry = get_backbone(name)
+        if entry.imagenet is None and entry.hub is None:
             raise BakeoffError(f"{name} has no ImageNet weights: leave it out of --backbones")
     yaml, doc = _load_yaml(params_file)
     why = _initialised(doc)
@@ -242,11 +269,13 @@ def init_project(
         raise BakeoffError(f"{folder} would fail validation: " + "; ".join(scan.failures))
     changes = _apply(doc, folder, backbones)
     parse_params(_plain(yaml, doc))  # never write a params.yaml that does not load
-    missing = _missing_weights(backbones)
+    written = _plain(yaml, doc)["backbones"]
+    missing = _missing_weights(written)
+    presets = _missing_presets(written)
     out = StringIO()
     yaml.dump(doc, out)
     params_file.write_text(out.getvalue())
-    return InitResult(params_file, scan, changes, missing)
+    return InitResult(params_file, scan, changes, missing, presets)
 
 
 def _plain(yaml: Any, doc: Any) -> dict:

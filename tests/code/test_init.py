@@ -129,22 +129,36 @@ def test_init_rejects_what_would_fail_later(project, tmp_path):
 
 
 def test_backbones_lists_the_registry_without_importing_tensorflow():
+    from bakeoff.backbone.hub_presets import HUB_PRESETS
+
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from bakeoff.cli import app\n"
         "out = CliRunner().invoke(app, ['backbones']).output\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "assert not {'tensorflow', 'keras', 'keras_hub'} & set(sys.modules)\n"
         "print(out)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.splitlines()
+    keras_part, hub_part = done.stdout.split("keras-hub presets")
+    lines = keras_part.splitlines()[1:]
     assert lines[0].split()[:5] == ["name", "params", "default", "px", "min"]
     rows = {line.split()[0]: line for line in lines[2:] if line.strip()}
     assert set(rows) == set(REGISTRY)
     assert "331" in rows["NASNetLarge"] and "nasnet_large_no_top.h5" in rows["NASNetLarge"]
     assert "28.6M" in rows["ConvNeXtTiny"] and "0.813" in rows["ConvNeXtTiny"]
+    hub = {
+        line.split()[0]: line.split() for line in hub_part.splitlines()[3:] if "kaggle://" in line
+    }
+    assert set(hub) == set(HUB_PRESETS)
+    # family, parameters, default size, patch, documented top-1 (blank when none is).
+    assert hub["dinov2_small"][1:5] == ["dinov2", "22.6M", "224", "14"]
+    assert hub["dinov2_small"][5:7] == ["0.811", "(linear"]
+    assert hub["siglip2_base_patch16_224"][5] == "attention-pooled"  # no top-1 documented
+    assert hub["deit_tiny_distilled_patch16_224_imagenet"][-1] == (
+        "kaggle://keras/deit/keras/deit_tiny_distilled_patch16_224_imagenet/1"
+    )
 
 
 def test_what_init_sets_trains_frozen_with_cached_features_and_tuning(project):
@@ -155,3 +169,25 @@ def test_what_init_sets_trains_frozen_with_cached_features_and_tuning(project):
     params = load_params(params_file)
     line = training_mode(params.for_backbone("ConvNeXtTiny"), 224, params.tune.trials)
     assert line == "frozen ImageNet base at 224 px, cached features, 20 tuning trials"
+
+
+def test_init_names_each_missing_keras_hub_preset_on_a_line_of_its_own(
+    project, tmp_path, monkeypatch
+):
+    """Empty kagglehub and Hugging Face caches, no network: both presets are named, each
+    with its handle, the command that fetches it and how to point bakeoff at the folder."""
+    pytest.importorskip("keras_hub")
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    params_file, images = project
+    result = init_project(images, params_file, ["dinov2_small", "siglip2_base_patch16_224"])
+    lines = [line for line in str(result).splitlines() if line.startswith("missing preset")]
+    assert len(lines) == 2
+    for line, handle in zip(
+        lines,
+        ["keras/dinov2/keras/dinov2_small/1", "keras/siglip/keras/siglip2_base_patch16_224/1"],
+        strict=True,
+    ):
+        assert f"kaggle://{handle}" in line
+        assert f"kagglehub.model_download('{handle}'" in line and "sources:" in line
+    assert load_params(params_file).backbones == ["dinov2_small", "siglip2_base_patch16_224"]

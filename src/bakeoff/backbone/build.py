@@ -37,7 +37,7 @@ def preprocessing(mode: str) -> list[keras.layers.Layer]:
     Returns:
         The layers to apply to 0..255 RGB, in order (none for "none").
     """
-    if mode not in PREPROCESS_MODES:
+    if mode not in PREPROCESS_MODES or mode == "hub":  # hub: bakeoff.backbone.hub
         raise BakeoffError(f"unknown preprocessing '{mode}': use one of {PREPROCESS_MODES}")
     if mode == "tf":
         return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")]
@@ -98,6 +98,11 @@ def resolve_weights(name: str, weights: str, image_size: int) -> Path | None:
     if weights == "none":
         return None
     if weights == "imagenet":
+        hub = get_backbone(name).hub
+        if hub is not None:  # a keras-hub preset: its own pretrained weights
+            from bakeoff.backbone.hub import preset_weights_file
+
+            return preset_weights_file(hub)
         return imagenet_weights(name, image_size)
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -137,6 +142,13 @@ def build_base(
     """
     entry = get_backbone(name)
     check_image_size(name, image_size, "imagenet" if imagenet else "none")
+    if entry.hub is not None:
+        from bakeoff.backbone.hub import build_hub_base
+
+        base = build_hub_base(entry.hub, image_size, pretrained=imagenet)
+        if weights_file is not None and not imagenet:
+            _load_into(base, weights_file, name, imagenet)
+        return base
     base = entry.constructor(
         input_shape=(image_size, image_size, 3), weights=None, include_top=False, pooling="avg"
     )
@@ -182,7 +194,13 @@ def build_model(
     base.trainable = not frozen
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = inputs
-    for layer in preprocessing(entry.preprocess):
+    if entry.hub is not None:
+        from bakeoff.backbone.hub import converter_layers
+
+        steps = converter_layers(entry.hub.source)
+    else:
+        steps = preprocessing(entry.preprocess)
+    for layer in steps:
         x = layer(x)
     x = base(x, training=False) if frozen else base(x)
     momentum = 0.99 if bn_momentum is None else bn_momentum

@@ -21,7 +21,8 @@ _KA1 = "https://storage.googleapis.com/keras-applications/"  # EfficientNet B0-B
 # Preprocessing modes, as built-in layers inside the saved model (bakeoff.backbone.build):
 # tf: -1..1; caffe: BGR, ImageNet mean subtracted; torch: ImageNet mean/std;
 # none: the network rescales 0..255 itself (EfficientNet, EfficientNetV2, ConvNeXt, MobileNetV3).
-PREPROCESS_MODES = ("tf", "caffe", "torch", "none")
+# hub: the keras-hub preset's own image converter (bakeoff.backbone.hub).
+PREPROCESS_MODES = ("tf", "caffe", "torch", "none", "hub")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +53,7 @@ class ImagenetWeights:
 class Backbone:
     """One registry row."""
 
-    constructor: Callable[..., Any]  # Keras-applications style: input_shape, weights, ...
+    constructor: Callable[..., Any] | None  # Keras-applications style; None for keras-hub
     preprocess: str  # one of PREPROCESS_MODES
     family: str | None = None  # the keras.applications module whose preprocess_input it is
     min_size: int = 32
@@ -60,6 +61,7 @@ class Backbone:
     imagenet: ImagenetWeights | None = None
     params_m: float | None = None  # millions, with the ImageNet top, as keras.io lists them
     top1: float | None = None  # ImageNet top-1 as keras.io (or the Keras source) documents
+    hub: Any = None  # a keras-hub backbone's HubSpec (bakeoff.backbone.hub_sources)
 
 
 def _application(name: str) -> Callable[..., Any]:
@@ -176,10 +178,22 @@ REGISTRY: dict[str, Backbone] = dict([
 
 
 def get_backbone(name: str) -> Backbone:
-    """The registry row of `name`; BakeoffError listing the known names otherwise."""
-    if name not in REGISTRY:
-        raise BakeoffError(f"unknown backbone '{name}': choose from {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+    """The registry row of `name` (a keras-hub backbone's made from its spec); BakeoffError
+    listing the known names otherwise."""
+    from bakeoff.backbone.hub_sources import hub_spec
+
+    if name in REGISTRY:
+        return REGISTRY[name]
+    spec = hub_spec(name)
+    if spec is None:
+        raise BakeoffError(
+            f"unknown backbone '{name}': choose from {', '.join(REGISTRY)} or a keras-hub "
+            "preset (`bakeoff backbones` lists them)"
+        )
+    params_m = spec.params / 1e6 if spec.params else None
+    return Backbone(constructor=None, preprocess="hub", family=spec.family, hub=spec,
+                    min_size=spec.patch_size, default_size=spec.image_size, params_m=params_m,
+                    top1=spec.top1)  # fmt: skip
 
 
 def input_size(name: str, image_size: int | None) -> int:
@@ -191,9 +205,14 @@ def input_size(name: str, image_size: int | None) -> int:
 def check_image_size(name: str, image_size: int, weights: str) -> None:
     """BakeoffError when `name` cannot take `image_size` px with `weights`, saying what to set.
 
-    Below the minimum Keras refuses to build; NASNet's ImageNet weights fit one size only.
+    Below the minimum Keras refuses to build; NASNet's ImageNet weights fit one size only;
+    a transformer takes multiples of its patch size (keras-hub's own size when pretrained).
     """
     entry = get_backbone(name)
+    if entry.hub is not None:
+        from bakeoff.backbone.hub_sources import check_hub_size
+
+        return check_hub_size(entry.hub, image_size, weights != "none")
     if image_size < entry.min_size:
         raise BakeoffError(
             f"image size {image_size} is below {name}'s minimum of {entry.min_size}: "
@@ -224,32 +243,3 @@ def cached_weights(name: str, image_size: int) -> tuple[Path, str]:
             f"{name} has no ImageNet weights: set train.weights to none or a weights file"
         )
     return keras_cache_dir() / "models" / weights.file_name(image_size), weights.url_for(image_size)
-
-
-def format_registry() -> str:
-    """The registry as a plain-text table (what `bakeoff backbones` prints)."""
-    head = (
-        "name",
-        "params",
-        "default px",
-        "min px",
-        "top-1",
-        "preprocess",
-        "ImageNet weights file",
-    )
-    rows = [head]
-    for name, e in REGISTRY.items():
-        params = f"{e.params_m:.1f}M" if e.params_m is not None else "-"
-        top1 = f"{e.top1:.3f}" if e.top1 is not None else "-"
-        weights = e.imagenet.file_name(e.default_size) if e.imagenet else "- (no ImageNet weights)"
-        if e.imagenet and e.imagenet.fixed_size:
-            weights += f" ({e.imagenet.fixed_size} px only)"
-        rows.append(
-            (name, params, str(e.default_size), str(e.min_size), top1, e.preprocess, weights)
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

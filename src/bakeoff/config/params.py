@@ -13,11 +13,12 @@ set them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError, field_validator
+from pydantic import ConfigDict, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from bakeoff.config.layout import project_paths
@@ -54,6 +55,9 @@ class Params:
     # The one seed: every seeded draw outside training (ingest's sample, the split, the CV
     # folds, the bootstrap, export's calibration sample); train.seeds are the repetitions.
     seed: int = 42
+    # Backbone name -> hf://timm/<model> or a local keras-hub preset folder: sources that are
+    # no valid DVC stage or file name (`bakeoff init --backbones <source>` writes them).
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
     bootstrap: int = 2000  # paired bootstrap resamples of the test images (register, report)
     validate: ValidateParams = ValidateParams()
     split: SplitParams = SplitParams()
@@ -65,6 +69,19 @@ class Params:
     tracking: TrackingParams = TrackingParams()
     orchestration: OrchestrationParams = OrchestrationParams()
     retrain: RetrainParams = RetrainParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _register_sources(cls, raw: Any) -> Any:
+        """Make `sources` known before any backbone name is checked against them."""
+        from bakeoff.backbone.hub_sources import register_sources
+
+        if isinstance(raw, dict) and isinstance(raw.get("sources"), dict | None):
+            try:
+                register_sources(raw.get("sources"))
+            except BakeoffError as exc:
+                raise ValueError(str(exc)) from None
+        return raw
 
     @field_validator("backbones")
     @classmethod
@@ -88,6 +105,7 @@ class Params:
             try:
                 size = input_size(name, recipe.image_size)
                 check_image_size(name, size, recipe.weights)
+                _check_transformer_recipe(name, recipe)
             except BakeoffError as exc:
                 raise ValueError(str(exc)) from None
         # train@<backbone> depends on `train.overrides.<backbone>` alone (dvc.yaml), and DVC
@@ -103,6 +121,28 @@ class Params:
     def for_backbone(self, name: str) -> TrainParams:
         """The train section with the per-backbone overrides of `name` applied."""
         return self.train.for_backbone(name)
+
+
+def _check_transformer_recipe(name: str, recipe: TrainParams) -> None:
+    """A keras-hub backbone must fit in memory, and is not fine-tuned (refused, not ignored)."""
+    from bakeoff.backbone.registry import get_backbone
+
+    spec = get_backbone(name).hub
+    if spec is None:
+        return
+    if recipe.weights != "none":
+        import psutil
+
+        from bakeoff.backbone.hub_sources import check_hub_memory
+
+        check_hub_memory(spec, psutil.virtual_memory().total)
+    if recipe.fine_tune_layers > 0 and recipe.weights != "none":
+        raise BakeoffError(
+            f"{name}: train.fine_tune_layers is {recipe.fine_tune_layers}, but bakeoff keeps "
+            "a keras-hub backbone frozen (its features are cached and only the head trains; "
+            "unfreezing its top blocks is not implemented, and would not be a silent no-op): "
+            f"set train.overrides.{name}.fine_tune_layers to 0"
+        )
 
 
 def parse_params(raw: dict[str, Any]) -> Params:

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from bakeoff.backbone.registry import REGISTRY
+from bakeoff.backbone.registry import get_backbone
+from bakeoff.errors import BakeoffError
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -47,12 +48,20 @@ OUTPUT_NEUTRAL = frozenset({"tracking.outage_timeout", "validate.workers"})
 
 
 def _known_backbones(names: list[str], what: str) -> list[str]:
-    """`names` if all are registry names; else a ValueError naming the unknown ones."""
-    unknown = [name for name in names if name not in REGISTRY]
-    if unknown:
-        raise ValueError(
-            f"unknown {what} {', '.join(map(repr, unknown))}: choose from {', '.join(REGISTRY)}"
-        )
+    """`names` if all are backbone names (Keras rows, keras-hub presets, `sources:` names);
+    else a ValueError naming the unknown ones."""
+    from bakeoff.backbone.hub_sources import is_source, source_slug
+
+    for name in names:
+        if is_source(name):
+            raise ValueError(
+                f"{what} {name!r} is a source, not a name DVC can use for a stage or a file: "
+                f"add `sources: {{{source_slug(name)}: {name}}}` and list {source_slug(name)!r}"
+            )
+        try:
+            get_backbone(name)
+        except BakeoffError as exc:
+            raise ValueError(str(exc).replace("backbone", what, 1)) from None
     return names
 
 
@@ -88,6 +97,7 @@ class BackboneOverride:
     batch_size: PositiveInt | None = None
     learning_rate: PositiveFloat | None = None
     epochs: PositiveInt | None = None
+    fine_tune_layers: NonNegativeInt | None = None
 
 
 @dataclass(config=_STRICT, frozen=True)

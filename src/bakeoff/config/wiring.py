@@ -30,9 +30,17 @@ def stage_kwargs(
             `bakeoff evaluate ../x` must not reach outside models/).
     """
     if backbone is not None:
+        from bakeoff.backbone.hub_sources import source_slug
         from bakeoff.backbone.registry import get_backbone
+        from bakeoff.errors import BakeoffError
 
-        get_backbone(backbone)
+        try:
+            get_backbone(backbone)
+        except BakeoffError:
+            # A `sources:` name is known once params are loaded; until then it must at
+            # least be a plain name (no path).
+            if params is not None or source_slug(backbone) != backbone:
+                raise
     kwargs: dict[str, dict[str, Any]] = {
         "ingest": {"out_dir": paths.raw_dir, "root": paths.root},
         "validate": {
@@ -146,6 +154,7 @@ def params_kwargs(params: Params, backbone: str | None = None) -> dict[str, dict
     if backbone is not None:
         kwargs["train"] = {
             "params": params.train,  # the stage applies `train.overrides` of its backbone
+            "sources": params.sources,  # what a keras-hub backbone's name stands for
             "tune": params.tune,
             "tracking_params": params.tracking,
         }

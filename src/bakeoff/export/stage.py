@@ -37,6 +37,7 @@ class Exported:
             + ("" if v["recommended"] else " NOT RECOMMENDED")
             for v in r["variants"]
         ]
+        parts += [f"{f['variant']} FAILED ({f['reason']})" for f in r.get("failed", [])]
         head = f"{r['backbone']} ({r['source']}; Keras {r['keras']['test_accuracy']:.4f})"
         return f"{head}: " + ", ".join(parts) + f" -> {self.path}"
 
@@ -148,7 +149,9 @@ def export(
     keras_proba, inference = _keras_reference(model, test_px, x_test)
     keras_accuracy = float((keras_proba.argmax(axis=1) == y_test).mean())
     calibration = _calibration(split_dir, image_root, size, params, seed)
-    contents = tflite.convert_all(inference, calibration)
+    converted = tflite.convert_all(inference, calibration)
+    contents = {k: v for k, v in converted.items() if isinstance(v, bytes)}
+    failed = [{"variant": k, "reason": v} for k, v in converted.items() if isinstance(v, str)]
     paths = tflite.write(contents, Path(exports_dir) / source["backbone"])
     variants = [
         _variant(
@@ -168,7 +171,7 @@ def export(
         "image_size": size, "n_test": len(y_test), "threads": params.threads,
         "max_accuracy_drop": params.max_accuracy_drop, "head_bn_folded": inference is not model,
         "keras": {"test_accuracy": keras_accuracy, "size_mb": _keras_size_mb(model)},
-        "variants": variants, "pick": pick["variant"] if pick else None,
+        "variants": variants, "failed": failed, "pick": pick["variant"] if pick else None,
     }  # fmt: skip
     _write(report, Path(out_path))
     _log(report, [*paths.values(), Path(out_path)])

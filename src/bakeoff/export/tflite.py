@@ -73,7 +73,7 @@ def _pinned(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def convert_all(model: Any, representative: np.ndarray) -> dict[str, bytes]:
+def convert_all(model: Any, representative: np.ndarray) -> dict[str, bytes | str]:
     """Every variant's .tflite bytes.
 
     Args:
@@ -81,7 +81,8 @@ def convert_all(model: Any, representative: np.ndarray) -> dict[str, bytes]:
         representative: uint8 training images (n, size, size, 3) for int8 calibration.
 
     Returns:
-        Variant name -> flatbuffer bytes, in VARIANTS order.
+        Variant name -> flatbuffer bytes, in VARIANTS order; a variant the converter
+        refuses maps to the reason (a str) instead, so the others still export.
     """
     import tensorflow as tf
 
@@ -104,8 +105,12 @@ def convert_all(model: Any, representative: np.ndarray) -> dict[str, bytes]:
                 converter.representative_dataset = samples
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
                 converter.inference_input_type = tf.uint8
-            with contextlib.redirect_stdout(io.StringIO()):
-                out[variant] = converter.convert()
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    out[variant] = converter.convert()
+            except Exception as exc:  # the converter raises many kinds (ConverterError, ...)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                out[variant] = f"the TFLite converter failed: {type(exc).__name__}: {first}"[:500]
     return out
 
 

@@ -60,6 +60,7 @@ def export_section(export: dict[str, Any] | None, champion_version: str | None) 
         f"the LiteRT interpreter, {export['threads']} thread(s). int8 is calibrated on "
         "training images and takes uint8 pixels as they are.",
     ]
+    notes += [f"{f['variant']}: not exported, {f['reason']}." for f in export.get("failed", [])]
     notes += [
         f"{v['variant']} ran on LiteRT's {v['kernels']}."
         for v in export["variants"]

@@ -16,6 +16,8 @@ def _weights(train: Mapping[str, Any]) -> str:
     weights = str(train.get("weights", "none"))
     if weights == "none":
         return "from scratch (random initial weights)"
+    if weights == "imagenet" and train.get("source"):
+        return f"keras-hub pretrained weights from {train['source']}"
     if weights == "imagenet":
         return "ImageNet weights"
     return f"weights from {Path(weights).name}"

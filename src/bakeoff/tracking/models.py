@@ -90,7 +90,7 @@ class _ServableKeras:
                 signature=_signature(example, output),
                 input_example=example,
                 # Pinned here: inferring them reloads the model in a subprocess (seconds).
-                pip_requirements=_pip_requirements(),
+                pip_requirements=_pip_requirements(model),
             )
         # The keras flavour reads <data>/model.keras, the same file the pyfunc serves.
         mlflow_model.add_flavor(
@@ -161,11 +161,22 @@ def log_keras_model(
     return info.model_uri
 
 
-def _pip_requirements() -> list[str]:
+def _uses_keras_hub(model: Any) -> bool:
+    """A layer of `model` (nested models included) is a keras-hub class."""
+    layers = getattr(model, "layers", None) or []
+    return type(model).__module__.startswith("keras_hub") or any(map(_uses_keras_hub, layers))
+
+
+def _pip_requirements(model: Any = None) -> list[str]:
+    """The pinned packages that load and serve `model` (keras-hub when a layer is one of its:
+    Keras imports keras-hub by module name when it loads the model)."""
     from importlib import metadata
 
     reqs = []
-    for dist in ("keras", "tensorflow-cpu", "tensorflow", "pillow", "numpy", "pandas"):
+    dists = ["keras", "tensorflow-cpu", "tensorflow", "pillow", "numpy", "pandas"]
+    if model is not None and _uses_keras_hub(model):
+        dists.append("keras-hub")
+    for dist in dists:
         try:
             reqs.append(f"{dist}=={metadata.version(dist)}")
         except metadata.PackageNotFoundError:

@@ -87,6 +87,7 @@ def write_outputs(
         "val_loss": float(best["val_loss"]),
         "train_seconds": round(seconds, 2),
         "weights": recipe.weights,
+        "source": _source(backbone),
         "weights_sha256": tags["weights_sha256"],
         "seed": recipe.seed,
         "tuning": tuning,
@@ -114,3 +115,11 @@ def _log_numbers(run_id: str, best: dict, seconds: float, tuning: dict) -> None:
     }
     tracking.log_metrics(tracking.rounded(numbers | tuned), run_id)
     tracking.set_tags({"tuning": tuning["status"]}, run_id)
+
+
+def _source(backbone: str) -> str | None:
+    """Where a keras-hub backbone comes from (a Kaggle handle, hf://timm/..., a folder)."""
+    from bakeoff.backbone.registry import get_backbone
+
+    hub = get_backbone(backbone).hub
+    return hub.handle if hub is not None else None

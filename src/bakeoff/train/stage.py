@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from bakeoff.backbone.build import resolve_weights
+from bakeoff.backbone.hub_sources import register_sources
 from bakeoff.backbone.registry import input_size
 from bakeoff.config.params import TrackingParams, TrainParams, TuneParams
 from bakeoff.data.dataset import read_classes
@@ -52,6 +53,7 @@ def train(
     tracking_params: TrackingParams,
     cache_dir: Path,
     root: Path,
+    sources: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train one backbone with the recipe, once per seed of `train.seeds`; write models/<backbone>/.
 
@@ -71,6 +73,8 @@ def train(
         tune: The tune section (head-tuning trials).
         tracking_params: The tracking section (the MLflow store and experiment).
         root: The project root (MLflow store, git commit).
+        sources: params.yaml's `sources:` (a keras-hub backbone's name -> its source); a
+            stage parameter so that DVC re-trains a name whose source changed.
 
     Returns:
         The result of the selected seed's run.
@@ -78,6 +82,8 @@ def train(
     Raises:
         BakeoffError: Bad params, missing weights or data, or training diverged (NaN).
     """
+    if sources:
+        register_sources(sources)
     recipe = params.for_backbone(backbone)
     size = input_size(backbone, recipe.image_size)
     weights_file = resolve_weights(backbone, recipe.weights, size)  # fail before loading data
