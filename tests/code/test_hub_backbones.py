@@ -177,6 +177,7 @@ def _params_with(backbones, **train):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["backbones"] = backbones
     raw["train"] |= {"weights": "imagenet", "augment": False, "image_size": None, **train}
+    raw["train"]["overrides"] = {name: {} for name in backbones}  # one entry each: none
     return parse_params(raw)
 
 
