@@ -94,3 +94,29 @@ def test_pareto_line_and_its_legend_only_with_two_or_more_points(tmp_path, monke
     assert one.get_legend() is None and not front_lines(one)
     assert [t.get_text() for t in two.get_legend().get_texts()] == ["Pareto front"]
     assert len(front_lines(two)) == 1
+
+
+def test_with_cross_validation_the_figure_plots_what_decides(tmp_path, monkeypatch):
+    """The recommendation decides on cross-validated accuracy: so does the figure, with its
+    interval, and its Pareto front is on that accuracy."""
+    import matplotlib.figure
+    import numpy as np
+    import pandas as pd
+
+    from bakeoff.report.figures import accuracy_vs_latency
+
+    drawn = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
+    table = pd.DataFrame(
+        {"test_accuracy": [0.90, 0.70], "ci_low": [0.80, 0.60], "ci_high": [0.95, 0.80],
+         "cv_accuracy": [0.81, 0.86], "cv_ci_low": [0.79, 0.84], "cv_ci_high": [0.83, 0.88],
+         "latency_ms_b1": [2.0, 8.0], "params": [1_000, 2_000]},
+        index=["Fast", "Slow"],
+    )  # fmt: skip
+    accuracy_vs_latency(table, ["Fast", "Slow"], tmp_path / "cv.png", "cv")
+    [ax] = drawn[0].axes
+    points = np.asarray(ax.collections[-1].get_offsets())  # the bubbles
+    assert points[:, 1].tolist() == [0.81, 0.86]
+    assert ax.get_ylabel() == "cross-validated accuracy"
+    low, high = ax.containers[0].lines[2][0].get_segments()[0][:, 1]  # Fast's error bar
+    assert (round(low, 2), round(high, 2)) == (0.79, 0.83)

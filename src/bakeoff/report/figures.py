@@ -23,26 +23,39 @@ def _pyplot():
     return plt
 
 
-def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -> Path:
-    """Test accuracy (with its interval) against batch-1 latency; bubble area = parameters.
+# The accuracy a figure plots, by what decides the comparison: (accuracy, interval low and
+# high columns of the table, axis label).
+MEASURES = {
+    "test": ("test_accuracy", "ci_low", "ci_high", "test accuracy"),
+    "cv": ("cv_accuracy", "cv_ci_low", "cv_ci_high", "cross-validated accuracy"),
+}
+
+
+def accuracy_vs_latency(
+    table: pd.DataFrame, front: Sequence[str], path: Path, measure: str = "test"
+) -> Path:
+    """Accuracy (with its interval) against batch-1 latency; bubble area = parameters.
 
     Args:
-        table: One row per backbone (index = name) with test_accuracy, ci_low, ci_high,
+        table: One row per backbone (index = name) with the measure's columns,
             latency_ms_b1 and params.
-        front: The Pareto-optimal backbones, fastest first.
+        front: The Pareto-optimal backbones on that accuracy, fastest first.
         path: The PNG to write.
+        measure: `cv` when the comparison decides on cross-validation (the recommendation's
+            accuracy), else `test`.
 
     Returns:
         `path`.
     """
+    accuracy, low, high, label = MEASURES[measure]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     # Area proportional to parameters, scaled so the largest bubble stays readable.
     sizes = 60 + 1400 * table["params"] / max(float(table["params"].max()), 1.0)
     ax.errorbar(
         table["latency_ms_b1"],
-        table["test_accuracy"],
-        yerr=[table["test_accuracy"] - table["ci_low"], table["ci_high"] - table["test_accuracy"]],
+        table[accuracy],
+        yerr=[table[accuracy] - table[low], table[high] - table[accuracy]],
         fmt="none",
         ecolor="#888",
         capsize=3,
@@ -50,7 +63,7 @@ def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -
     )
     ax.scatter(
         table["latency_ms_b1"],
-        table["test_accuracy"],
+        table[accuracy],
         s=sizes,
         alpha=0.55,
         color="#3b7dd8",
@@ -60,7 +73,7 @@ def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -
     for name, row in table.iterrows():
         ax.annotate(
             str(name),
-            (row["latency_ms_b1"], row["test_accuracy"]),
+            (row["latency_ms_b1"], row[accuracy]),
             xytext=(6, 6),
             textcoords="offset points",
             fontsize=9,
@@ -68,7 +81,7 @@ def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -
     if len(front) >= 2:  # one point is no line: neither drawn nor in the legend
         ax.plot(
             table.loc[list(front), "latency_ms_b1"],
-            table.loc[list(front), "test_accuracy"],
+            table.loc[list(front), accuracy],
             "--",
             color="#d8543b",
             drawstyle="steps-post",
@@ -76,14 +89,14 @@ def accuracy_vs_latency(table: pd.DataFrame, front: Sequence[str], path: Path) -
             zorder=3,
         )
         ax.legend(loc="lower right")
-    _latency_axes(ax)
+    _latency_axes(ax, label)
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)
     return path
 
 
-def _latency_axes(ax) -> None:
+def _latency_axes(ax, ylabel: str) -> None:
     """A log latency axis in plain numbers, labels and grid."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
@@ -94,7 +107,7 @@ def _latency_axes(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.margins(x=0.2, y=0.1)
     ax.set_xlabel("latency, ms per image at batch 1 (log scale)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(ylabel)
     ax.set_title("Accuracy vs latency (bubble area = parameters, bars = interval)")
     ax.grid(alpha=0.3)
 

@@ -22,6 +22,7 @@ from bakeoff.config.params import Budget, ReportParams, TrackingParams
 from bakeoff.errors import BakeoffError
 from bakeoff.report import context, issues_section, per_class
 from bakeoff.report import figures as report_figures
+from bakeoff.report.stats import CV
 from bakeoff.report.answer import answer
 from bakeoff.report.render import FIGURES, export_section, render_markdown
 from bakeoff.report.settings import ReportSettings
@@ -79,8 +80,10 @@ def _figures(
     data: dict[str, _BackboneResults],
     shown: tuple[str, str],
     figures_dir: Path,
+    measure: str,
 ) -> list[Path]:
-    """reports/figures/*.png; the confusion matrix is of shown = (backbone, title)."""
+    """reports/figures/*.png; the confusion matrix is of shown = (backbone, title); the
+    accuracy plotted against latency is `measure` (`cv` or `test`), the one that decides."""
     from sklearn.metrics import confusion_matrix
 
     from bakeoff.plots import plot_confusion
@@ -90,7 +93,7 @@ def _figures(
     shown, title = shown
     classes = data[shown].train.get("classes") or sorted(set(data[shown].actual))
     return [
-        report_figures.accuracy_vs_latency(table, front, names[0]),
+        report_figures.accuracy_vs_latency(table, front, names[0], measure),
         report_figures.training_curves({n: b.history for n, b in data.items()}, names[1]),
         # The same drawing as plots/<backbone>/confusion.png, from the evaluate stage.
         plot_confusion(
@@ -197,7 +200,8 @@ def report(
     table = ctx["table"]
     shown = (ctx["champion"], f"{ctx['champion']} (champion)") if ctx["champion"] else (
         ctx["best"], f"{ctx['best']} (most accurate)")  # fmt: skip
-    figures = _figures(table, ctx["front"], data, shown, out_dir / "figures")
+    measure = "cv" if ctx["basis"] == CV else "test"
+    figures = _figures(table, ctx["front"], data, shown, out_dir / "figures", measure)
     # The table as data: `dvc plots show` draws it (the top-level plot in dvc.yaml).
     csv = out_dir / "comparison.csv"
     text = ["interval", "cv_interval_text", "cv_off_reason", "epochs_text"]
