@@ -22,10 +22,10 @@ from bakeoff.config.params import Budget, ReportParams, TrackingParams
 from bakeoff.errors import BakeoffError
 from bakeoff.report import context, issues_section, per_class
 from bakeoff.report import figures as report_figures
-from bakeoff.report.stats import CV
 from bakeoff.report.answer import answer
 from bakeoff.report.render import FIGURES, export_section, render_markdown
 from bakeoff.report.settings import ReportSettings
+from bakeoff.report.stats import CV
 from bakeoff.report.table import REQUIRED, build_table, meanings, missing, sections
 
 
