@@ -27,6 +27,9 @@ def project(tmp_path, monkeypatch):
     for key, value in OFFLINE.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    # keras-hub's caches, empty too: the foundation default is a preset.
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
@@ -80,9 +83,13 @@ def test_init_names_every_missing_weights_file_offline(project, tmp_path):
     params_file, images = project
     result = init_project(images, params_file)
     lines = [line for line in str(result).splitlines() if line.startswith("missing weights")]
-    assert len(lines) == len(DEFAULT_BACKBONES)
+    keras_defaults = [b for b in DEFAULT_BACKBONES if get_backbone(b).hub is None]
+    assert len(lines) == len(keras_defaults) == len(DEFAULT_BACKBONES) - 1
     folder = tmp_path / "keras" / "models"
-    for name, line in zip(DEFAULT_BACKBONES, lines, strict=True):
+    # The foundation default is a keras-hub preset: a line of its own, with its handle.
+    [preset] = [line for line in str(result).splitlines() if line.startswith("missing preset")]
+    assert preset.startswith("missing preset dinov2_small") and "keras/dinov2" in preset
+    for name, line in zip(keras_defaults, lines, strict=True):
         weights = get_backbone(name).imagenet
         file = weights.file_name(get_backbone(name).default_size)
         assert line == f"missing weights {file}: download {weights.url_for(224)} into {folder}/"
