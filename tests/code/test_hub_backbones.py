@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
+import keras_hub
 import numpy as np
 import pytest
 
 from bakeoff.backbone.hub_presets import FAMILIES, HUB_PRESETS
 
-keras_hub = pytest.importorskip("keras_hub")
 K = keras_hub.models
 
 

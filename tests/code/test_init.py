@@ -183,7 +183,6 @@ def test_init_names_each_missing_keras_hub_preset_on_a_line_of_its_own(
 ):
     """Empty kagglehub and Hugging Face caches, no network: both presets are named, each
     with its handle, the command that fetches it and how to point bakeoff at the folder."""
-    pytest.importorskip("keras_hub")
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     params_file, images = project
