@@ -39,7 +39,7 @@ def make_pngs(root: Path, n: int, classes: int = 10, size: int = 32) -> Path:
 def time_validate(raw: Path, work: Path) -> tuple[int, float, float]:
     """(images, whole-stage seconds, scan-only seconds: walk + header + full decode)."""
     start = time.perf_counter()
-    result = validate(ValidateParams(), raw, work / "validated", work / "reports")
+    result = validate(ValidateParams(), raw, work / "validated", work / "reports", work)
     stage = time.perf_counter() - start
     start = time.perf_counter()
     _, todo, _ = _scan(raw)

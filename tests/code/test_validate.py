@@ -97,7 +97,7 @@ def zoo(tmp_path_factory):
     raw = tmp / "raw"
     ingest(DataParams(source=str(source)), raw, root=tmp, seed=42)
     raw_before = gen.tree_digest(raw)
-    result = validate(LENIENT, raw, tmp / "validated", tmp / "reports")
+    result = validate(LENIENT, raw, tmp / "validated", tmp / "reports", tmp)
     digests = (before, gen.tree_digest(source), raw_before, gen.tree_digest(raw))
     return source, raw, tmp / "validated", tmp / "reports", result, digests
 
@@ -173,7 +173,7 @@ def test_validate_sees_symlinks_and_stray_files_without_ingest(tmp_path):
     os.symlink(tmp_path / "out.png", raw / "x/link.png")
     os.symlink(tmp_path / "nowhere.png", raw / "y/broken.png")
     gen.save(gen.noise(2), raw / "loose.png")
-    result = validate(LENIENT, raw, tmp_path / "v", tmp_path / "r")
+    result = validate(LENIENT, raw, tmp_path / "v", tmp_path / "r", tmp_path)
     got = {(p["path"], p["reason"]) for p in result.problems}
     assert got == {
         ("x/link.png", "symlink_outside_root"),
@@ -184,7 +184,7 @@ def test_validate_sees_symlinks_and_stray_files_without_ingest(tmp_path):
 
 def test_too_many_invalid_files_fail_after_writing_the_reports(zoo, tmp_path):
     with pytest.raises(ValidationFailed) as info:
-        validate(ValidateParams(min_size=16), zoo[1], tmp_path / "v", tmp_path / "r")
+        validate(ValidateParams(min_size=16), zoo[1], tmp_path / "v", tmp_path / "r", tmp_path)
     assert "validate.max_invalid_fraction" in str(info.value)
     assert info.value.result.rejected == len(REJECTED)
     assert not json.loads((tmp_path / "r/validation.json").read_text())["passed"]
@@ -197,7 +197,7 @@ def test_dataset_problems_are_listed_together_in_one_message(tmp_path):
     gen.good_class(raw, "small", 3, seed=2)
     params = ValidateParams(min_images_per_class=5, max_class_imbalance=10.0)
     with pytest.raises(ValidationFailed) as info:
-        validate(params, raw, tmp_path / "v", tmp_path / "r")
+        validate(params, raw, tmp_path / "v", tmp_path / "r", tmp_path)
     message = str(info.value)
     assert "'small' (3)" in message and "validate.min_images_per_class=5" in message
     assert "ratio 13.3 > validate.max_class_imbalance=10.0" in message
@@ -209,7 +209,7 @@ def test_a_single_class_fails(tmp_path, caplog):
     gen.good_class(raw, "only", 12, seed=1)
     (raw / "nothing").mkdir()
     with caplog.at_level(logging.WARNING), pytest.raises(ValidationFailed) as info:
-        validate(ValidateParams(), raw, tmp_path / "v", tmp_path / "r")
+        validate(ValidateParams(), raw, tmp_path / "v", tmp_path / "r", tmp_path)
     assert "found 1 class(es) with usable images (only)" in str(info.value)
     assert "empty class folder ignored: nothing" in caplog.text
 
@@ -259,7 +259,9 @@ signal.signal(signal.SIGTERM, handler)
 from bakeoff.config.params import ValidateParams
 from bakeoff.data.validate import validate
 root = Path(sys.argv[1])
-result = validate(ValidateParams(workers=2, min_size=16), root / "raw", root / "v", root / "r")
+result = validate(
+    ValidateParams(workers=2, min_size=16), root / "raw", root / "v", root / "r", root
+)
 print("ACCEPTED", result.accepted)
 """
 

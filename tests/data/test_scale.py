@@ -32,7 +32,7 @@ from bakeoff.data.split import split
 from bakeoff.data.validate import validate
 source, out, leak = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "leak"
 ingest(DataParams(source=str(source)), out / "raw", root=out, seed=42)
-validate(ValidateParams(workers=2), out / "raw", out / "validated", out / "reports")
+validate(ValidateParams(workers=2), out / "raw", out / "validated", out / "reports", out)
 kept = []
 if leak:
     for line in (out / "validated" / "accepted.csv").read_text().splitlines()[1:]:

@@ -193,7 +193,7 @@ def validate(
     raw_dir: Path,
     out_dir: Path,
     reports_dir: Path,
-    root: Path | None = None,
+    root: Path,
 ) -> ValidationResult:
     """Check every file under raw_dir; write manifest, accepted list, report and Data Docs.
 
@@ -202,8 +202,7 @@ def validate(
         raw_dir: Ingest's output, `<class>/<file>` (only read).
         out_dir: Gets manifest.csv and accepted.csv.
         reports_dir: Gets validation.json and data_docs/.
-        root: The project root, which `validate.exclude` is relative to; default the
-            parent of raw_dir's parent (data/raw in a project).
+        root: The project root, which `validate.exclude` is relative to.
 
     Returns:
         The result (counts, problems, GE outcomes, data version).
@@ -219,7 +218,7 @@ def validate(
 
     if not raw_dir.is_dir():
         raise BakeoffError(f"no images at {raw_dir}: run `bakeoff ingest` first")
-    names = read_exclude(Path(root or Path(raw_dir).parent.parent) / params.exclude)
+    names = read_exclude(Path(root) / params.exclude)
     rows, notes = check_files(raw_dir, params, frozenset(names))
     excluded = [str(r["path"]) for r in rows if r["status"] == "excluded"]
     rows = [r for r in rows if r["status"] != "excluded"]
