@@ -10,8 +10,9 @@ the saved view's chart view), `runs` (training runs, with `journal`, their metri
 first, and `epochs`, the per-epoch numbers), `children` (report and trial runs), `datasets`
 (the split a run trained on), `view` (how runs read in the UI: short names, rounding,
 colours, tables), `models` (logged models that serve without bakeoff, with `served`, the
-serving code they carry) and `registry` (model versions and aliases). `outage` decides, for every call, absent (MLflow's
-RESOURCE_DOES_NOT_EXIST), refused, or away (waited for within `tracking.outage_timeout`).
+serving code they carry) and `registry` (model versions and aliases). `outage` decides, for
+every call, absent (MLflow's RESOURCE_DOES_NOT_EXIST), refused, or away (waited for within
+`tracking.outage_timeout`).
 Callers use `bakeoff.tracking.<function>` and never import mlflow themselves.
 """
 
