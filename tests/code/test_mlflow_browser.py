@@ -150,6 +150,36 @@ def test_the_make_ui_link_opens_the_comparison(ui, browser, tmp_path):
     page.close()
 
 
+def _chart_titles(page) -> list[str]:
+    """The titles of the chart cards the chart view shows, top to bottom, left to right."""
+    cards = page.get_by_test_id("experiment-view-compare-runs-card")
+    cards.first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)  # the cards of a section render together
+    return [cards.nth(i).locator("h4").first.inner_text().strip() for i in range(cards.count())]
+
+
+def test_the_chart_view_opens_on_the_deciding_charts(ui, browser, tmp_path):
+    """The saved view's chart view: test accuracy, latency and size bars, then accuracy
+    against latency; every other metric in a collapsed section below."""
+    url, experiment_id = ui
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(tracking.runs_page(url, experiment_id))
+    _header(page, "test_accuracy").wait_for(timeout=60_000)
+    _close_assistant(page)
+    chart_mode = page.locator('input[name="runs-view-mode"][value="CHART"]')
+    page.locator("label", has=chart_mode).click()
+    titles = _chart_titles(page)
+    _shot(page, tmp_path / "mlflow_charts_link.png")
+    assert titles == ["test_accuracy", "latency_ms_b1", "size_mb",
+                      "latency_ms_b1 vs. test_accuracy"]  # fmt: skip
+    sections = page.get_by_test_id("experiment-view-compare-runs-section-header")
+    assert sections.first.inner_text().startswith("Backbone comparison")
+    assert sections.nth(1).inner_text().startswith("Model metrics")
+    sections.nth(1).click()  # opens the section of the other metrics
+    assert len(_chart_titles(page)) > 4
+    page.close()
+
+
 def test_from_the_root_the_experiment_says_how_to_reach_its_runs(ui, browser, tmp_path):
     """MLflow 3.17 opens every experiment in the view of its GenAI/Model training switch
     (per browser, GenAI at first): the description on the home page says to switch, and

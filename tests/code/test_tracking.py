@@ -66,6 +66,11 @@ def test_configure_puts_artifacts_next_to_the_env_store(params, tmp_path, monkey
     assert {"metrics.`test_macro_f1`", "metrics.`latency_ms_b1`", "metrics.`size_mb`"} <= set(
         view["selectedColumns"]
     )
+    # Its chart view opens on the charts that decide between backbones.
+    charts = view["compareRunCharts"][:4]
+    shown = [c.get("metricKey") or c["yaxis"]["key"] for c in charts]
+    assert shown == ["test_accuracy", "latency_ms_b1", "size_mb", "test_accuracy"]
+    assert [c["type"] for c in charts] == ["BAR", "BAR", "BAR", "SCATTER"]
     assert tracking.runs_page("http://h:5000/", experiment_id).endswith(
         f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=bakeoff"
     )

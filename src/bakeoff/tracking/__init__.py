@@ -5,13 +5,14 @@ mlflow is imported inside the functions: it takes about a second to import, and
 `MLFLOW_TRACKING_URI` environment variable wins over params.yaml), so callers never need a
 global MLflow state and concurrent training threads each log to their own run.
 
-The package is split by what it talks to: `store` (URI, client, experiment), `runs`
-(training runs, with `journal`, their metrics on disk first, and `epochs`, the per-epoch
-numbers), `children` (report and trial runs), `datasets` (the split a run trained on),
-`view` (how runs read in the UI: short names, rounding, colours, tables), `models` (logged
-models that serve without bakeoff, with `served`, the serving code they carry) and
-`registry` (model versions and aliases). `outage` decides, for every call, absent (MLflow's
-RESOURCE_DOES_NOT_EXIST), refused, or away (waited for within `tracking.outage_timeout`).
+The package is split by what it talks to: `store` (URI, client, experiment, with `charts`,
+the saved view's chart view), `runs` (training runs, with `journal`, their metrics on disk
+first, and `epochs`, the per-epoch numbers), `children` (report and trial runs), `datasets`
+(the split a run trained on), `view` (how runs read in the UI: short names, rounding,
+colours, tables), `models` (logged models that serve without bakeoff, with `served`, the
+serving code they carry) and `registry` (model versions and aliases). `outage` decides, for
+every call, absent (MLflow's RESOURCE_DOES_NOT_EXIST), refused, or away (waited for within
+`tracking.outage_timeout`).
 Callers use `bakeoff.tracking.<function>` and never import mlflow themselves.
 """
 

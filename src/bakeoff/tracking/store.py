@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bakeoff.errors import BakeoffError
 from bakeoff.tracking import outage
+from bakeoff.tracking.charts import CHARTS_VIEW
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -34,7 +35,7 @@ DESCRIBED = (
 # `mlflow.sharedViewState.<key>` holds it as JSON, the URL names the key): best test
 # accuracy first, the columns that decide between backbones placed right after the run
 # name (`columnOrder`, by the grid's column ids; `runDateAndNestInfo` is Created), so
-# they show without scrolling.
+# they show without scrolling; its chart view opens on the deciding charts (`charts`).
 VIEW_KEY = "bakeoff"
 VIEW_NAME = "Backbone comparison"
 _VIEW_TIME = 1767225600000  # 2026-01-01, ms
@@ -58,7 +59,7 @@ RUNS_VIEW = {
     "columnOrder": ["attributes.`Run Name`", *_FIRST, "runDateAndNestInfo"],
     # Narrower than the grid's default: the metric names are short, the values 4 digits.
     "columnWidths": {"attributes.`Run Name`": 150} | {column: 100 for column in _FIRST},
-}
+} | CHARTS_VIEW
 # What `configure` last set up (URI and project root), for the functions that take a run id
 # or model name only: they talk to the store the stage configured.
 _configured: dict[str, Any] = {}
