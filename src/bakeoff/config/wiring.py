@@ -37,9 +37,10 @@ def stage_kwargs(
         try:
             get_backbone(backbone)
         except BakeoffError:
-            # A `sources:` name is known once params are loaded; until then it must at
-            # least be a plain name (no path).
-            if params is not None or source_slug(backbone) != backbone:
+            # A `sources:` name is known once params are loaded; until then it must be a
+            # plain name (no path) that params.yaml's `sources` lists.
+            named = params is None and source_slug(backbone) == backbone
+            if not (named and backbone in _declared_sources(paths)):
                 raise
     kwargs: dict[str, dict[str, Any]] = {
         "ingest": {"out_dir": paths.raw_dir, "root": paths.root},
@@ -166,3 +167,19 @@ def params_kwargs(params: Params, backbone: str | None = None) -> dict[str, dict
             "tracking_params": params.tracking,
         }
     return kwargs
+
+
+def _declared_sources(paths: ProjectPaths) -> dict[str, str]:
+    """params.yaml's `sources` as written (not yet validated); none without a params.yaml."""
+    import yaml
+
+    from bakeoff.errors import BakeoffError
+
+    if not paths.params_file.is_file():
+        return {}
+    try:
+        raw = yaml.safe_load(paths.params_file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise BakeoffError(f"{paths.params_file} is not valid YAML: {exc}") from None
+    sources = raw.get("sources") if isinstance(raw, dict) else None
+    return sources if isinstance(sources, dict) else {}
