@@ -55,7 +55,7 @@ def init(
     backbones: Annotated[
         str | None,
         typer.Option(
-            help="comma-separated registry names (default: five; docs/backbones.md says why)"
+            help="comma-separated registry names (default: six; docs/backbones.md says why)"
         ),
     ] = None,
     force: Annotated[bool, typer.Option(help="overwrite a project already set up")] = False,
