@@ -147,6 +147,7 @@ class MlflowServer:
 
     def kill(self) -> None:
         """kill -9 of the server and its workers; returns once the port is closed."""
+        assert procs.alive(self.pid, self.cmd), "the server to kill is not running"
         os.killpg(self.pid, signal.SIGKILL)
         while procs.port_in_use(self.port):
             time.sleep(0.1)

@@ -73,21 +73,23 @@ def alive(pid: int, cmd: list[str]) -> bool:
 
 def stop(servers: list[tuple[int, list[str]]], timeout: float = 30.0) -> None:
     """SIGTERM the process groups of `servers` ((pid, cmd) of each, if it is still `cmd`) all
-    at once, then wait for them; SIGKILL what is left after `timeout`."""
+    at once, then wait for them; SIGKILL what is left after `timeout`.
+
+    The processes are taken, by identity, before any signal: a group's pid can be reused by
+    a new session (pids wrap quickly on a busy machine), which a second `killpg` would hit.
+    """
     import psutil
 
     groups = [pid for pid, cmd in servers if alive(pid, cmd)]
+    members = [p for p in psutil.process_iter() if _in_group(p, groups)]
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while groups and time.monotonic() < deadline:
-        running = {os.getpgid(p.pid) for p in psutil.process_iter() if _in_group(p, groups)}
-        groups = [pgid for pgid in groups if pgid in running]
-        time.sleep(0.2)
-    for pgid in groups:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+    _, left = psutil.wait_procs(members, timeout=timeout)
+    for proc in left:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()  # psutil checks it is still the same process, not a reused pid
+    psutil.wait_procs(left, timeout=5)
 
 
 def _in_group(proc: Any, pgids: int | list[int]) -> bool:
