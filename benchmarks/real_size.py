@@ -61,7 +61,11 @@ def make_images(root: Path, n: int) -> None:
         label = i % 10
         local = np.random.default_rng(i)
         base = np.stack([np.outer(ramp, ramp) * (40 + 20 * label)] * 3, axis=-1)
-        img = base + local.normal(0, 12, (256, 256, 3)) + rng_offsets[label]
+        # A coarse pattern of its own, so that no two pictures are perceptual copies (the
+        # fine noise alone leaves their pHashes equal: validate would group a whole class).
+        coarse = Image.fromarray(local.uniform(0, 255, (8, 8)).astype(np.uint8))
+        blobs = np.asarray(coarse.resize((256, 256), Image.BICUBIC), np.float32)[..., None]
+        img = base + 0.5 * blobs + local.normal(0, 12, (256, 256, 3)) + rng_offsets[label]
         path = root / f"class{label}" / f"img{i:06d}.jpg"
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=85)
 

@@ -322,7 +322,7 @@ def main() -> None:
             batch_size=args.batch_size,
             fine_tune_layers=0,
             augment=False,
-            overrides=None,
+            overrides={args.backbone: {}},  # one entry per listed backbone: none
         )
         params = dataclasses.replace(real, backbones=[args.backbone], train=recipe)
         # work is the project root: params' relative sqlite URI puts the store in work/mlruns.

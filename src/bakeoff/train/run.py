@@ -142,7 +142,7 @@ def train_seed(
         "weights_sha256": file_sha256(inputs.weights_file) if inputs.weights_file else "none",
         # A colour per backbone from its registry row (the report recolours the compared
         # backbones apart).
-        **tracking.run_color(list(REGISTRY).index(backbone)),
+        **tracking.run_color(_colour_index(backbone)),
     }
 
     def build(l2: float) -> keras.Model:
@@ -170,3 +170,12 @@ def train_seed(
         raise
     shutil.rmtree(state_dir, ignore_errors=True)
     return result
+
+
+def _colour_index(backbone: str) -> int:
+    """A stable colour per backbone: its registry position, or (a keras-hub preset or
+    source) a hash of its name, so each run keeps its colour across reruns."""
+    import zlib
+
+    names = list(REGISTRY)
+    return names.index(backbone) if backbone in names else zlib.crc32(backbone.encode())
