@@ -306,7 +306,7 @@ def main() -> None:
 
         from bakeoff import tracking
         from bakeoff.backbone.build import build_base
-        from bakeoff.config.params import load_params
+        from bakeoff.config.params import BackboneOverride, load_params
 
         weights = work / f"{args.backbone}.weights.h5"
         build_base(args.backbone, args.size).save_weights(weights)
@@ -322,7 +322,7 @@ def main() -> None:
             batch_size=args.batch_size,
             fine_tune_layers=0,
             augment=False,
-            overrides={args.backbone: {}},  # one entry per listed backbone: none
+            overrides={args.backbone: BackboneOverride()},  # one entry per backbone: none
         )
         params = dataclasses.replace(real, backbones=[args.backbone], train=recipe)
         # work is the project root: params' relative sqlite URI puts the store in work/mlruns.
