@@ -112,6 +112,17 @@ def _header(page, metric: str):
     return page.locator(f'.ag-header-cell[col-id="metrics.`{metric}`"]')
 
 
+def _comparison_shown(page, shot) -> None:
+    """Wait for the saved view's table, close MLflow's assistant panel, keep a screenshot,
+    check the comparison's columns are on screen, and close the page."""
+    _header(page, "test_accuracy").wait_for(timeout=60_000)
+    _close_assistant(page)
+    page.wait_for_timeout(500)
+    _shot(page, shot)
+    _assert_comparison_on_screen(page)
+    page.close()
+
+
 def _assert_comparison_on_screen(page) -> None:
     """Test accuracy, its interval and latency headers inside the grid's visible width, the
     backbone runs best first, each run's model linked by its backbone name."""
@@ -142,12 +153,7 @@ def test_the_make_ui_link_opens_the_comparison(ui, browser, tmp_path):
     url, experiment_id = ui
     page = browser.new_page(viewport=VIEWPORT)
     page.goto(tracking.runs_page(url, experiment_id))
-    _header(page, "test_accuracy").wait_for(timeout=60_000)
-    _close_assistant(page)
-    page.wait_for_timeout(500)
-    _shot(page, tmp_path / "mlflow_runs_link.png")
-    _assert_comparison_on_screen(page)
-    page.close()
+    _comparison_shown(page, tmp_path / "mlflow_runs_link.png")
 
 
 def _chart_titles(page) -> list[str]:
@@ -196,9 +202,4 @@ def test_from_the_root_the_experiment_says_how_to_reach_its_runs(ui, browser, tm
     page.wait_for_url("**/runs**", timeout=60_000)
     page.get_by_test_id("saved-views-trigger").click()
     page.get_by_text("Backbone comparison", exact=True).click()
-    _header(page, "test_accuracy").wait_for(timeout=60_000)
-    _close_assistant(page)
-    page.wait_for_timeout(500)
-    _shot(page, tmp_path / "mlflow_runs_from_root.png")
-    _assert_comparison_on_screen(page)
-    page.close()
+    _comparison_shown(page, tmp_path / "mlflow_runs_from_root.png")
