@@ -137,7 +137,7 @@ def _assert_comparison_on_screen(page) -> None:
         """links => links.map(a => [Number(a.closest('[row-index]').getAttribute('row-index')),
                                  a.innerText.trim()]).sort((x, y) => x[0] - y[0]).map(p => p[1])""",
     )
-    assert shown[:4] == BACKBONES[::-1]  # best test accuracy first
+    assert shown == BACKBONES[::-1]  # best test accuracy first; backbone runs only
     for backbone in BACKBONES:
         assert page.get_by_role("link", name=backbone, exact=True).count() >= 2  # run, model
 
@@ -186,20 +186,27 @@ def test_the_chart_view_opens_on_the_deciding_charts(ui, browser, tmp_path):
     page.close()
 
 
-def test_from_the_root_the_experiment_says_how_to_reach_its_runs(ui, browser, tmp_path):
-    """MLflow 3.17 opens every experiment in the view of its GenAI/Model training switch
-    (per browser, GenAI at first): the description on the home page says to switch, and
-    the runs page's Views menu holds the comparison."""
+def test_from_the_root_one_click_on_the_experiment_shows_the_way_to_its_runs(
+    ui, browser, tmp_path
+):
+    """MLflow opens every experiment in the view of the browser's GenAI/Model training switch
+    (GenAI at first, whatever the experiment's kind): one click on the experiment shows its
+    description on top, whose link opens the comparison."""
     url, _ = ui
-    page = browser.new_page(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
     page.goto(url)
-    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="bakeoff"))
-    row.wait_for(timeout=60_000)
-    assert "Model training view" in row.inner_text()
-    _shot(page, tmp_path / "mlflow_home.png")
-    page.get_by_text("Model training", exact=True).first.click()
     page.get_by_role("link", name="bakeoff", exact=True).first.click()
-    page.wait_for_url("**/runs**", timeout=60_000)
-    page.get_by_test_id("saved-views-trigger").click()
-    page.get_by_text("Backbone comparison", exact=True).click()
-    _comparison_shown(page, tmp_path / "mlflow_runs_from_root.png")
+    page.wait_for_url("**/experiments/**", timeout=60_000)
+    link = page.get_by_role("link", name="open the comparison").locator("visible=true")
+    link.wait_for(timeout=60_000)
+    got_it = page.get_by_role("button", name="Got it")  # a first visit's feature tour
+    if got_it.count():
+        got_it.first.click()
+    _shot(page, tmp_path / "mlflow_experiment_first_click.png")
+    box = link.bounding_box()
+    assert box and box["y"] < VIEWPORT["height"] / 3  # at the top, no scrolling
+    with context.expect_page() as opened:  # MLflow opens description links in a new tab
+        link.click()
+    _comparison_shown(opened.value, tmp_path / "mlflow_runs_from_root.png")
+    context.close()

@@ -51,7 +51,7 @@ def test_configure_puts_artifacts_next_to_the_env_store(params, tmp_path, monkey
     # A model-training experiment (the tag MLflow 3 defines; 3.17's UI goes by its own switch,
     # which the description names).
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert "Model training" in experiment.tags["mlflow.note.content"]
+    assert "viewStateShareKey=bakeoff" in experiment.tags["mlflow.note.content"]
     MlflowClient(uri).set_experiment_tag(
         experiment_id, "mlflow.experimentKind", "genai_development"
     )

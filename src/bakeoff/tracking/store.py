@@ -19,18 +19,11 @@ if TYPE_CHECKING:
 
 _ENV = "MLFLOW_TRACKING_URI"
 _SQLITE = "sqlite:///"
-# MLflow 3 marks an experiment's kind with this tag. Its open-source UI (3.17) ignores it
+# MLflow 3 marks an experiment's kind with this tag. Its open-source UI (3.17, 3.18) ignores it
 # and goes by a per-browser GenAI / Model training switch instead (local storage
 # `mlflow.workflowType_v1`, default GenAI: the traces overview), which a
 # `workflowType=machine_learning` URL parameter overrides: see `runs_page`.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-# The experiment's description: the UI's home page and experiments list show it beside the
-# experiment's link, where a user who would land on the GenAI view reads how not to.
-DESCRIPTION = "mlflow.note.content"
-DESCRIBED = (
-    "Model training view: bakeoff's backbone runs (switch at the top left; MLflow opens on "
-    "GenAI). Runs page: Views > Backbone comparison."
-)
 # A saved view of the runs table (the UI's "share" feature: the experiment tag
 # `mlflow.sharedViewState.<key>` holds it as JSON, the URL names the key): best test
 # accuracy first, the columns that decide between backbones placed right after the run
@@ -48,7 +41,8 @@ _FIRST = [
     *(f"metrics.`{name}`" for name in _DETAIL),
 ]
 RUNS_VIEW = {
-    "searchFilter": "",
+    # Backbone runs only: the report's run has no metrics and would take a legend entry.
+    "searchFilter": "tags.backbone LIKE '%'",
     "orderByKey": "metrics.`test_accuracy`",
     "orderByAsc": False,
     "startTime": "ALL",
@@ -60,6 +54,22 @@ RUNS_VIEW = {
     # Narrower than the grid's default: the metric names are short, the values 4 digits.
     "columnWidths": {"attributes.`Run Name`": 150} | {column: 100 for column in _FIRST},
 } | CHARTS_VIEW
+# The experiment's description (Markdown): the experiment's page shows it at its top, in
+# either view, so a user who lands on the GenAI view has the comparison one click away. The
+# link is relative (`#/...`), so it works whatever host and port serve the UI.
+DESCRIPTION = "mlflow.note.content"
+_DESCRIBED_BY_BAKEOFF = ("Backbone runs: [", "Model training view: bakeoff")
+
+
+def described(experiment_id: str) -> str:
+    """The experiment's description: a link to its runs in bakeoff's saved comparison view."""
+    # One line at 1024 px: a longer description is folded behind an expand button.
+    return (
+        f"Backbone runs: [open the comparison]({_runs_route(experiment_id)}) "
+        "(MLflow opens experiments in its GenAI view)"
+    )
+
+
 # What `configure` last set up (URI and project root), for the functions that take a run id
 # or model name only: they talk to the store the stage configured.
 _configured: dict[str, Any] = {}
@@ -141,12 +151,12 @@ def configure(params: TrackingParams, root: Path) -> str:
     if experiment is None:
         location = _artifact_location(uri)
         try:
-            return outage.call(
-                lambda: client.create_experiment(
-                    params.experiment, location, _tags() | {DESCRIPTION: DESCRIBED}
-                ),
+            experiment_id = outage.call(
+                lambda: client.create_experiment(params.experiment, location, _tags()),
                 f"create experiment {params.experiment}",
             )
+            _tag_experiment(client, experiment_id, {})
+            return experiment_id
         except MlflowException as exc:
             if outage.error_code(exc) != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -168,8 +178,9 @@ def _tags() -> dict[str, str]:
 
 def _tag_experiment(client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> None:
     """The kind and the saved view on an experiment made before bakeoff set them, and the
-    description when it has none (a user's own is kept)."""
-    wanted = _tags() if tags.get(DESCRIPTION) else _tags() | {DESCRIPTION: DESCRIBED}
+    description when it has none or one bakeoff wrote (a user's own is kept)."""
+    mine = tags.get(DESCRIPTION, "").startswith(_DESCRIBED_BY_BAKEOFF) or not tags.get(DESCRIPTION)
+    wanted = _tags() | ({DESCRIPTION: described(experiment_id)} if mine else {})
     for key, value in wanted.items():
         if tags.get(key) != value:
             outage.call(
@@ -182,8 +193,14 @@ def runs_page(ui: str, experiment_id: str) -> str:
     """The URL of the experiment's runs table in the MLflow UI at `ui`, in its model-training
     view, with bakeoff's saved columns (test accuracy and its interval, macro-F1, latency,
     size) and the best test accuracy first."""
+    return f"{ui.rstrip('/')}/{_runs_route(experiment_id)}"
+
+
+def _runs_route(experiment_id: str) -> str:
+    """The UI's route (after the host) to the runs table in the saved view, model-training
+    view forced: the URL parameter overrides the browser's GenAI / Model training switch."""
     query = f"workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
-    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+    return f"#/experiments/{experiment_id}/runs?{query}"
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
