@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bakeoff.backbone.hub_presets import FAMILIES, HUB_PRESETS
+from tests.model.tiny_hub import save_tiny_dinov2, tiny_hub_backbone
 
 K = keras_hub.models
 
@@ -41,35 +42,6 @@ def test_the_preset_table_is_keras_hubs_own_list():
                 assert row.patch_size == int(patch.group(1) or patch.group(2)), name
 
 
-def _tiny(family: str, size: int = 28):
-    """A few-layer, 16-wide model of `family` with random weights (keras-hub's own classes)."""
-    small = {"num_layers": 2, "num_heads": 2, "hidden_dim": 16}
-    shape = (size, size, 3)
-    if family == "dinov2":
-        return K.DINOV2Backbone(patch_size=14, intermediate_dim=32, num_register_tokens=2,
-                                image_shape=shape, position_embedding_shape=shape,
-                                **small)  # fmt: skip
-    if family == "dinov3":
-        return K.DINOV3Backbone(patch_size=14, intermediate_dim=32, num_register_tokens=4,
-                                image_shape=shape, **small)  # fmt: skip
-    if family == "vit":
-        return K.ViTBackbone(image_shape=shape, patch_size=14, mlp_dim=32, **small)
-    if family == "deit":
-        return K.DeiTBackbone(image_shape=shape, patch_size=14, intermediate_dim=32, **small)
-    if family == "swin":
-        return K.SwinTransformerBackbone(image_shape=shape, embed_dim=8, depths=[1, 1],
-                                         num_heads=[1, 2], window_size=7, patch_size=2)  # fmt: skip
-    text = {"vocabulary_size": 32, "embedding_dim": 16, "hidden_dim": 16, "num_layers": 1,
-            "num_heads": 2, "intermediate_dim": 32, "max_sequence_length": 8}  # fmt: skip
-    if family == "siglip":
-        vision = K.SigLIPVisionEncoder(
-            patch_size=14, intermediate_dim=32, image_shape=shape, **small
-        )
-        return K.SigLIPBackbone(vision, K.SigLIPTextEncoder(**text))
-    vision = K.CLIPVisionEncoder(patch_size=14, intermediate_dim=32, image_shape=shape, **small)
-    return K.CLIPBackbone(vision, K.CLIPTextEncoder(**text), projection_dim=8)
-
-
 def _expected(backbone, family: str, images: np.ndarray) -> np.ndarray:
     """Each family's linear-probe features, computed from keras-hub's raw outputs."""
     if family == "siglip":
@@ -97,7 +69,7 @@ def _expected(backbone, family: str, images: np.ndarray) -> np.ndarray:
 def test_each_family_pools_as_its_linear_probe_protocol_defines(family):
     from bakeoff.backbone.hub import pooled
 
-    backbone = _tiny(family)
+    backbone = tiny_hub_backbone(family)
     images = np.random.default_rng(0).normal(size=(2, 28, 28, 3)).astype("float32")
     got = np.asarray(pooled(backbone, family, 28).predict_on_batch(images))
     want = _expected(backbone, family, images)
@@ -109,20 +81,6 @@ def test_each_family_pools_as_its_linear_probe_protocol_defines(family):
         )
         wrong = with_registers[:, 1:].mean(axis=1)
         assert not np.allclose(got[:, 16:], wrong, atol=1e-4)
-
-
-# ImageNet mean/std as a keras-hub converter writes them: x * scale + offset on 0..255.
-_MEAN, _STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-
-
-def save_tiny_dinov2(folder, size: int = 28):
-    """A local keras-hub preset folder: a tiny DINOv2 (random weights) and its converter."""
-    _tiny("dinov2", size).save_to_preset(str(folder))
-    converter = keras_hub.layers.ImageConverter(
-        image_size=(size, size), scale=list(1 / (255 * _STD)), offset=list(-_MEAN / _STD)
-    )
-    converter.save_to_preset(str(folder))
-    return converter
 
 
 @pytest.fixture

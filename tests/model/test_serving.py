@@ -3,18 +3,16 @@ in processes that cannot import bakeoff."""
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 from PIL import Image
 
-from tests.conftest import CLASSES, benchmark_module, no_bakeoff_env
+from tests.conftest import CLASSES, no_bakeoff_env
 from tests.data.imagegen import png_header_only
+from tests.model.serving_fixtures import b64, image_rows, post, served
 from tests.model.tiny_models import project_store, register_champion, shared_project
 
 
@@ -24,32 +22,12 @@ def project(tmp_path_factory):
         yield shared_project(tmp_path_factory, mp)
 
 
-def _post(port: int, payload: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/invocations",
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 @pytest.fixture(scope="module")
 def server(project, tmp_path_factory):
     """`mlflow models serve` of the champion of a real (shrunk) SimpleCNN training run."""
     uri = register_champion(project, "SimpleCNN", "served")
-    env = no_bakeoff_env(tmp_path_factory.mktemp("no_bakeoff"), project_store(project))
-    with benchmark_module("_support").serve(uri, env, tmp_path_factory.mktemp("serve")) as (
-        port, _, log_path,
-    ):  # fmt: skip
-        yield port, uri, log_path
+    with served(uri, project_store(project), tmp_path_factory.mktemp("serve")) as (port, _, log):
+        yield port, uri, log
 
 
 @pytest.mark.services
@@ -61,9 +39,7 @@ def test_served_champion_answers_image_files_like_bakeoff_predict(server, projec
     png = raw / "horizontal" / "horizontal_011.png"
     jpeg = tmp_path / "vertical.jpg"  # another format and size: decoded and resized alike
     Image.open(raw / "vertical" / "vertical_011.png").resize((45, 40)).save(jpeg, quality=95)
-    status, body = _post(
-        port, {"dataframe_records": [{"image": _b64(f.read_bytes())} for f in (png, jpeg)]}
-    )
+    status, body = post(port, image_rows([png, jpeg]))
     assert status == 200, body
     rows = body["predictions"]
     expected = predict([png, jpeg], params, top_k=len(CLASSES), model_uri=uri, root=root)
@@ -79,19 +55,19 @@ def test_served_champion_answers_image_files_like_bakeoff_predict(server, projec
 def test_bad_payloads_get_400_naming_the_row_and_the_server_stays_up(server, project):
     port, _, log = server
     _, _, raw, _ = project
-    good = _b64((raw / "dots" / "dots_000.png").read_bytes())
+    good = b64((raw / "dots" / "dots_000.png").read_bytes())
     cases = {
         "not base64": ("%%% not base64 %%%", "is not valid base64"),
-        "not an image": (_b64(b"GIF89a? no, plain text"), "not an image file"),
-        "bomb": (_b64(png_header_only(30_000, 30_000)), "decompression bomb refused"),
+        "not an image": (b64(b"GIF89a? no, plain text"), "not an image file"),
+        "bomb": (b64(png_header_only(30_000, 30_000)), "decompression bomb refused"),
     }
     for value, message in cases.values():
-        status, body = _post(port, {"dataframe_records": [{"image": good}, {"image": value}]})
+        status, body = post(port, {"dataframe_records": [{"image": good}, {"image": value}]})
         assert status == 400, body
         assert body["error_code"] == "INVALID_PARAMETER_VALUE"
         assert "row 1: " in body["message"] and message in body["message"]
         assert "row 0" not in body["message"].split("Error:")[-1]
-    status, body = _post(port, {"dataframe_records": [{"image": good}]})
+    status, body = post(port, {"dataframe_records": [{"image": good}]})
     assert status == 200 and body["predictions"][0]["label"] in CLASSES
     assert "Traceback" not in log.read_text()
 

@@ -48,7 +48,7 @@ def test_train_writes_outputs_tracks_every_epoch_and_is_deterministic(
     assert "━" not in out and "\r" not in out
     epoch_lines = [line for line in out.splitlines() if "val_accuracy" in line]
     assert len(epoch_lines) == 2, out
-    mode = "SimpleCNN: from scratch at 32 px: the whole network trains, augmented"
+    mode = "SimpleCNN: from scratch at 32 px: the whole network trains, augmented; fresh start"
     assert out.splitlines()[0] == mode
     second, root_b = _train(params, tiny_data, tmp_path, "b", epochs=2)
 
@@ -161,12 +161,53 @@ def test_training_killed_mid_way_resumes_the_same_run(tiny_data, tmp_path, track
         tracking_params=p.tracking, cache_dir=tmp_path / "cache", root=tmp_path,
     )  # fmt: skip
     out = capsys.readouterr().out
+    assert out.splitlines()[0] == (
+        "SimpleCNN: from scratch at 32 px: the whole network trains, augmented; resumed from "
+        f"epoch {saved_epoch} of 8 (checkpoint {tmp_path / 'state' / 'backup' / 'phase1'})"
+    )
     assert f"Epoch {saved_epoch + 1}/8" in out
     assert "Epoch 1/8" not in out, "resumed, not restarted"
     assert result.run_id == run_id and result.epochs_run == 8
     client = MlflowClient(tracking_uri)
     assert client.get_run(run_id).info.status == "FINISHED"
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
+
+
+def test_the_start_line_names_the_phase_and_epoch_a_crash_left(params, tmp_path):
+    """Each phase's checkpoint, read from the state a crash leaves (no training here)."""
+    from bakeoff.train.resume import fingerprint, save_run_state, start_point
+
+    recipe = dataclasses.replace(
+        params.train, weights="imagenet", cache_features=False, epochs=5, fine_tune_layers=2,
+        fine_tune_epochs=3,
+    )  # fmt: skip
+    state, key = tmp_path / "state", fingerprint("SimpleCNN", recipe, 0, "v1")
+    state.mkdir()
+    assert start_point(state, key, recipe) == "fresh start"
+    save_run_state(state, "run-1", key)
+    assert start_point(state, key, recipe) == (
+        "resumed from epoch 0 of 8 (no checkpoint: only its MLflow run continues)"
+    )
+    backup = state / "backup" / "phase1"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    assert start_point(state, key, recipe) == f"resumed from epoch 2 of 8 (checkpoint {backup})"
+    # Phase 1 stopped early after 4 epochs; phase 2 plans 3 more and crashed after its first.
+    rows = "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate\n" + "".join(
+        f"{e},1,0.5,1,0.5,0.01\n" for e in range(4)
+    )
+    (state / "history_phase1.csv").write_text(rows)
+    (state / "phase1.weights.h5").write_bytes(b"")
+    assert start_point(state, key, recipe) == (
+        f"resumed from epoch 4 of 7 (checkpoint {state / 'phase1.weights.h5'})"
+    )
+    (state / "backup" / "phase2").mkdir()
+    (state / "backup" / "phase2" / "training_metadata.json").write_text('{"epoch": 5}')
+    assert start_point(state, key, recipe) == (
+        f"resumed from epoch 5 of 7 (checkpoint {state / 'backup' / 'phase2'})"
+    )
+    other = fingerprint("SimpleCNN", recipe, 0, "v2")  # new data: the state is stale
+    assert start_point(state, other, recipe) == "fresh start"
 
 
 def test_fine_tune_phase_continues_the_history(params, tiny_data, tmp_path, tracking_uri, capsys):
@@ -182,7 +223,7 @@ def test_fine_tune_phase_continues_the_history(params, tiny_data, tmp_path, trac
     assert capsys.readouterr().out.splitlines()[0] == (
         "SimpleCNN: frozen pretrained (pretrained.weights.h5) base at 32 px, no feature cache "
         "(augmented): the base runs every epoch, no tuning, then its top 3 layers fine-tune "
-        "for 1 epochs"
+        "for 1 epochs; fresh start"
     )
     history = _history(root)
     assert [(r["epoch"], r["phase"]) for r in history] == [("1", "1"), ("2", "2")]

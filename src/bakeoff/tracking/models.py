@@ -4,8 +4,9 @@ One logged model, two flavours over the same `model.keras`:
 - `keras`: `mlflow.keras.load_model(uri)` gives the Keras model (0..255 RGB in);
 - `python_function`: `mlflow.pyfunc.load_model(uri)` and `mlflow models serve` take base64
   image files (or pixels) and answer labels with class probabilities (`served.py`).
-Both work in a Python that has never imported bakeoff: the model holds only built-in Keras
-layers, and its `code/bakeoff_serving/` package carries the serving code and the decoder.
+Both work in a Python that has never imported bakeoff: the model holds only Keras's and
+keras-hub's layers, and its `code/bakeoff_serving/` package carries the serving code and the
+decoder.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from bakeoff.errors import BakeoffError
 from bakeoff.head.trainer import HeadParams, set_head_weights
 from bakeoff.head.tune import tune
 from bakeoff.train.inputs import TrainInputs
+from bakeoff.train.resume import PHASE1_DONE
 
 # build(l2) -> the full model with that head's L2 (fresh base weights from the file).
 Builder = Callable[[float], keras.Model]
@@ -69,7 +70,7 @@ def load_phase(build: Builder, state_dir: Path) -> keras.Model:
     """The model phase 1 finished with (phase 2 crashed and resumes)."""
     selected = HeadParams(**json.loads((state_dir / "tune.json").read_text())["selected"])
     model = build(selected.l2)
-    model.load_weights(state_dir / "phase1.weights.h5")
+    model.load_weights(state_dir / PHASE1_DONE)
     return model
 
 

@@ -15,6 +15,7 @@ from bakeoff.errors import BakeoffError
 from bakeoff.resources import memory_guard
 from bakeoff.train.history import best_row, read_history
 from bakeoff.train.inputs import TrainInputs
+from bakeoff.train.resume import backup_dir
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,6 @@ def _callbacks(phase: Phase, recipe: TrainParams, state_dir: Path) -> list:
         tracking.epoch_callback(),
         # Last: an epoch is backed up only after everything above recorded it.
         keras.callbacks.BackupAndRestore(
-            str(state_dir / "backup" / f"phase{phase.number}"), double_checkpoint=True
+            str(backup_dir(state_dir, phase.number)), double_checkpoint=True
         ),
     ]

@@ -30,7 +30,7 @@ from bakeoff.train.history import read_history
 from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.keras_phase import Phase, fit_phase
 from bakeoff.train.outputs import RunRecord, TrainResult, write_outputs
-from bakeoff.train.resume import fingerprint, resume_state, save_run_state
+from bakeoff.train.resume import PHASE1_DONE, fingerprint, resume_state, save_run_state
 from bakeoff.train.trained import kept_for_rerun, train_once
 
 
@@ -57,7 +57,7 @@ def _run_phases(
         (the model at its best epoch, the history of both phases, the tuning summary).
     """
     frozen = recipe.weights != "none"
-    phase1_done = state_dir / "phase1.weights.h5"
+    phase1_done = state_dir / PHASE1_DONE
     tuning = {"status": "off", "reason": tuning_off_reason(recipe, trials)}
     if phase1_done.is_file():  # phase 2 crashed: phase 1's result is kept
         if cached_head(recipe):

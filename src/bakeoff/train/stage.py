@@ -22,6 +22,7 @@ from bakeoff.data.dataset import read_classes
 from bakeoff.lineage import data_version
 from bakeoff.train.inputs import TrainInputs
 from bakeoff.train.outputs import RunRecord, TrainResult
+from bakeoff.train.resume import fingerprint, start_point
 from bakeoff.train.run import SeedInputs, train_seed
 
 __all__ = ["TrainResult", "split_data_version", "train"]
@@ -87,12 +88,13 @@ def train(
     recipe = params.for_backbone(backbone)
     size = input_size(backbone, recipe.image_size)
     weights_file = resolve_weights(backbone, recipe.weights, size)  # fail before loading data
-    print(f"{backbone}: {training_mode(recipe, size, tune.trials)}")
     out_dir, state_dir = Path(out_dir), Path(state_dir)
     plots_dir = Path(plots_dir)
     _remove_stale(out_dir)
     where = (split_dir, image_root, Path(cache_dir), Path(root))
     inputs = _seed_inputs(backbone, recipe, size, weights_file, *where)
+    mode = training_mode(recipe, size, tune.trials)
+    print(f"{backbone}: {mode}; {_start(inputs, recipe, tune.trials, state_dir)}")
     if len(recipe.seeds) == 1:
         run = RunRecord(backbone, "", out_dir, plots_dir, state_dir, {})
         result = train_seed(inputs, recipe, tune.trials, tracking_params, run)
@@ -125,6 +127,19 @@ def _seed_inputs(
     data = TrainInputs(backbone, recipe, split_dir, image_root, cache_dir, size, classes)
     version = split_data_version(split_dir)
     return SeedInputs(backbone, size, weights_file, version, data, classes, root)
+
+
+def _start(inputs: SeedInputs, recipe: TrainParams, trials: int, state_dir: Path) -> str:
+    """Whether each seed starts fresh or resumes a crashed run, and from which epoch."""
+    if len(recipe.seeds) == 1:
+        key = fingerprint(inputs.backbone, recipe, trials, inputs.version)
+        return start_point(state_dir, key, recipe)
+    starts = []
+    for seed in recipe.seeds:
+        seeded = dataclasses.replace(recipe, seeds=[seed])
+        key = fingerprint(inputs.backbone, seeded, trials, inputs.version)
+        starts.append(f"seed {seed} {start_point(state_dir / f'seed-{seed}', key, seeded)}")
+    return ", ".join(starts)
 
 
 def _remove_stale(out_dir: Path) -> None:
