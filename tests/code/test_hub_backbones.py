@@ -147,8 +147,6 @@ def test_params_refuse_what_a_hub_backbone_cannot_do(monkeypatch):
     assert _params_with(["dinov2_small", "MobileNet"]).backbones == ["dinov2_small", "MobileNet"]
     with pytest.raises(BakeoffError, match="not a multiple of dinov2_small's patch size 14"):
         _params_with(["dinov2_small"], image_size=32)
-    with pytest.raises(BakeoffError, match="fit 224 px only, not 448"):
-        _params_with(["vit_base_patch16_224_imagenet"], image_size=448)
     with pytest.raises(BakeoffError, match="fine_tune_layers is 2, but bakeoff keeps"):
         _params_with(["deit_tiny_distilled_patch16_224_imagenet"], fine_tune_layers=2)
     with pytest.raises(BakeoffError, match=r"add `sources: \{timm-resnet50-a1_in1k: hf://timm"):

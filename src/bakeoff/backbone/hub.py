@@ -37,20 +37,29 @@ def _fetch_error(spec: HubSpec, exc: Exception) -> BakeoffError:
 
 
 def load_hub_backbone(spec: HubSpec, image_size: int, pretrained: bool) -> keras.Model:
-    """keras-hub's backbone of `spec` (image tower only), at `image_size` px.
+    """keras-hub's backbone of `spec`, its image tower taking `image_size` px.
+
+    DINOv2/v3 interpolate their position embeddings inside keras-hub, and Swin and timm CNNs
+    have none tied to the image size: keras-hub builds them at the size asked for. ViT, DeiT,
+    SigLIP and CLIP load at the preset's own size and are rebuilt with their position
+    embeddings resampled (`hub_resize`).
 
     Raises:
         BakeoffError: The preset is neither cached nor downloadable; says how to fetch it.
     """
     import keras_hub
 
+    from bakeoff.backbone.hub_resize import RESAMPLED, at_size, own_size
+
     kwargs = {"load_weights": pretrained}
-    if spec.family not in ("siglip", "clip"):  # two-tower models: the vision tower's own size
+    if spec.family not in RESAMPLED:
         kwargs["image_shape"] = (image_size, image_size, 3)
     try:
         backbone = keras_hub.models.Backbone.from_preset(spec.source, **kwargs)
     except Exception as exc:  # kagglehub, huggingface_hub and file errors; all mean "absent"
         raise _fetch_error(spec, exc) from None
+    if spec.family in RESAMPLED and own_size(backbone) != image_size:
+        backbone = at_size(backbone, image_size, spec.name)
     return backbone
 
 

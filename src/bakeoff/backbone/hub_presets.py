@@ -19,29 +19,22 @@ class HubFamily:
     Attributes:
         backbone_class: The `keras_hub.models` class its presets load as.
         features: How the linear-probe features are pooled (what `bakeoff backbones` says).
-        any_size: Its position embeddings are interpolated, so any multiple of the patch
-            size fits the pretrained weights; otherwise only the preset's own size does.
     """
 
     backbone_class: str
     features: str
-    any_size: bool = False
 
 
 FAMILIES: dict[str, HubFamily] = {
-    "dinov2": HubFamily(
-        "DINOV2Backbone", "CLS + mean of patch tokens (registers excluded)", any_size=True
-    ),
-    "dinov3": HubFamily(
-        "DINOV3Backbone", "CLS + mean of patch tokens (registers excluded)", any_size=True
-    ),
+    "dinov2": HubFamily("DINOV2Backbone", "CLS + mean of patch tokens (registers excluded)"),
+    "dinov3": HubFamily("DINOV3Backbone", "CLS + mean of patch tokens (registers excluded)"),
     "siglip": HubFamily("SigLIPBackbone", "attention-pooled image embedding (MAP head)"),
     "clip": HubFamily("CLIPBackbone", "pooled CLS embedding, before the projection"),
     "vit": HubFamily("ViTBackbone", "CLS token"),
     "deit": HubFamily("DeiTBackbone", "mean of class and distillation tokens"),
     "swin": HubFamily("SwinTransformerBackbone", "global average pooling"),
     # Converted on the fly by keras-hub from Hugging Face timm checkpoints (CNNs only).
-    "timm": HubFamily("Backbone", "global average pooling", any_size=True),
+    "timm": HubFamily("Backbone", "global average pooling"),
 }
 # timm architectures keras-hub 0.32 converts (keras_hub/src/utils/timm/preset_loader.py).
 TIMM_ARCHITECTURES = (

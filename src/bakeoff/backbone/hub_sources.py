@@ -33,6 +33,8 @@ class HubSpec:
         handle: Where the weights come from (a Kaggle handle, a Hugging Face repo, a folder).
         top1: Documented ImageNet-1k top-1, or None.
         protocol: How top1 was measured.
+        window: Swin only: the attention window's side, in patches of its last stage.
+        stages: Swin only: its number of stages (each but the last halves the grid).
     """
 
     name: str
@@ -44,6 +46,8 @@ class HubSpec:
     handle: str
     top1: float | None = None
     protocol: str | None = None
+    window: int | None = None
+    stages: int | None = None
 
     @property
     def local(self) -> bool:
@@ -119,10 +123,17 @@ def _from_folder(name: str, source: str) -> HubSpec:
     inner = config.get("config", {})
     vision = inner.get("vision_encoder", {}).get("config", inner)
     size = int((vision.get("image_shape") or [224])[0])
-    patch = int(vision.get("patch_size") or 1)
+    patch = vision.get("patch_size") or 1
+    patch = int(patch[0] if isinstance(patch, list) else patch)  # ViT saves (rows, columns)
     meta_file = folder / "metadata.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    return HubSpec(name, str(folder), family, size, patch, meta.get("parameter_count"), source)
+    window, stages = None, None
+    if family == "swin":
+        window, stages = int(inner["window_size"]), len(inner["depths"])
+    return HubSpec(
+        name, str(folder), family, size, patch, meta.get("parameter_count"), source,
+        window=window, stages=stages,
+    )  # fmt: skip
 
 
 def hub_spec(name: str) -> HubSpec | None:
@@ -130,9 +141,11 @@ def hub_spec(name: str) -> HubSpec | None:
     if name in HUB_PRESETS:
         p = HUB_PRESETS[name]
         handle = f"kaggle://{p.handle}"
+        window = re.search(r"window(\d+)", name)  # keras-hub's Swin presets: four stages each
         return HubSpec(
-            name, name, p.family, p.image_size, p.patch_size, p.params, handle, p.top1, p.protocol
-        )
+            name, name, p.family, p.image_size, p.patch_size, p.params, handle, p.top1, p.protocol,
+            window=int(window.group(1)) if window else None, stages=4 if window else None,
+        )  # fmt: skip
     source = _SOURCES.get(name)
     if source is None:
         return None
@@ -143,20 +156,38 @@ def hub_spec(name: str) -> HubSpec | None:
     return _from_folder(name, source)
 
 
-def check_hub_size(spec: HubSpec, image_size: int, pretrained: bool) -> None:
-    """BakeoffError unless `image_size` fits `spec` (a multiple of the patch; the preset's own
-    size for families whose position embeddings do not interpolate)."""
+def _nearest(step: int, size: int, least: int = 0) -> str:
+    """The multiples of `step` (at least `least` and `step`) nearest `size`: "a" or "a or b"."""
+    least = max(least, step)
+    low, high = max(least, size // step * step), max(least, -(-size // step) * step)
+    return str(low) if low == high else f"{low} or {high}"
+
+
+def check_hub_size(spec: HubSpec, image_size: int) -> None:
+    """BakeoffError unless `spec` can take `image_size` px, saying what to set.
+
+    Every family takes multiples of its patch size: ViT, DeiT, SigLIP and CLIP resample their
+    position embeddings, DINOv2/v3 interpolate theirs. Swin's stages halve the grid and its last
+    stage must hold one whole attention window (keras-hub fails otherwise), so Swin takes
+    multiples of patch * 2^(stages - 1) of at least window times that. The limits are the
+    architecture's, so they hold with random weights too.
+    """
+    setting = f"set train.overrides.{spec.name}.image_size to"
     if image_size % spec.patch_size:
         raise BakeoffError(
             f"image size {image_size} is not a multiple of {spec.name}'s patch size "
-            f"{spec.patch_size}: set train.overrides.{spec.name}.image_size to "
-            f"{max(1, round(image_size / spec.patch_size)) * spec.patch_size}"
+            f"{spec.patch_size}: {setting} {_nearest(spec.patch_size, image_size)}"
         )
-    if pretrained and not FAMILIES[spec.family].any_size and image_size != spec.image_size:
-        raise BakeoffError(
-            f"{spec.name}'s pretrained weights fit {spec.image_size} px only, not {image_size}: "
-            f"set train.overrides.{spec.name}.image_size to {spec.image_size}"
-        )
+    if spec.family == "swin" and spec.window and spec.stages:
+        step = spec.patch_size * 2 ** (spec.stages - 1)
+        least = spec.window * step
+        if image_size % step or image_size < least:
+            raise BakeoffError(
+                f"{spec.name} takes image sizes that are multiples of {step} from {least} up "
+                f"(its {spec.stages} stages shrink the image {step}-fold and the last must hold "
+                f"a whole {spec.window}x{spec.window} attention window), not {image_size}: "
+                f"{setting} {_nearest(step, image_size, least)}"
+            )
 
 
 def check_hub_memory(spec: HubSpec, total_bytes: int) -> None:

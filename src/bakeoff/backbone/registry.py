@@ -206,13 +206,13 @@ def check_image_size(name: str, image_size: int, weights: str) -> None:
     """BakeoffError when `name` cannot take `image_size` px with `weights`, saying what to set.
 
     Below the minimum Keras refuses to build; NASNet's ImageNet weights fit one size only;
-    a transformer takes multiples of its patch size (keras-hub's own size when pretrained).
+    a keras-hub transformer takes multiples of its patch size (Swin: see `check_hub_size`).
     """
     entry = get_backbone(name)
     if entry.hub is not None:
         from bakeoff.backbone.hub_sources import check_hub_size
 
-        return check_hub_size(entry.hub, image_size, weights != "none")
+        return check_hub_size(entry.hub, image_size)
     if image_size < entry.min_size:
         raise BakeoffError(
             f"image size {image_size} is below {name}'s minimum of {entry.min_size}: "
