@@ -69,6 +69,41 @@ def init(
     typer.echo(init_project(folder, target, names, force=force))
 
 
+@app.command("fetch-weights")
+def fetch_weights(
+    folder: Annotated[Path, typer.Argument(help="the folder to fill and carry offline")],
+    backbones: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated backbone names or sources, their pretrained weights "
+            "(default: params.yaml's backbones, as train.weights says)"
+        ),
+    ] = None,
+    image_size: Annotated[
+        int | None, typer.Option(min=1, help="every backbone's input side (MobileNet/V2)")
+    ] = None,
+    params_file: ParamsOption = None,
+) -> None:
+    """On a connected machine: every backbone's pretrained weights into FOLDER, for an
+    offline machine (it prints the environment to set there)."""
+    from bakeoff.backbone.offline import named, plan
+    from bakeoff.fetch_weights import fetch_all
+
+    path = params_file or layout.project_paths().params_file
+    params = _params(path) if path.is_file() or params_file else None
+    names = named(backbones, params) if backbones else None
+    wants = plan(names, params, image_size)
+    failed = fetch_all(folder.resolve(), wants, typer.echo, progress=sys.stdout.isatty())
+    if failed:
+        typer.secho(
+            f"error: could not fetch {len(failed)} backbone(s): {', '.join(failed)} (reasons "
+            "above); run the command again where they can be downloaded: what is there stays",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
+
+
 @app.command()
 def ingest(params_file: ParamsOption = None) -> None:
     """Copy the source images into data/raw/<class>/ (the source is only read)."""

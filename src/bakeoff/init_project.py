@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff.backbone.hub_sources import is_source
+from bakeoff.backbone.offline import FETCH_COMMAND, export_line
 from bakeoff.backbone.registry import cached_weights, get_backbone
 from bakeoff.config.params import ValidateParams, parse_params
 from bakeoff.errors import BakeoffError
@@ -79,7 +80,11 @@ class InitResult:
         lines += [f"missing preset {hint}" for hint in self.missing_presets]
         if self.missing or self.missing_presets:
             n = len(self.missing) + len(self.missing_presets)
-            lines.append(f"next: put the {n} file(s)/preset(s) above in place, then `dvc repro`")
+            lines.append(
+                f"next: put the {n} file(s)/preset(s) above in place (on a connected machine "
+                f"`{FETCH_COMMAND}` fetches them all at once: copy DIR here and "
+                f"`{export_line('DIR')}`), then `dvc repro`"
+            )
         else:
             lines.append("next: `dvc repro`")
         return "\n".join(lines)

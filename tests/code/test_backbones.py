@@ -120,6 +120,7 @@ def test_missing_imagenet_weights_name_the_file_and_folder(tmp_path, monkeypatch
         backbones.build_model("MobileNet", 3, 32, weights="imagenet")
     assert MOBILENET_FILE in str(err.value)
     assert str(tmp_path / "models") in str(err.value)
+    assert "`bakeoff fetch-weights DIR` fetches every backbone's weights" in str(err.value)
 
 
 def test_weights_file_is_loaded_and_missing_file_is_an_error(tmp_path):

@@ -93,6 +93,8 @@ def test_init_names_every_missing_weights_file_offline(project, tmp_path):
         weights = get_backbone(name).imagenet
         file = weights.file_name(get_backbone(name).default_size)
         assert line == f"missing weights {file}: download {weights.url_for(224)} into {folder}/"
+    # ... and the one command that fetches them all on a connected machine
+    assert "`bakeoff fetch-weights DIR` fetches them all" in str(result).splitlines()[-1]
 
 
 def test_init_finds_weights_already_in_the_keras_cache(project, tmp_path):
@@ -189,11 +191,10 @@ def test_init_names_each_missing_keras_hub_preset_on_a_line_of_its_own(
     result = init_project(images, params_file, ["dinov2_small", "siglip2_base_patch16_224"])
     lines = [line for line in str(result).splitlines() if line.startswith("missing preset")]
     assert len(lines) == 2
-    for line, handle in zip(
-        lines,
-        ["keras/dinov2/keras/dinov2_small/1", "keras/siglip/keras/siglip2_base_patch16_224/1"],
-        strict=True,
-    ):
+    handles = ["keras/dinov2/keras/dinov2_small/1", "keras/siglip/keras/siglip2_base_patch16_224/1"]
+    for line, handle in zip(lines, handles, strict=True):
+        name = handle.split("/")[3]
         assert f"kaggle://{handle}" in line
-        assert f"kagglehub.model_download('{handle}'" in line and "sources:" in line
+        assert f"`bakeoff fetch-weights DIR --backbones {name}`" in line
+        assert "KAGGLEHUB_CACHE=DIR/kagglehub" in line
     assert load_params(params_file).backbones == ["dinov2_small", "siglip2_base_patch16_224"]

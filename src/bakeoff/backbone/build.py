@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from bakeoff.backbone.offline import FETCH_COMMAND, export_line
 from bakeoff.backbone.registry import (
     PREPROCESS_MODES,
     cached_weights,
@@ -87,8 +88,10 @@ def imagenet_weights(name: str, image_size: int) -> Path:
     except Exception as exc:  # urllib raises many kinds; all mean "not available"
         raise BakeoffError(
             f"ImageNet weights for {name} are not in Keras's cache and could not be "
-            f"downloaded ({type(exc).__name__}): put the file {target.name} into "
-            f"{target.parent}/ (from {url}), or set train.weights to none"
+            f"downloaded ({type(exc).__name__}): on a connected machine `{FETCH_COMMAND}` "
+            f"fetches every backbone's weights at once (copy DIR here, then "
+            f"`{export_line('DIR')}`); or put the file {target.name} into {target.parent}/ "
+            f"(from {url}), or set train.weights to none"
         ) from None
     return Path(path)
 

@@ -2,33 +2,25 @@
 
 Presets come through keras-hub's own loaders (kagglehub's cache for `kaggle://` handles,
 huggingface_hub's for `hf://`). An offline machine cannot fetch them: `fetch_hint` says in one
-line which command fetches a preset into a folder on a connected machine, and how to point
-bakeoff at that folder once it is copied here.
+line that `bakeoff fetch-weights DIR` fetches them into a folder on a connected machine, and
+which environment makes this machine read that folder once it is copied here.
 """
 
 from __future__ import annotations
 
-from bakeoff.backbone.hub_sources import HubSpec, source_slug
+from bakeoff.backbone.hub_sources import HubSpec
+from bakeoff.backbone.offline import FETCH_COMMAND, export_line
 
 
 def fetch_hint(spec: HubSpec) -> str:
-    """One line: the preset, its handle, the fetch command, and how to use the folder."""
-    folder = f"presets/{spec.name}"
-    if spec.source.startswith("hf://"):
-        repo = spec.source.removeprefix("hf://")
-        command = f"huggingface-cli download {repo} --local-dir {folder}"
-    else:
-        handle = spec.handle.removeprefix("kaggle://")
-        command = (
-            f"python -c \"import kagglehub; kagglehub.model_download('{handle}', "
-            f"output_dir='{folder}')\""
-        )
-    slug = source_slug(folder)
+    """One line: the preset, its handle, the command that fetches it (with every other
+    backbone's weights) on a connected machine, and how to point this machine at the folder."""
+    name = spec.source if spec.source.startswith("hf://") else spec.name
     return (
         f"{spec.name} ({spec.handle}) is not on this machine: on a connected machine run "
-        f"`{command}`, copy {folder}/ here and run `bakeoff init <images> --backbones "
-        f"<its absolute path>` (it writes `sources: {{{slug}: <path>}}`; "
-        "or copy keras-hub's cache here and set KAGGLEHUB_CACHE / HF_HOME to it)"
+        f"`{FETCH_COMMAND} --backbones {name}` (without --backbones: every backbone of "
+        f"params.yaml at once), copy DIR here and `{export_line('DIR')}`; or save the preset "
+        "with `save_to_preset(folder)` and run `bakeoff init <images> --backbones <folder>`"
     )
 
 
