@@ -128,7 +128,7 @@ def test_a_download_that_fails_keras_hash_leaves_no_file(no_network, weights_ser
 
 
 def _tiny_preset(tmp_path: Path) -> Path:
-    from tests.code.test_hub_backbones import save_tiny_dinov2
+    from tests.model.tiny_hub import save_tiny_dinov2
 
     made = tmp_path / "tiny"
     save_tiny_dinov2(made)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bakeoff.backbone.hub_presets import FAMILIES, HUB_PRESETS
-from tests.model.tiny_hub import save_tiny_dinov2, tiny_hub_backbone
+from tests.model.tiny_hub import hub_params, save_tiny_dinov2, tiny_hub_backbone
 
 K = keras_hub.models
 
@@ -126,35 +126,22 @@ def test_a_local_preset_takes_any_multiple_of_its_patch(tiny_preset):
         check_image_size("tiny-dinov2", 32, "imagenet")
 
 
-def _params_with(backbones, **train):
-    import yaml
-
-    from bakeoff.config.params import parse_params
-    from tests.conftest import REPO
-
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["backbones"] = backbones
-    raw["train"] |= {"weights": "imagenet", "augment": False, "image_size": None, **train}
-    raw["train"]["overrides"] = {name: {} for name in backbones}  # one entry each: none
-    return parse_params(raw)
-
-
 def test_params_refuse_what_a_hub_backbone_cannot_do(monkeypatch):
     import psutil
 
     from bakeoff.errors import BakeoffError
 
-    assert _params_with(["dinov2_small", "MobileNet"]).backbones == ["dinov2_small", "MobileNet"]
+    assert hub_params(["dinov2_small", "MobileNet"]).backbones == ["dinov2_small", "MobileNet"]
     with pytest.raises(BakeoffError, match="not a multiple of dinov2_small's patch size 14"):
-        _params_with(["dinov2_small"], image_size=32)
+        hub_params(["dinov2_small"], image_size=32)
     with pytest.raises(BakeoffError, match="fine_tune_layers is 2, but bakeoff keeps"):
-        _params_with(["deit_tiny_distilled_patch16_224_imagenet"], fine_tune_layers=2)
+        hub_params(["deit_tiny_distilled_patch16_224_imagenet"], fine_tune_layers=2)
     with pytest.raises(BakeoffError, match=r"add `sources: \{timm-resnet50-a1_in1k: hf://timm"):
-        _params_with(["hf://timm/resnet50.a1_in1k"])
+        hub_params(["hf://timm/resnet50.a1_in1k"])
     small = type("Memory", (), {"total": 4 * 2**30})()
     monkeypatch.setattr(psutil, "virtual_memory", lambda: small)
     with pytest.raises(BakeoffError, match=r"dinov2_giant needs about 8\.5 GiB .* has 4\.0 GiB"):
-        _params_with(["dinov2_giant"])
+        hub_params(["dinov2_giant"])
 
 
 def test_a_hub_models_logged_requirements_name_keras_hub(tiny_preset):

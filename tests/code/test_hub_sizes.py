@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.code.test_hub_backbones import _tiny
+from tests.model.tiny_hub import hub_params, tiny_hub_backbone
 
 OWN = 56  # the tiny presets' own size: a 4x4 grid of 14 px patches
 PREFIX = {"vit": 1, "deit": 2, "siglip": 0, "clip": 1}  # class (and distillation) rows
@@ -15,7 +15,7 @@ PREFIX = {"vit": 1, "deit": 2, "siglip": 0, "clip": 1}  # class (and distillatio
 
 def _save(family: str, folder, size: int) -> list[tuple[str, np.ndarray]]:
     """A tiny preset of `family` at `size` px with every float weight random; its weights."""
-    model = _tiny(family, size)
+    model = tiny_hub_backbone(family, size)
     rng = np.random.default_rng(0)
     for v in model.weights:
         if v.path.endswith("position_ids"):  # what real presets hold (CLIP builds zeros)
@@ -126,16 +126,15 @@ def test_swin_takes_the_sizes_its_windows_fit_and_names_the_nearest_otherwise(so
 
 def test_params_name_the_swin_sizes_and_let_vits_shrink():
     from bakeoff.errors import BakeoffError
-    from tests.code.test_hub_backbones import _params_with
 
     vit = "vit_base_patch16_224_imagenet"
-    assert _params_with([vit], image_size=160).backbones == [vit]
+    assert hub_params([vit], image_size=160).backbones == [vit]
     swin = "swin_tiny_patch4_window7_224"
     with pytest.raises(BakeoffError, match=rf"not 160: set train\.overrides\.{swin}\.image_size "
                                            "to 224$"):  # fmt: skip
-        _params_with([swin], image_size=160)
+        hub_params([swin], image_size=160)
     with pytest.raises(BakeoffError, match=r"of 32 from 224 up .* not 240: .* 224 or 256"):
-        _params_with([swin], image_size=240)
+        hub_params([swin], image_size=240)
 
 
 def test_a_weight_other_than_the_position_table_that_changes_shape_is_refused_by_name():

@@ -186,9 +186,7 @@ def test_the_chart_view_opens_on_the_deciding_charts(ui, browser, tmp_path):
     page.close()
 
 
-def test_from_the_root_one_click_on_the_experiment_shows_the_way_to_its_runs(
-    ui, browser, tmp_path
-):
+def test_from_the_root_one_click_on_the_experiment_shows_the_way_to_its_runs(ui, browser, tmp_path):
     """MLflow opens every experiment in the view of the browser's GenAI/Model training switch
     (GenAI at first, whatever the experiment's kind): one click on the experiment shows its
     description on top, whose link opens the comparison."""

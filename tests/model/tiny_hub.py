@@ -57,3 +57,18 @@ def save_tiny_dinov2(folder: Path, size: int = 28):
     )
     converter.save_to_preset(str(folder))
     return converter
+
+
+def hub_params(backbones, **train):
+    """params.yaml with `backbones` and pretrained `train` settings, each backbone given an
+    empty overrides entry, parsed as bakeoff parses it."""
+    import yaml
+
+    from bakeoff.config.params import parse_params
+    from tests.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["backbones"] = backbones
+    raw["train"] |= {"weights": "imagenet", "augment": False, "image_size": None, **train}
+    raw["train"]["overrides"] = {name: {} for name in backbones}  # one entry each: none
+    return parse_params(raw)
