@@ -59,3 +59,21 @@ def test_nothing_outside_train_imports_the_train_package():
         if not name.startswith("bakeoff.train") and name not in USES_TRAIN
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_test_module_imports_another():
+    """Shared fixtures live in helper modules (`tests/model/tiny_hub.py`, ...): importing a
+    test module would collect its tests twice and tie one file's edits to another's."""
+    import ast
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in tests.rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            offenders += [
+                f"{path.name}: {n}" for n in names if n.split(".")[-1].startswith("test_")
+            ]
+    assert offenders == []
