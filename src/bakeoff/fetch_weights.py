@@ -17,7 +17,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 from bakeoff.backbone.offline import Outcome, Want, export_line
 from bakeoff.backbone.registry import get_backbone, keras_cache_dir
@@ -34,6 +33,20 @@ def _staging(folder: Path) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """The environment variable `name` set to `value` inside the block, as it was after."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _hash_ok(path: Path, expected: str | None) -> bool:
@@ -141,7 +154,7 @@ def _kaggle(folder: Path, want: Want) -> Outcome:
         return Outcome(want.name, "fetched", f"{source}: copied from {own}")
     import kagglehub
 
-    with _staging(folder) as tmp, mock.patch.dict(os.environ, {"KAGGLEHUB_CACHE": str(tmp)}):
+    with _staging(folder) as tmp, _env("KAGGLEHUB_CACHE", str(tmp)):
         try:
             path = Path(kagglehub.model_download(source))
         except Exception as exc:  # kagglehub raises many kinds; all mean "not fetched"
