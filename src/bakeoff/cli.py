@@ -89,8 +89,9 @@ def fetch_weights(
     from bakeoff.backbone.offline import named, plan
     from bakeoff.fetch_weights import fetch_all
 
-    path = params_file or layout.project_paths().params_file
-    params = _params(path) if path.is_file() or params_file else None
+    root = layout.nearest_root()  # outside a project: the named backbones only
+    path = params_file or (root / "params.yaml" if root else None)
+    params = _params(path) if path else None
     names = named(backbones, params) if backbones else None
     wants = plan(names, params, image_size)
     failed = fetch_all(folder.resolve(), wants, typer.echo, progress=sys.stdout.isatty())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -94,3 +95,27 @@ def test_stderr_filter_drops_only_tensorflows_unactionable_lines():
         "E0000 00:00:1795668743.864779     808 some_op.cc:12] a real error\n"
         "python-level line\nafter\n"
     )
+
+
+def test_outside_a_project_init_says_so_and_writes_nothing(tmp_path):
+    """From a folder with no params.yaml in it or above, bakeoff names the problem instead of
+    taking the checkout it was installed from (whose params.yaml `init` would rewrite)."""
+    images = tmp_path / "images"
+    (images / "cats").mkdir(parents=True)
+    work = tmp_path / "elsewhere" / "deeper"
+    work.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "BAKEOFF_ROOT"}
+    before = (REPO / "params.yaml").read_bytes()
+    proc = subprocess.run([*BAKEOFF, "init", str(images)], capture_output=True, text=True,
+                          cwd=work, env=env)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"error: no bakeoff project in {work} or above it (no params.yaml): run bakeoff inside "
+        "your bakeoff checkout, or set BAKEOFF_ROOT to it"
+    )
+    assert (REPO / "params.yaml").read_bytes() == before
+    # From a sub-folder of a project, the project is found.
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    proc = subprocess.run([*BAKEOFF, "evaluate", "SimpleCNN"], capture_output=True, text=True,
+                          cwd=work, env=env)  # fmt: skip
+    assert f"no trained model in {tmp_path / 'models' / 'SimpleCNN'}" in proc.stderr

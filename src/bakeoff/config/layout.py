@@ -12,16 +12,33 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bakeoff.errors import BakeoffError
 
-def find_root() -> Path:
-    """The project root: `BAKEOFF_ROOT`, else the current directory when it holds a
-    params.yaml (so `bakeoff` works from any clone), else the checkout this package is in."""
+
+def nearest_root() -> Path | None:
+    """`BAKEOFF_ROOT`, else the nearest folder from the current one up that holds a
+    params.yaml (a clone's root, from anywhere inside it), else None."""
     if os.environ.get("BAKEOFF_ROOT"):
         return Path(os.environ["BAKEOFF_ROOT"]).resolve()
-    cwd = Path.cwd()
-    if (cwd / "params.yaml").is_file():
-        return cwd.resolve()
-    return Path(__file__).resolve().parents[3]
+    cwd = Path.cwd().resolve()
+    return next((d for d in (cwd, *cwd.parents) if (d / "params.yaml").is_file()), None)
+
+
+def find_root() -> Path:
+    """The project root (`nearest_root`).
+
+    Raises:
+        BakeoffError: No folder from here up holds a params.yaml. bakeoff does not guess
+            one (the checkout it was installed from, say): `init` would rewrite another
+            project's params.yaml.
+    """
+    root = nearest_root()
+    if root is None:
+        raise BakeoffError(
+            f"no bakeoff project in {Path.cwd()} or above it (no params.yaml): run bakeoff "
+            "inside your bakeoff checkout, or set BAKEOFF_ROOT to it"
+        )
+    return root
 
 
 @dataclass(frozen=True)
