@@ -16,12 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+
+from bakeoff.stack import procs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,7 +131,7 @@ def serve(model_uri: str, env: dict, workdir: Path, workers: int = 1) -> Iterato
         deadline = time.monotonic() + 180
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
+                procs.open_local(f"http://127.0.0.1:{port}/ping", timeout=2).close()
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:

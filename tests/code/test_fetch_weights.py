@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,9 @@ def no_network(monkeypatch, tmp_path):
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "own" / "kagglehub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "own" / "hf"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    return tmp_path / "carry"
+    yield tmp_path / "carry"
+    # urllib's global opener (Keras's downloads) keeps the proxies it was built with.
+    urllib.request.install_opener(None)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import yaml
 
 from bakeoff.orchestration import dvc as pipeline_dvc
 from bakeoff.orchestration import runners
+from bakeoff.stack import procs
 from tests.code.flow_projects import BACKBONES, CONCURRENT, make_project
 from tests.conftest import REPO, make_image_folder
 
@@ -87,7 +87,7 @@ def mlflow_uri(mlflow_server, prefect_api):
     """The MLflow server once /health answers, as MLFLOW_TRACKING_URI for the module."""
     proc, uri = mlflow_server
     _wait_for(
-        lambda: urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200,
+        lambda: procs.http_ok(f"{uri}/health"),
         "mlflow server",
         proc=proc,
     )

@@ -45,3 +45,32 @@ def test_status_and_down_without_a_stack_say_so(tmp_path, capsys):
     assert stack.main(["status", "--dir", str(tmp_path)]) == 1
     assert stack.main(["down", "--dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.count(f"no stack runs from {tmp_path}") == 2
+
+
+def test_local_servers_are_asked_directly_whatever_the_proxy(monkeypatch):
+    """A user's HTTP_PROXY (without NO_PROXY) must not hide bakeoff's own 127.0.0.1 servers,
+    even after urllib's global opener was built with that proxy."""
+    import http.server
+    import threading
+    import urllib.request
+
+    from bakeoff.stack import procs
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    for var in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, f"http://127.0.0.1:{closed}")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    urllib.request.install_opener(None)  # built anew, from this environment
+    try:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url, timeout=2)  # through the proxy: refused
+        assert procs.http_ok(url)
+    finally:
+        urllib.request.install_opener(None)
+        server.shutdown()

@@ -117,10 +117,21 @@ def group_listens(pgid: int) -> list[tuple[str, int]]:
     return found
 
 
+# The servers bakeoff starts listen on 127.0.0.1: asking them through the user's HTTP(S)_PROXY
+# would fail (or reach another machine), and urllib's global opener keeps the proxies it saw
+# first for the life of the process.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def open_local(request: str | urllib.request.Request, timeout: float):
+    """`urllib.request.urlopen` of a server on this machine, never through a proxy."""
+    return _LOCAL.open(request, timeout=timeout)
+
+
 def http_ok(url: str) -> bool:
     """Whether GET `url` answers 200."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with open_local(url, timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
