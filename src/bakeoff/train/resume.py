@@ -88,6 +88,7 @@ def _backed_up_epoch(state_dir: Path, phase: int) -> int | None:
     """The epochs (of the whole training) a phase's backup holds, or None without one."""
     meta = backup_dir(state_dir, phase) / "training_metadata.json"
     try:
-        return int(json.loads(meta.read_text())["epoch"])
-    except (OSError, ValueError, KeyError):
+        text = meta.read_text()
+    except FileNotFoundError:
         return None
+    return int(json.loads(text)["epoch"])  # an unreadable backup fails Keras's restore too
