@@ -53,10 +53,8 @@ def _hash_ok(path: Path, expected: str | None) -> bool:
     """Keras's rule: a 64-character hash is sha256, else md5."""
     if expected is None:
         return True
-    digest = hashlib.sha256() if len(expected) == 64 else hashlib.md5()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+        digest = hashlib.file_digest(f, "sha256" if len(expected) == 64 else "md5")
     return digest.hexdigest() == expected
 
 
